@@ -1,0 +1,10 @@
+//! One module per subcommand group; each exposes clap types and a `run` function.
+
+pub mod bench;
+pub mod data;
+pub mod eval;
+pub mod generate;
+pub mod report;
+pub mod reward;
+pub mod serve;
+pub mod train;

@@ -1,0 +1,1 @@
+//! recode-data (being built)

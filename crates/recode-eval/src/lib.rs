@@ -1,0 +1,1 @@
+//! recode-eval (being built)

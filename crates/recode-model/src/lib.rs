@@ -1,0 +1,1 @@
+//! recode-model (being built)

@@ -1,0 +1,1 @@
+//! recode-rl (being built)

@@ -1,0 +1,1 @@
+//! recode-server (being built)
