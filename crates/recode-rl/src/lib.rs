@@ -1,1 +1,54 @@
-//! recode-rl (being built)
+//! `recode-rl`: GRPO and DAPO for rule-based RL on API-update data.
+//!
+//! The crate is model-agnostic: it talks to a model only through the [`policy`]
+//! seams ([`Policy`] for log-probabilities and trainable variables, [`RolloutSource`]
+//! for sampling, [`Rewarder`] for scoring). Pieces, each usable on its own:
+//!
+//! - [`config`]: TOML config with TRL/PEFT key names, `grpo`/`dapo` presets, layering.
+//! - [`advantage`]: group advantages, dynamic-sampling filter, overlong shaping.
+//! - [`loss`]: token-level clipped objective (asymmetric + dual clip), KL k1/k2/k3,
+//!   aggregation whose gradient is invariant to micro-batch splits.
+//! - [`optim`]: AdamW, schedules, gradient clipping, exportable state.
+//! - [`checkpoint`]: atomic checkpoint directories, resume, metrics JSONL.
+//! - [`trainer`]: the loop tying them together.
+
+pub mod advantage;
+pub mod checkpoint;
+pub mod config;
+pub mod loss;
+pub mod optim;
+pub mod policy;
+pub mod tiny;
+pub mod trainer;
+
+pub use config::{resolve, Algo, TrainConfig};
+pub use policy::{
+    Completion, Policy, PolicyOutput, PromptItem, Rewarder, RolloutSource, SamplingParams,
+    TokenBatch,
+};
+pub use trainer::{StepMetrics, Trainer};
+
+/// Errors of the RL crate.
+#[derive(Debug, thiserror::Error)]
+pub enum RlError {
+    /// Invalid configuration (message names the file/key).
+    #[error("config: {0}")]
+    Config(String),
+    /// Tensor or autograd failure.
+    #[error("tensor: {0}")]
+    Tensor(#[from] candle_core::Error),
+    /// File-system failure with the path involved.
+    #[error("{path}: {source}")]
+    Io {
+        /// Path being read or written.
+        path: std::path::PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// Missing or inconsistent checkpoint content.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    /// Failure reported by a rollout source or rewarder.
+    #[error("rollout: {0}")]
+    Rollout(String),
+}

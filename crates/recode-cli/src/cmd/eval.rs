@@ -1,10 +1,438 @@
-//! `recode eval` (being built).
+//! `recode eval`: the managed benchmark virtualenv, reference checks on CodeUpdateArena with
+//! the sandboxed executor pool, and the executor throughput benchmark.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use recode_eval::arena::{load_arena, prepare, SplitMode};
+use recode_eval::checkrefs::{check_refs, reference_programs, CheckRefsReport};
+use recode_eval::executor::{ExecConfig, ExecutorPool};
+use recode_eval::setup::{default_venv_dir, ready_python, setup_venv};
 
 /// Subcommands of `recode eval`.
 #[derive(clap::Subcommand)]
-pub enum EvalCommand {}
+pub enum EvalCommand {
+    /// Create the managed virtualenv with the benchmark's pinned packages (idempotent).
+    Setup(SetupArgs),
+    /// Run every reference solution with and without its update (validates the harness).
+    CheckRefs(CheckRefsArgs),
+}
+
+/// Arguments of `recode eval setup`.
+#[derive(clap::Args)]
+pub struct SetupArgs {
+    /// Virtualenv directory [default: $RECODE_EVAL_VENV or ~/.cache/recode/venv-eval].
+    #[arg(long)]
+    pub venv: Option<PathBuf>,
+    /// Interpreter used to create the venv (the benchmark used CPython 3.11).
+    #[arg(long, default_value = "python3")]
+    pub base_python: PathBuf,
+    /// Reinstall even if the stamp says the venv is complete.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Executor options shared by the commands that run programs.
+#[derive(clap::Args, Clone)]
+pub struct ExecArgs {
+    /// Eval virtualenv [default: $RECODE_EVAL_VENV or ~/.cache/recode/venv-eval].
+    #[arg(long)]
+    pub venv: Option<PathBuf>,
+    /// Use this interpreter instead of the venv's (must have the benchmark's packages).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// Fork servers (one per core is the benchmark's setting) [default: number of cores].
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// In-program timer, seconds (benchmark: 15).
+    #[arg(long, default_value_t = 15.0)]
+    pub timeout: f64,
+    /// Hard kill of the process group, seconds (benchmark: 16).
+    #[arg(long, default_value_t = 16.0)]
+    pub hard_timeout: f64,
+    /// Address space a program may add above the server's, GiB (0 = unlimited; keep ≥ 4).
+    #[arg(long, default_value_t = 6.0)]
+    pub mem_gb: f64,
+    /// Directory hidden from programs (repeatable) [default: the current directory].
+    #[arg(long = "hide")]
+    pub hide: Vec<PathBuf>,
+}
+
+impl ExecArgs {
+    fn config(&self) -> anyhow::Result<ExecConfig> {
+        let python = match &self.python {
+            Some(p) => p.clone(),
+            None => {
+                let venv = self.venv.clone().unwrap_or_else(default_venv_dir);
+                ready_python(&venv)?
+            }
+        };
+        let workers = self.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        let mut cfg = ExecConfig::new(python, workers);
+        cfg.timeout_secs = self.timeout;
+        cfg.hard_timeout_secs = self.hard_timeout;
+        cfg.cpu_seconds = self.hard_timeout.ceil() as u64 + 4;
+        cfg.address_space_bytes = (self.mem_gb * (1u64 << 30) as f64) as u64;
+        cfg.hide_paths = if self.hide.is_empty() {
+            default_hidden(&cfg.python)
+        } else {
+            self.hide.clone()
+        };
+        Ok(cfg)
+    }
+}
+
+/// The current directory, unless hiding it would hide the interpreter or is `/`.
+fn default_hidden(python: &Path) -> Vec<PathBuf> {
+    let Ok(cwd) = std::env::current_dir() else {
+        return Vec::new();
+    };
+    let py = python
+        .canonicalize()
+        .unwrap_or_else(|_| python.to_path_buf());
+    if cwd.parent().is_none() || py.starts_with(&cwd) || python.starts_with(&cwd) {
+        Vec::new()
+    } else {
+        vec![cwd]
+    }
+}
+
+/// Arguments of `recode eval check-refs`.
+#[derive(clap::Args)]
+pub struct CheckRefsArgs {
+    /// Benchmark (only `codeupdatearena` has references with updates).
+    #[arg(long, default_value = "codeupdatearena")]
+    pub bench: String,
+    /// CodeUpdateArena JSONL file.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Print one JSON object as the last line.
+    #[arg(long)]
+    pub json: bool,
+    /// Glue tests fragmented by blank lines (fixed mode; paper-exact is the default).
+    #[arg(long)]
+    pub fixed_fragments: bool,
+    /// Write one JSON line per program (id, piece, with_update, verdict, class, wall) here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Only the first N examples (quick runs).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Executor options.
+    #[command(flatten)]
+    pub exec: ExecArgs,
+}
 
 /// Runs a `recode eval` subcommand.
 pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
-    match cmd {}
+    match cmd {
+        EvalCommand::Setup(a) => run_setup(a),
+        EvalCommand::CheckRefs(a) => run_check_refs(a),
+    }
+}
+
+fn run_setup(a: SetupArgs) -> anyhow::Result<()> {
+    let venv = a.venv.unwrap_or_else(default_venv_dir);
+    let t = Instant::now();
+    let report = setup_venv(&venv, &a.base_python, a.force)?;
+    if report.installed {
+        eprint!("{}", report.check);
+        eprintln!(
+            "eval virtualenv ready in {:.0} s: {}",
+            t.elapsed().as_secs_f64(),
+            venv.display()
+        );
+    } else {
+        eprintln!("eval virtualenv up to date: {}", venv.display());
+    }
+    println!("export RECODE_EVAL_VENV={}", venv.display());
+    Ok(())
+}
+
+fn progress_bar(len: usize) -> ProgressBar {
+    let pb = ProgressBar::new(len as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} programs {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb
+}
+
+fn load_prepared(
+    data: &Path,
+    fixed: bool,
+    limit: Option<usize>,
+) -> anyhow::Result<recode_eval::arena::PreparedSet> {
+    let mut records = load_arena(data)?;
+    if let Some(limit) = limit {
+        let mut left = limit;
+        records.retain_mut(|r| {
+            r.examples.truncate(left);
+            left -= r.examples.len();
+            !r.examples.is_empty()
+        });
+    }
+    let mode = if fixed {
+        SplitMode::GlueFragments
+    } else {
+        SplitMode::Paper
+    };
+    Ok(prepare(records, mode))
+}
+
+fn run_check_refs(a: CheckRefsArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        a.bench == "codeupdatearena",
+        "check-refs supports --bench codeupdatearena, got `{}`",
+        a.bench
+    );
+    let set = load_prepared(&a.data, a.fixed_fragments, a.limit)?;
+    for (id, line, why) in &set.rejected {
+        tracing::warn!("{}:{line}: {id} rejected: {why}", a.data.display());
+    }
+    let cfg = a.exec.config()?;
+    let pool = ExecutorPool::start(cfg).context("starting the executor pool")?;
+    let (refs, _) = reference_programs(&set);
+    let pb = progress_bar(refs.len());
+    let (report, results) = check_refs(&set, &pool, &|| pb.inc(1));
+    pb.finish_and_clear();
+    if let Some(out) = &a.out {
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?,
+        );
+        for (r, res) in refs.iter().zip(&results) {
+            let ex = &set.updates[r.update].record.examples[r.example];
+            let line = serde_json::json!({
+                "id": ex.prog_syn_id, "piece": r.piece, "with_update": r.with_update,
+                "verdict": res.verdict, "error_class": res.error_class(), "wall": res.wall,
+            });
+            writeln!(f, "{line}")?;
+        }
+    }
+    print_report(&report, a.json);
+    Ok(())
+}
+
+fn print_report(report: &CheckRefsReport, json: bool) {
+    println!(
+        "{} examples, {} programs in {:.1} s ({:.1} programs/s)",
+        report.total, report.programs, report.seconds, report.programs_per_sec
+    );
+    println!(
+        "pass with update: {}/{}   fail without update: {}/{}",
+        report.pass_with_update, report.total, report.fail_without_update, report.total
+    );
+    for (pkg, c) in &report.per_package {
+        println!(
+            "  {pkg:<10} {:>3} examples  pass with {:>3}  fail without {:>3}",
+            c.total, c.pass_with_update, c.fail_without_update
+        );
+    }
+    for f in &report.failures {
+        let pieces: Vec<String> = f
+            .pieces
+            .iter()
+            .map(|p| format!("test {} {} ({})", p.piece, p.error_class, p.verdict))
+            .collect();
+        println!("  FAIL {} [{}] {}", f.id, f.kind, pieces.join("; "));
+    }
+    for (id, why) in &report.rejected {
+        println!("  REJECTED {id}: {why}");
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        );
+    }
+}
+
+#[allow(dead_code)] // until cmd/bench.rs wires `recode bench eval`
+const PEER_FORK_PY: &str = include_str!("../../../../python/eval/peer_fork.py");
+#[allow(dead_code)] // until cmd/bench.rs wires `recode bench eval`
+const PEER_FRESH_PY: &str = include_str!("../../../../python/eval/peer_fresh.py");
+
+/// Arguments of `recode bench eval`.
+#[derive(clap::Args)]
+pub struct BenchEvalArgs {
+    /// CodeUpdateArena JSONL file.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// First N examples only (the fresh-interpreter peer takes ~0.15 s per program).
+    #[arg(long, default_value_t = 40)]
+    pub limit: usize,
+    /// Executor options (also used by the peers: interpreter, workers, timeouts).
+    #[command(flatten)]
+    pub exec: ExecArgs,
+}
+
+/// Runs `python -I -c script args…` with `input` on stdin, killing it after `limit` seconds;
+/// returns stdout (empty if killed).
+#[allow(dead_code)] // until cmd/bench.rs wires `recode bench eval`
+fn run_python(python: &Path, script: &str, args: &[String], input: &[u8], limit: f64) -> String {
+    use std::process::{Command, Stdio};
+    let Ok(mut child) = Command::new(python)
+        .arg("-I")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+    else {
+        return String::new();
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input);
+    }
+    let stdout = child.stdout.take();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut out) = stdout {
+            let _ = std::io::Read::read_to_string(&mut out, &mut s);
+        }
+        s
+    });
+    let t = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if t.elapsed().as_secs_f64() < limit => {
+                std::thread::sleep(std::time::Duration::from_millis(2))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+        }
+    }
+    reader.join().unwrap_or_default()
+}
+
+/// Executes `programs` with `workers` parallel lanes, `lane(i)` returning the verdicts of the
+/// programs at indices i, i+workers, …
+#[allow(dead_code)] // until cmd/bench.rs wires `recode bench eval`
+fn in_lanes(
+    n: usize,
+    workers: usize,
+    lane: &(dyn Fn(Vec<usize>) -> Vec<String> + Sync),
+) -> Vec<String> {
+    let mut verdicts = vec![String::new(); n];
+    let lanes: Vec<Vec<usize>> = (0..workers)
+        .map(|w| (w..n).step_by(workers).collect())
+        .collect();
+    let outs: Vec<(Vec<usize>, Vec<String>)> = std::thread::scope(|s| {
+        let hs: Vec<_> = lanes
+            .into_iter()
+            .map(|idx| s.spawn(move || (idx.clone(), lane(idx))))
+            .collect();
+        hs.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    for (idx, vs) in outs {
+        for (i, v) in idx.into_iter().zip(vs) {
+            verdicts[i] = v;
+        }
+    }
+    verdicts
+}
+
+/// `recode bench eval`: check-refs programs/s of recode's sandboxed fork-server pool vs (a) a
+/// fresh `python` per program and (b) the benchmark's unguarded fork-per-program parent.
+#[allow(dead_code)] // until cmd/bench.rs wires `recode bench eval`
+pub fn bench_eval(args: BenchEvalArgs) -> anyhow::Result<()> {
+    let set = load_prepared(&args.data, false, Some(args.limit))?;
+    let (_, programs) = reference_programs(&set);
+    let cfg = args.exec.config()?;
+    let (python, workers) = (cfg.python.clone(), cfg.workers);
+    let (timeout, hard) = (cfg.timeout_secs, cfg.hard_timeout_secs);
+    let n = programs.len();
+    eprintln!("{n} programs, {workers} workers");
+
+    let t = Instant::now();
+    let pool = ExecutorPool::start(cfg)?;
+    let ours: Vec<String> = pool
+        .run_all(&programs, &|| {})
+        .into_iter()
+        .map(|r| r.verdict)
+        .collect();
+    drop(pool);
+    let t_ours = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let forked = in_lanes(n, workers, &|idx| {
+        let batch: Vec<&String> = idx.iter().map(|&i| &programs[i]).collect();
+        let input = serde_json::to_vec(&batch).unwrap_or_default();
+        let out = run_python(
+            &python,
+            PEER_FORK_PY,
+            &[timeout.to_string(), hard.to_string()],
+            &input,
+            hard * idx.len() as f64 + 120.0,
+        );
+        serde_json::from_str(&out).unwrap_or_else(|_| vec!["peer error".into(); idx.len()])
+    });
+    let t_fork = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let fresh = in_lanes(n, workers, &|idx| {
+        idx.iter()
+            .map(|&i| {
+                let v = run_python(
+                    &python,
+                    PEER_FRESH_PY,
+                    &[timeout.to_string()],
+                    programs[i].as_bytes(),
+                    hard,
+                );
+                if v.is_empty() {
+                    "timed out".to_string()
+                } else {
+                    v
+                }
+            })
+            .collect()
+    });
+    let t_fresh = t.elapsed().as_secs_f64();
+
+    let passed = |v: &[String]| v.iter().filter(|s| *s == "passed").count();
+    let agree = |v: &[String]| {
+        v.iter()
+            .zip(&ours)
+            .filter(|(a, b)| (*a == "passed") == (*b == "passed"))
+            .count()
+    };
+    let rate = |t: f64| n as f64 / t;
+    println!("runner                       programs/s   passed  same pass/fail as recode");
+    println!(
+        "recode (sandboxed fork srv)  {:>10.1}   {:>6}  {n}/{n}",
+        rate(t_ours),
+        passed(&ours)
+    );
+    println!(
+        "(b) unguarded fork parent    {:>10.1}   {:>6}  {}/{n}",
+        rate(t_fork),
+        passed(&forked),
+        agree(&forked)
+    );
+    println!(
+        "(a) fresh python per program {:>10.1}   {:>6}  {}/{n}",
+        rate(t_fresh),
+        passed(&fresh),
+        agree(&fresh)
+    );
+    println!(
+        "recode / (a) = {:.1}x, recode / (b) = {:.2}x",
+        t_fresh / t_ours,
+        t_fork / t_ours
+    );
+    Ok(())
 }

@@ -1,10 +1,348 @@
-//! `recode reward` (being built).
+//! `recode reward`: score completions with ReCode's format + EM*/ES* rewards, and the
+//! `recode bench reward` body (recode vs Python implementations of the same reward).
+
+use anyhow::{bail, Context, Result};
+use recode_reward::{Mode, RewardBreakdown, RewardKind};
+use std::io::{BufRead, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 /// Subcommands of `recode reward`.
 #[derive(clap::Subcommand)]
-pub enum RewardCommand {}
+pub enum RewardCommand {
+    /// Score `{completion, target}` rows (or `{solution_str, ground_truth}`) or one pair.
+    Score(ScoreArgs),
+    /// Same as `recode bench reward`: recode vs Python implementations of the reward.
+    Bench(BenchRewardArgs),
+}
+
+/// Arguments of `recode reward score`.
+#[derive(clap::Args)]
+pub struct ScoreArgs {
+    /// JSONL file with one `{completion, target}` or `{solution_str, ground_truth}` per line.
+    #[arg(long, conflicts_with_all = ["completion", "target"])]
+    pub input: Option<PathBuf>,
+    /// One completion (the text the model wrote after `<think>`).
+    #[arg(long, requires = "target")]
+    pub completion: Option<String>,
+    /// The reference new code for `--completion`.
+    #[arg(long, requires = "completion")]
+    pub target: Option<String>,
+    /// Reward definition: `paper` (published, quirks included) or `fixed`.
+    #[arg(long, default_value = "paper")]
+    pub mode: Mode,
+    /// Components summed into `total` (format, em_star, es_star, em, es).
+    #[arg(long, default_value = "format,es_star")]
+    pub reward: String,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Write per-row JSON here instead of stdout.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
 
 /// Runs a `recode reward` subcommand.
-pub fn run(cmd: RewardCommand) -> anyhow::Result<()> {
-    match cmd {}
+pub fn run(cmd: RewardCommand) -> Result<()> {
+    match cmd {
+        RewardCommand::Score(args) => score_cmd(args),
+        RewardCommand::Bench(args) => bench_reward(args),
+    }
+}
+
+/// One input row, with the fields named either way.
+struct Pair {
+    completion: String,
+    target: String,
+}
+
+fn field(row: &serde_json::Value, names: [&str; 2], path: &Path, line: usize) -> Result<String> {
+    for name in names {
+        if let Some(v) = row.get(name) {
+            return match v.as_str() {
+                Some(s) => Ok(s.to_string()),
+                None => bail!("{}:{line}: field {name:?} must be a string", path.display()),
+            };
+        }
+    }
+    bail!(
+        "{}:{line}: missing field {:?} (or {:?})",
+        path.display(),
+        names[0],
+        names[1]
+    )
+}
+
+/// Reads `{completion, target}` / `{solution_str, ground_truth}` JSONL rows.
+fn read_pairs(path: &Path) -> Result<Vec<Pair>> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut pairs = Vec::new();
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line_no = i + 1;
+        let line =
+            line.with_context(|| format!("{}:{line_no}: unreadable line", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row: serde_json::Value = serde_json::from_str(&line)
+            .with_context(|| format!("{}:{line_no}: invalid JSON", path.display()))?;
+        pairs.push(Pair {
+            completion: field(&row, ["completion", "solution_str"], path, line_no)?,
+            target: field(&row, ["target", "ground_truth"], path, line_no)?,
+        });
+    }
+    Ok(pairs)
+}
+
+fn row_json(index: usize, r: &RewardBreakdown, kinds: &[RewardKind]) -> serde_json::Value {
+    serde_json::json!({
+        "index": index,
+        "format": r.format,
+        "em_star": r.em_star,
+        "es_star": r.es_star,
+        "similarity": r.similarity,
+        "has_code_block": r.has_code_block,
+        "syntax_ok": r.syntax_ok,
+        "exact_match": r.exact_match,
+        "total": r.total_of(kinds),
+    })
+}
+
+fn score_cmd(args: ScoreArgs) -> Result<()> {
+    let kinds = RewardKind::parse_list(&args.reward)?;
+    if kinds.is_empty() {
+        bail!("--reward must name at least one component");
+    }
+    let pairs = match (&args.input, &args.completion, &args.target) {
+        (Some(path), _, _) => read_pairs(path)?,
+        (None, Some(c), Some(t)) => vec![Pair {
+            completion: c.clone(),
+            target: t.clone(),
+        }],
+        _ => bail!("give --input FILE.jsonl, or --completion TEXT --target TEXT"),
+    };
+    let start = Instant::now();
+    let results = score_with_progress(&pairs, args.mode, args.threads)?;
+    let elapsed = start.elapsed();
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(p) => Box::new(BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+    };
+    for (i, r) in results.iter().enumerate() {
+        writeln!(out, "{}", row_json(i, r, &kinds))?;
+    }
+    out.flush()?;
+    if args.input.is_some() {
+        print_summary(&results, &kinds, elapsed);
+    }
+    Ok(())
+}
+
+/// Scores in chunks so a progress bar can advance on large inputs.
+fn score_with_progress(
+    pairs: &[Pair],
+    mode: Mode,
+    threads: Option<usize>,
+) -> Result<Vec<RewardBreakdown>> {
+    let bar = indicatif::ProgressBar::new(pairs.len() as u64);
+    if pairs.len() < 10_000 {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows {per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut results = Vec::with_capacity(pairs.len());
+    for chunk in pairs.chunks(4096) {
+        let completions: Vec<&str> = chunk.iter().map(|p| p.completion.as_str()).collect();
+        let targets: Vec<&str> = chunk.iter().map(|p| p.target.as_str()).collect();
+        results.extend(recode_reward::score_pairs_with_threads(
+            &completions,
+            &targets,
+            mode,
+            threads,
+        )?);
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(results)
+}
+
+fn print_summary(results: &[RewardBreakdown], kinds: &[RewardKind], elapsed: std::time::Duration) {
+    let n = results.len().max(1) as f64;
+    let mean = |f: &dyn Fn(&RewardBreakdown) -> f64| results.iter().map(f).sum::<f64>() / n;
+    let frac =
+        |f: &dyn Fn(&RewardBreakdown) -> bool| results.iter().filter(|r| f(r)).count() as f64 / n;
+    let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+    eprintln!(
+        "scored {} rows in {:.3}s ({:.0} rows/s)",
+        results.len(),
+        elapsed.as_secs_f64(),
+        results.len() as f64 / elapsed.as_secs_f64().max(1e-9)
+    );
+    eprintln!(
+        "mean total ({}) {:.4} | format {:.4} em_star {:.4} es_star {:.4} similarity {:.4}",
+        names.join("+"),
+        mean(&|r| r.total_of(kinds)),
+        mean(&|r| r.format),
+        mean(&|r| r.em_star),
+        mean(&|r| r.es_star),
+        mean(&|r| r.similarity)
+    );
+    eprintln!(
+        "format ok {:.1}% | code block {:.1}% | syntax ok {:.1}% | exact match {:.1}%",
+        100.0 * frac(&|r| r.format > 0.0),
+        100.0 * frac(&|r| r.has_code_block),
+        100.0 * frac(&|r| r.syntax_ok),
+        100.0 * frac(&|r| r.exact_match)
+    );
+}
+
+/// Arguments of `recode bench reward`.
+#[derive(clap::Args)]
+pub struct BenchRewardArgs {
+    /// Number of generated completion/target pairs.
+    #[arg(long, default_value_t = 20_000)]
+    pub pairs: usize,
+    /// Pairs scored by the (slow, pure Python) paper reference; its time is extrapolated.
+    #[arg(long, default_value_t = 1_000)]
+    pub reference_pairs: usize,
+    /// Python interpreter with rapidfuzz (default: $RECODE_VENV/bin/python).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// Repository root (holds python/tests/test_reward_parity.py).
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+}
+
+/// Python side of the benchmark: times the paper reference and a rapidfuzz + ast version.
+const PY_BENCH: &str = r#"
+import ast, json, re, sys, time
+sys.path.insert(0, sys.argv[2])
+import reward_paper
+from rapidfuzz.distance import Levenshtein
+rows = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+n_ref = int(sys.argv[3])
+pairs = [(r["completion"], r["target"]) for r in rows]
+t = time.perf_counter()
+for c, g in pairs[:n_ref]:
+    reward_paper.score(c, g)
+ref_per_pair = (time.perf_counter() - t) / max(1, min(n_ref, len(pairs)))
+BLOCK = re.compile(r"```python\n(.*?)\n```", re.S)
+FMT = re.compile(r"^<think>([^<]*(?:<(?!/?think>)[^<]*)*)</think>\s*<answer>([\s\S]*?)</answer>\s*$", re.S)
+def fast(c, g):
+    fmt = 1.0 if FMT.search("<think>" + c) else -1.0
+    m = BLOCK.search(c)
+    if not m:
+        return fmt - 2.0
+    code = reward_paper.normalize(m.group(1).strip())
+    try:
+        ast.parse(code)
+    except Exception:
+        return fmt - 2.0
+    ref = reward_paper.normalize(g)
+    return fmt + Levenshtein.normalized_similarity(code, ref) * 3.5 - 1.5
+t = time.perf_counter()
+for c, g in pairs:
+    fast(c, g)
+fast_per_pair = (time.perf_counter() - t) / max(1, len(pairs))
+print(json.dumps({"reference_per_pair": ref_per_pair, "rapidfuzz_per_pair": fast_per_pair}))
+"#;
+
+/// `recode bench reward`: (a) recode 1 thread, (b) recode all cores, (c) the Python paper
+/// reference, (d) Python with rapidfuzz + ast, on the same generated pairs; prints ratios.
+pub fn bench_reward(args: BenchRewardArgs) -> Result<()> {
+    let python = args.python.clone().unwrap_or_else(|| {
+        let venv =
+            std::env::var("RECODE_VENV").unwrap_or_else(|_| "/root/.cache/recode/venv-dev".into());
+        PathBuf::from(venv).join("bin/python")
+    });
+    if !python.exists() {
+        bail!(
+            "{} not found: run scripts/setup.sh (dev venv with rapidfuzz)",
+            python.display()
+        );
+    }
+    let generator = args.repo.join("python/tests/test_reward_parity.py");
+    let dir = tempfile_dir()?;
+    let cases = dir.join("bench_pairs.jsonl");
+    let status = std::process::Command::new(&python)
+        .arg(&generator)
+        .args(["--out", cases.to_str().unwrap_or_default(), "--n"])
+        .arg(args.pairs.to_string())
+        .arg("--no-reference")
+        .status()
+        .with_context(|| format!("cannot run {}", python.display()))?;
+    if !status.success() {
+        bail!("pair generator {} failed", generator.display());
+    }
+    let pairs = read_pairs(&cases)?;
+    let completions: Vec<&str> = pairs.iter().map(|p| p.completion.as_str()).collect();
+    let targets: Vec<&str> = pairs.iter().map(|p| p.target.as_str()).collect();
+    let time = |threads: Option<usize>| -> Result<f64> {
+        let t = Instant::now();
+        let r =
+            recode_reward::score_pairs_with_threads(&completions, &targets, Mode::Paper, threads)?;
+        std::hint::black_box(r);
+        Ok(t.elapsed().as_secs_f64())
+    };
+    let single = time(Some(1))?;
+    let multi = time(None)?;
+    let out = std::process::Command::new(&python)
+        .args(["-c", PY_BENCH])
+        .arg(&cases)
+        .arg(args.repo.join("python/reference"))
+        .arg(args.reference_pairs.to_string())
+        .output()
+        .context("cannot run the Python benchmark")?;
+    if !out.status.success() {
+        bail!(
+            "Python benchmark failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let py: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("Python benchmark output")?;
+    let n = pairs.len() as f64;
+    let reference = py["reference_per_pair"].as_f64().unwrap_or(f64::NAN) * n;
+    let rapid = py["rapidfuzz_per_pair"].as_f64().unwrap_or(f64::NAN) * n;
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    println!("reward benchmark: {} pairs (paper mode)", pairs.len());
+    println!(
+        "(a) recode, 1 thread        {single:>10.3} s  {:>12.0} pairs/s",
+        n / single
+    );
+    println!(
+        "(b) recode, {cores} threads       {multi:>10.3} s  {:>12.0} pairs/s",
+        n / multi
+    );
+    println!(
+        "(c) Python paper reference  {reference:>10.3} s  {:>12.0} pairs/s  (extrapolated from {} pairs)",
+        n / reference,
+        args.reference_pairs.min(pairs.len())
+    );
+    println!(
+        "(d) Python rapidfuzz + ast  {rapid:>10.3} s  {:>12.0} pairs/s",
+        n / rapid
+    );
+    println!(
+        "ratio (c)/(a) = {:.1}x   (target >= 200x)",
+        reference / single
+    );
+    println!("ratio (d)/(a) = {:.1}x   (target >= 5x)", rapid / single);
+    println!(
+        "ratio (a)/(b) = {:.2}x  (parallel speed-up on {cores} cores)",
+        single / multi
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("recode-bench-reward-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
 }

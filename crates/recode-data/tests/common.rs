@@ -1,0 +1,32 @@
+//! Helpers shared by the data tests: where the real data and the dev venv are.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// `../shared` beside the repository (or `$RECODE_SHARED`).
+pub fn shared() -> PathBuf {
+    std::env::var_os("RECODE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+}
+
+/// The ReCode training set.
+pub fn api_update() -> PathBuf {
+    let p = shared().join("data/recode/api_update.jsonl");
+    assert!(p.exists(), "{} missing: the tests need ../shared beside the repo", p.display());
+    p
+}
+
+/// Python of the dev venv made by scripts/setup.sh.
+pub fn venv_python() -> PathBuf {
+    let venv = std::env::var_os("RECODE_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dirs_home().join(".cache/recode/venv-dev"));
+    let py = venv.join("bin/python");
+    assert!(py.exists(), "{} missing: run scripts/setup.sh first", py.display());
+    py
+}
+
+fn dirs_home() -> PathBuf {
+    PathBuf::from(std::env::var_os("HOME").expect("HOME set"))
+}

@@ -1,0 +1,188 @@
+//! The data stage on the real ReCode file, checked against counts made independently here
+//! (raw `serde_json::Value` walking, and Python's own `ast` for syntax).
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::process::Command;
+
+use recode_data::{clean, split, stats, LoadOptions};
+use serde_json::Value;
+
+fn raw_rows() -> Vec<serde_json::Map<String, Value>> {
+    std::fs::read_to_string(common::api_update())
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| match serde_json::from_str(l).unwrap() {
+            Value::Object(m) => m,
+            _ => panic!("not an object"),
+        })
+        .collect()
+}
+
+fn load() -> recode_data::Dataset {
+    recode_data::load(common::api_update().to_str().unwrap(), LoadOptions::default()).unwrap()
+}
+
+#[test]
+fn stats_match_independent_counts() {
+    let raw = raw_rows();
+    let report = stats::compute(&load(), recode_reward::Mode::Paper);
+    assert_eq!(report.rows, raw.len());
+
+    // Exact duplicates: rows whose canonical JSON (sorted keys) was seen before.
+    let mut seen = HashSet::new();
+    let dups = raw
+        .iter()
+        .filter(|m| {
+            let sorted: BTreeMap<_, _> = m.iter().collect();
+            !seen.insert(serde_json::to_string(&sorted).unwrap())
+        })
+        .count();
+    assert_eq!(report.exact_duplicates, dups);
+    assert!(dups > 0, "the file is known to hold duplicates");
+
+    // Nulls per field and the version prefix.
+    for (field, n) in &report.null_fields {
+        let want = raw.iter().filter(|m| m[field.as_str()].is_null()).count();
+        assert_eq!(*n, want, "nulls in {field}");
+    }
+    let no_prefix = raw
+        .iter()
+        .filter(|m| m["new_version"].as_str().is_some_and(|v| !v.starts_with("==")))
+        .count();
+    assert_eq!(report.missing_version_prefix, no_prefix);
+
+    // Libraries grouped case-insensitively.
+    let mut by_lower: HashMap<String, usize> = HashMap::new();
+    for m in &raw {
+        *by_lower.entry(m["dependency"].as_str().unwrap().to_lowercase()).or_default() += 1;
+    }
+    let got: HashMap<String, usize> = report
+        .per_dependency
+        .iter()
+        .map(|(k, v)| (k.to_lowercase(), *v))
+        .collect();
+    assert_eq!(got, by_lower);
+    assert_eq!(report.per_dependency.get("Seaborn"), by_lower.get("seaborn"));
+    assert_eq!(report.per_dependency.get("pandas"), by_lower.get("pandas"));
+}
+
+#[test]
+fn syntax_errors_agree_with_python_ast() {
+    let script = r#"
+import ast, json, sys
+old = new = 0
+for line in open(sys.argv[1]):
+    if not line.strip(): continue
+    r = json.loads(line)
+    for key in ("old_code", "new_code"):
+        code = r[key]
+        if code is None: continue
+        try:
+            ast.parse(code)
+        except SyntaxError:
+            if key == "old_code": old += 1
+            else: new += 1
+print(old, new)
+"#;
+    let out = Command::new(common::venv_python())
+        .arg("-c")
+        .arg(script)
+        .arg(common::api_update())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let nums: Vec<usize> = text.split_whitespace().map(|x| x.parse().unwrap()).collect();
+    let report = stats::compute(&load(), recode_reward::Mode::Paper);
+    assert_eq!(
+        (report.old_code_syntax_errors, report.new_code_syntax_errors),
+        (nums[0], nums[1]),
+        "ruff parser vs CPython ast"
+    );
+    assert!(nums[1] > 0, "the file is known to hold unparsable new_code");
+}
+
+#[test]
+fn clean_drops_what_stats_found_and_output_is_clean() {
+    let ds = load();
+    let (kept, report) = clean::clean(&ds.rows, &clean::CleanOptions::default());
+    assert_eq!(report.input_rows, ds.rows.len());
+    assert_eq!(report.output_rows + report.dropped_rows.len(), report.input_rows);
+    assert_eq!(kept.len(), report.output_rows);
+
+    // Cleaning its own output finds nothing more to drop or rewrite.
+    let again_rows: Vec<_> = kept
+        .iter()
+        .enumerate()
+        .map(|(i, e)| recode_data::Row { line: i + 1, example: e.clone() })
+        .collect();
+    let (again, r2) = clean::clean(&again_rows, &clean::CleanOptions::default());
+    assert_eq!(again, kept);
+    assert!(r2.dropped_rows.is_empty());
+    assert_eq!(r2.renamed_dependencies + r2.canonicalised_versions, 0);
+
+    let ds2 = recode_data::Dataset { rows: again_rows, ..Default::default() };
+    let s = stats::compute(&ds2, recode_reward::Mode::Paper);
+    assert_eq!(s.exact_duplicates, 0);
+    assert_eq!(s.identical_old_new, 0);
+    assert_eq!(s.new_code_syntax_errors, 0);
+    assert_eq!(s.missing_version_prefix, 0);
+    assert!(s.null_fields.iter().filter(|(f, _)| *f != "description").all(|(_, n)| *n == 0));
+    assert_eq!(s.dependency_spellings.len(), 0, "one spelling per library");
+
+    // Every rule can be switched off.
+    let none = clean::CleanOptions {
+        drop_null_required: false,
+        drop_duplicates: false,
+        drop_identical: false,
+        drop_unparsable_target: false,
+        canonicalise_names: false,
+        canonicalise_versions: false,
+        mode: recode_reward::Mode::Paper,
+    };
+    let (all, r3) = clean::clean(&ds.rows, &none);
+    assert_eq!(all.len(), ds.rows.len());
+    assert!(r3.dropped_rows.is_empty());
+    let raw: Vec<_> = ds.examples().cloned().collect();
+    assert_eq!(all, raw);
+}
+
+#[test]
+fn split_is_deterministic_stratified_and_disjoint() {
+    let ds = load();
+    let ex: Vec<_> = ds.examples().cloned().collect();
+    let a = split::split(&ex, 0.05, 7).unwrap();
+    let b = split::split(&ex, 0.05, 7).unwrap();
+    let c = split::split(&ex, 0.05, 8).unwrap();
+    assert_eq!(a, b);
+    assert_ne!(a.val, c.val);
+    assert_eq!(a.train.len() + a.val.len(), ex.len());
+    let train: HashSet<_> = a.train.iter().collect();
+    assert!(a.val.iter().all(|i| !train.contains(i)));
+    // Per library, validation holds round(n * 0.05) rows.
+    let mut n: HashMap<String, (usize, usize)> = HashMap::new();
+    for (i, e) in ex.iter().enumerate() {
+        let k = e.dependency.clone().unwrap().to_lowercase();
+        let entry = n.entry(k).or_default();
+        entry.0 += 1;
+        if a.val.binary_search(&i).is_ok() {
+            entry.1 += 1;
+        }
+    }
+    for (lib, (total, val)) in n {
+        assert_eq!(val, (total as f64 * 0.05).round() as usize, "{lib}");
+    }
+    assert!(split::split(&ex, 1.5, 0).is_err());
+}
+
+#[test]
+fn splitmix64_matches_published_sequence() {
+    // Reference outputs of SplitMix64 seeded with 0 (Steele, Lea & Flood; Vigna's C code).
+    let mut r = split::SplitMix64::new(0);
+    assert_eq!(r.next_u64(), 0xe220_a839_7b1d_cdaf);
+    assert_eq!(r.next_u64(), 0x6e78_9e6a_a1b9_65f4);
+    assert_eq!(r.next_u64(), 0x06c4_5d18_8009_454f);
+}

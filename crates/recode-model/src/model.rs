@@ -1,0 +1,868 @@
+//! The decoder: Llama / Qwen2 blocks written with plain candle ops so that gradients flow through
+//! every parameter (base weights when made trainable, LoRA/DoRA adapters), plus a KV cache for
+//! inference. Inference mode swaps in candle's fused kernels (RoPE, RMS norm, softmax), which have
+//! no backward pass; training mode uses differentiable compositions of the same maths.
+
+use candle_core::{DType, Device, IndexOp, Tensor, Var, D};
+
+use crate::adapter::Adapter;
+use crate::config::ModelConfig;
+use crate::error::{ModelError, Result};
+use crate::weights::NamedTensors;
+
+/// How a forward pass runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardOpts {
+    /// Record the graph for `backward` (differentiable kernels; no KV cache).
+    pub grad: bool,
+    /// Training behaviour (adapter dropout active).
+    pub train: bool,
+    /// Apply the LoRA/DoRA adapters; `false` gives the frozen base model (the KL reference).
+    pub use_adapters: bool,
+}
+
+impl ForwardOpts {
+    /// Inference with adapters: fused kernels, no graph.
+    pub const INFERENCE: Self = Self {
+        grad: false,
+        train: false,
+        use_adapters: true,
+    };
+    /// Policy forward for training: graph recorded, dropout on, adapters on.
+    pub const TRAIN: Self = Self {
+        grad: true,
+        train: true,
+        use_adapters: true,
+    };
+    /// Frozen reference forward: base model only, no graph.
+    pub const REFERENCE: Self = Self {
+        grad: false,
+        train: false,
+        use_adapters: false,
+    };
+}
+
+/// Which positions get logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogitsMode {
+    /// Logits for every input position: `[B, T, V]`.
+    All,
+    /// Logits for the last position only: `[B, 1, V]` (generation; skips most of the vocab matmul).
+    Last,
+}
+
+/// A parameter as used by a forward pass: detached when no graph is wanted, so that inference never
+/// keeps activations alive through trainable variables.
+pub(crate) fn use_param(t: &Tensor, grad: bool) -> Tensor {
+    if grad {
+        t.clone()
+    } else {
+        t.detach()
+    }
+}
+
+/// `x @ w^T` for `x` of any rank `[..., in]` and `w` of shape `[out, in]`.
+pub(crate) fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let dims = x.dims();
+    let inner = dims[dims.len() - 1];
+    let rows = x.elem_count() / inner.max(1);
+    let out = w.dim(0)?;
+    let x2 = if x.is_contiguous() {
+        x.reshape((rows, inner))?
+    } else {
+        x.contiguous()?.reshape((rows, inner))?
+    };
+    let y = x2.matmul(&w.t()?)?;
+    let mut od = dims.to_vec();
+    *od.last_mut().expect("rank >= 1") = out;
+    Ok(y.reshape(od)?)
+}
+
+/// A projection `y = x W^T (+ b)` that may carry a LoRA/DoRA adapter.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    pub(crate) weight: Tensor,
+    pub(crate) bias: Option<Tensor>,
+    pub(crate) adapter: Option<Adapter>,
+    /// The unmerged base weight, kept while the adapter is merged into `weight`.
+    pub(crate) unmerged: Option<Tensor>,
+}
+
+impl Linear {
+    fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Self {
+            weight,
+            bias,
+            adapter: None,
+            unmerged: None,
+        }
+    }
+
+    /// Output features.
+    pub fn out_features(&self) -> usize {
+        self.weight.dims()[0]
+    }
+
+    /// Input features.
+    pub fn in_features(&self) -> usize {
+        self.weight.dims()[1]
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor, o: &ForwardOpts) -> Result<Tensor> {
+        let merged = self.unmerged.is_some();
+        let w = match (&self.unmerged, o.use_adapters) {
+            (Some(base), false) => use_param(base, o.grad),
+            _ => use_param(&self.weight, o.grad),
+        };
+        let mut y = matmul_t(x, &w)?;
+        if let (Some(ad), true, false) = (&self.adapter, o.use_adapters, merged) {
+            y = ad.apply(x, &w, &y, o)?;
+        }
+        if let Some(b) = &self.bias {
+            y = y.broadcast_add(&use_param(b, o.grad))?;
+        }
+        Ok(y)
+    }
+}
+
+/// RMS norm; fused kernel in inference (except f64, which it lacks), differentiable composition (computed in f32 or f64) otherwise.
+fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, grad: bool) -> Result<Tensor> {
+    if !grad && x.dtype() != DType::F64 {
+        let x = x.contiguous()?;
+        return Ok(candle_nn::ops::rms_norm(&x, &w.detach(), eps as f32)?);
+    }
+    let dt = x.dtype();
+    let up = if dt == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
+    };
+    let xf = x.to_dtype(up)?;
+    let ms = xf.sqr()?.mean_keepdim(D::Minus1)?;
+    let normed = xf.broadcast_div(&(ms + eps)?.sqrt()?)?.to_dtype(dt)?;
+    Ok(normed.broadcast_mul(w)?)
+}
+
+/// Softmax over the last dimension.
+fn softmax_last(x: &Tensor, grad: bool) -> Result<Tensor> {
+    if grad {
+        let max = x.max_keepdim(D::Minus1)?.detach();
+        let e = x.broadcast_sub(&max)?.exp()?;
+        Ok(e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?)
+    } else {
+        Ok(candle_nn::ops::softmax_last_dim(x)?)
+    }
+}
+
+/// Log-softmax over the last dimension (differentiable; the shift is detached).
+pub fn log_softmax_last(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let diff = x.broadcast_sub(&max)?;
+    let lse = diff.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    Ok(diff.broadcast_sub(&lse)?)
+}
+
+/// RoPE tables for one forward pass (per row positions, so left padding works).
+struct Rope {
+    /// `[B, T, D/2]` for the fused kernel.
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rope {
+    fn new(
+        inv_freq: &[f64],
+        positions: &[Vec<u32>],
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let b = positions.len();
+        let t = positions.first().map_or(0, Vec::len);
+        let h = inv_freq.len();
+        let mut cos = Vec::with_capacity(b * t * h);
+        let mut sin = Vec::with_capacity(b * t * h);
+        for row in positions {
+            for &p in row {
+                for &f in inv_freq {
+                    let a = p as f64 * f;
+                    cos.push(a.cos());
+                    sin.push(a.sin());
+                }
+            }
+        }
+        let cos = Tensor::from_vec(cos, (b, t, h), device)?.to_dtype(dtype)?;
+        let sin = Tensor::from_vec(sin, (b, t, h), device)?.to_dtype(dtype)?;
+        Ok(Self { cos, sin })
+    }
+
+    /// Rotates `x` of shape `[B, H, T, D]` (rotate-half convention of HF).
+    fn apply(&self, x: &Tensor, grad: bool) -> Result<Tensor> {
+        if !grad {
+            return Ok(candle_nn::rotary_emb::rope(
+                &x.contiguous()?,
+                &self.cos,
+                &self.sin,
+            )?);
+        }
+        let half = x.dim(D::Minus1)? / 2;
+        let cos = Tensor::cat(&[&self.cos, &self.cos], D::Minus1)?.unsqueeze(1)?;
+        let sin = Tensor::cat(&[&self.sin, &self.sin], D::Minus1)?.unsqueeze(1)?;
+        let x1 = x.narrow(D::Minus1, 0, half)?;
+        let x2 = x.narrow(D::Minus1, half, half)?;
+        let rot = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+        Ok((x.broadcast_mul(&cos)? + rot.broadcast_mul(&sin)?)?)
+    }
+}
+
+/// Keys and values of one layer, stored in a pre-allocated buffer that grows by doubling.
+#[derive(Debug, Clone)]
+struct LayerKv {
+    k: Tensor,
+    v: Tensor,
+    len: usize,
+}
+
+impl LayerKv {
+    fn append(
+        slot: &mut Option<LayerKv>,
+        k: &Tensor,
+        v: &Tensor,
+        capacity: usize,
+    ) -> Result<(Tensor, Tensor)> {
+        let t = k.dim(2)?;
+        let k = k.contiguous()?;
+        let v = v.contiguous()?;
+        let kv = match slot {
+            Some(kv) => kv,
+            None => {
+                let (b, h, _, d) = k.dims4()?;
+                let cap = capacity.max(t);
+                let k0 = Tensor::zeros((b, h, cap, d), k.dtype(), k.device())?;
+                let v0 = Tensor::zeros((b, h, cap, d), v.dtype(), v.device())?;
+                slot.insert(LayerKv {
+                    k: k0,
+                    v: v0,
+                    len: 0,
+                })
+            }
+        };
+        let cap = kv.k.dim(2)?;
+        if kv.len + t > cap {
+            let extra = (kv.len + t).max(2 * cap) - cap;
+            let (b, h, _, d) = kv.k.dims4()?;
+            let zk = Tensor::zeros((b, h, extra, d), k.dtype(), k.device())?;
+            let zv = Tensor::zeros((b, h, extra, d), v.dtype(), v.device())?;
+            kv.k = Tensor::cat(&[&kv.k, &zk], 2)?;
+            kv.v = Tensor::cat(&[&kv.v, &zv], 2)?;
+        }
+        kv.k.slice_set(&k, 2, kv.len)?;
+        kv.v.slice_set(&v, 2, kv.len)?;
+        kv.len += t;
+        Ok((kv.k.narrow(2, 0, kv.len)?, kv.v.narrow(2, 0, kv.len)?))
+    }
+}
+
+/// Inference KV cache for a batch: per-layer keys/values, the attention mask of every cached
+/// position, and the next RoPE position of each row.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    layers: Vec<Option<LayerKv>>,
+    mask: Vec<Vec<u8>>,
+    next_pos: Vec<u32>,
+    capacity: usize,
+}
+
+impl KvCache {
+    /// An empty cache for `n_layers` layers, pre-allocating `capacity` positions on first use.
+    pub fn new(n_layers: usize, capacity: usize) -> Self {
+        Self {
+            layers: vec![None; n_layers],
+            mask: Vec::new(),
+            next_pos: Vec::new(),
+            capacity,
+        }
+    }
+
+    /// Number of cached positions (including padding).
+    pub fn len(&self) -> usize {
+        self.mask.first().map_or(0, Vec::len)
+    }
+
+    /// Whether nothing is cached yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Rows in the cached batch.
+    pub fn batch_size(&self) -> usize {
+        self.mask.len()
+    }
+
+    /// Keeps only the given rows, in the given order (rows may repeat): used to fan one prefill
+    /// out to n samples and to drop finished sequences.
+    pub fn select_rows(&mut self, rows: &[usize]) -> Result<()> {
+        if let Some(&bad) = rows.iter().find(|&&r| r >= self.batch_size()) {
+            return Err(ModelError::Input(format!(
+                "select_rows: row {bad} out of range for batch {}",
+                self.batch_size()
+            )));
+        }
+        if rows.is_empty() {
+            return Err(ModelError::Input("select_rows: no rows".into()));
+        }
+        let device = self
+            .layers
+            .iter()
+            .flatten()
+            .next()
+            .map(|kv| kv.k.device().clone());
+        if let Some(device) = device {
+            let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+            let idx = Tensor::new(idx.as_slice(), &device)?;
+            for kv in self.layers.iter_mut().flatten() {
+                kv.k = kv.k.index_select(&idx, 0)?;
+                kv.v = kv.v.index_select(&idx, 0)?;
+            }
+        }
+        self.mask = rows.iter().map(|&r| self.mask[r].clone()).collect();
+        self.next_pos = rows.iter().map(|&r| self.next_pos[r]).collect();
+        Ok(())
+    }
+}
+
+/// Converts a `[B, T]` mask tensor (any integer or float dtype, 1 = token, 0 = padding) to rows.
+fn mask_rows(mask: &Tensor) -> Result<Vec<Vec<u8>>> {
+    let m = mask.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+    Ok(m.into_iter()
+        .map(|r| r.into_iter().map(|x| u8::from(x != 0.0)).collect())
+        .collect())
+}
+
+#[derive(Debug, Clone)]
+struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    n_heads: usize,
+    n_kv: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    fn forward(
+        &self,
+        x: &Tensor,
+        rope: &Rope,
+        mask: &Tensor,
+        cache: Option<(&mut Option<LayerKv>, usize)>,
+        o: &ForwardOpts,
+    ) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let (h, kvh, d) = (self.n_heads, self.n_kv, self.head_dim);
+        let q = self
+            .q
+            .forward(x, o)?
+            .reshape((b, t, h, d))?
+            .transpose(1, 2)?;
+        let k = self
+            .k
+            .forward(x, o)?
+            .reshape((b, t, kvh, d))?
+            .transpose(1, 2)?;
+        let v = self
+            .v
+            .forward(x, o)?
+            .reshape((b, t, kvh, d))?
+            .transpose(1, 2)?;
+        let q = rope.apply(&q, o.grad)?;
+        let k = rope.apply(&k, o.grad)?;
+        let (k, v) = match cache {
+            Some((slot, cap)) => LayerKv::append(slot, &k, &v, cap)?,
+            None => (k, v.contiguous()?),
+        };
+        let l = k.dim(2)?;
+        let rep = h / kvh;
+        // Group the query heads that share a KV head: [B, KVH, rep*T, D] (no K/V copies).
+        let q = q.contiguous()?.reshape((b, kvh, rep * t, d))?;
+        let scale = 1.0 / (d as f64).sqrt();
+        let scores = (q.matmul(&k.t()?)? * scale)?
+            .reshape((b, h, t, l))?
+            .broadcast_add(mask)?;
+        let p = softmax_last(&scores, o.grad)?.reshape((b, kvh, rep * t, l))?;
+        let y = p
+            .matmul(&v)?
+            .reshape((b, h, t, d))?
+            .transpose(1, 2)?
+            .reshape((b, t, h * d))?;
+        self.o.forward(&y, o)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Mlp {
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+impl Mlp {
+    fn forward(&self, x: &Tensor, o: &ForwardOpts) -> Result<Tensor> {
+        let g = self.gate.forward(x, o)?.silu()?;
+        let u = self.up.forward(x, o)?;
+        self.down.forward(&(g * u)?, o)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Block {
+    attn: Attention,
+    mlp: Mlp,
+    ln1: Tensor,
+    ln2: Tensor,
+}
+
+/// Names of the projection modules that adapters can target.
+pub const PROJECTIONS: [&str; 7] = [
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+];
+
+impl Block {
+    /// The projection named `q_proj` … `down_proj`.
+    fn projection_mut(&mut self, name: &str) -> Option<&mut Linear> {
+        Some(match name {
+            "q_proj" => &mut self.attn.q,
+            "k_proj" => &mut self.attn.k,
+            "v_proj" => &mut self.attn.v,
+            "o_proj" => &mut self.attn.o,
+            "gate_proj" => &mut self.mlp.gate,
+            "up_proj" => &mut self.mlp.up,
+            "down_proj" => &mut self.mlp.down,
+            _ => return None,
+        })
+    }
+
+    fn projection(&self, name: &str) -> Option<&Linear> {
+        Some(match name {
+            "q_proj" => &self.attn.q,
+            "k_proj" => &self.attn.k,
+            "v_proj" => &self.attn.v,
+            "o_proj" => &self.attn.o,
+            "gate_proj" => &self.mlp.gate,
+            "up_proj" => &self.mlp.up,
+            "down_proj" => &self.mlp.down,
+            _ => return None,
+        })
+    }
+}
+
+/// Module path of a projection in HF naming (`self_attn.q_proj`, `mlp.up_proj`).
+pub fn projection_path(name: &str) -> &'static str {
+    match name {
+        "q_proj" => "self_attn.q_proj",
+        "k_proj" => "self_attn.k_proj",
+        "v_proj" => "self_attn.v_proj",
+        "o_proj" => "self_attn.o_proj",
+        "gate_proj" => "mlp.gate_proj",
+        "up_proj" => "mlp.up_proj",
+        _ => "mlp.down_proj",
+    }
+}
+
+/// Per-token log-probabilities of the next token, as the RL trainer needs them.
+#[derive(Debug, Clone)]
+pub struct TokenLogprobs {
+    /// `[B, T-1]`: log p(input_ids[:, t+1] | input_ids[:, ..=t]).
+    pub logprobs: Tensor,
+    /// `[B, T-1]` entropy of each next-token distribution (detached), when asked for.
+    pub entropy: Option<Tensor>,
+}
+
+/// A causal language model of the Llama or Qwen2 family.
+#[derive(Debug, Clone)]
+pub struct CausalLM {
+    config: ModelConfig,
+    device: Device,
+    dtype: DType,
+    embed: Tensor,
+    blocks: Vec<Block>,
+    norm: Tensor,
+    lm_head: Option<Linear>,
+    inv_freq: Vec<f64>,
+}
+
+impl CausalLM {
+    /// Builds the model from HF-named tensors (consumed), checking every name and shape.
+    pub fn from_tensors(
+        config: ModelConfig,
+        mut tensors: NamedTensors,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        config.validate()?;
+        let c = &config;
+        let mut take = |name: &str, shape: &[usize]| -> Result<Tensor> {
+            let t = tensors
+                .remove(name)
+                .ok_or_else(|| ModelError::Weights(format!("missing tensor `{name}`")))?;
+            if t.dims() != shape {
+                return Err(ModelError::Weights(format!(
+                    "tensor `{name}` has shape {:?}, expected {shape:?}",
+                    t.dims()
+                )));
+            }
+            Ok(t.to_dtype(dtype)?.to_device(device)?)
+        };
+        let (hs, im) = (c.hidden_size, c.intermediate_size);
+        let qd = c.num_attention_heads * c.head_dim;
+        let kd = c.num_key_value_heads * c.head_dim;
+        let embed = take("model.embed_tokens.weight", &[c.vocab_size, hs])?;
+        let mut blocks = Vec::with_capacity(c.num_hidden_layers);
+        for i in 0..c.num_hidden_layers {
+            let p = format!("model.layers.{i}");
+            let mut lin = |name: &str, out: usize, inp: usize, bias: bool| -> Result<Linear> {
+                let w = take(&format!("{p}.{name}.weight"), &[out, inp])?;
+                let b = if bias {
+                    Some(take(&format!("{p}.{name}.bias"), &[out])?)
+                } else {
+                    None
+                };
+                Ok(Linear::new(w, b))
+            };
+            let ab = c.attention_bias;
+            let attn = Attention {
+                q: lin("self_attn.q_proj", qd, hs, ab)?,
+                k: lin("self_attn.k_proj", kd, hs, ab)?,
+                v: lin("self_attn.v_proj", kd, hs, ab)?,
+                o: lin("self_attn.o_proj", hs, qd, false)?,
+                n_heads: c.num_attention_heads,
+                n_kv: c.num_key_value_heads,
+                head_dim: c.head_dim,
+            };
+            let mlp = Mlp {
+                gate: lin("mlp.gate_proj", im, hs, false)?,
+                up: lin("mlp.up_proj", im, hs, false)?,
+                down: lin("mlp.down_proj", hs, im, false)?,
+            };
+            blocks.push(Block {
+                attn,
+                mlp,
+                ln1: take(&format!("{p}.input_layernorm.weight"), &[hs])?,
+                ln2: take(&format!("{p}.post_attention_layernorm.weight"), &[hs])?,
+            });
+        }
+        let norm = take("model.norm.weight", &[hs])?;
+        let lm_head = if c.tie_word_embeddings {
+            None
+        } else {
+            Some(Linear::new(
+                take("lm_head.weight", &[c.vocab_size, hs])?,
+                None,
+            ))
+        };
+        let inv_freq = config.inv_freq();
+        Ok(Self {
+            config,
+            device: device.clone(),
+            dtype,
+            embed,
+            blocks,
+            norm,
+            lm_head,
+            inv_freq,
+        })
+    }
+
+    /// The model's hyper-parameters.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The weights' dtype.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// A fresh KV cache sized for `capacity` positions.
+    pub fn new_cache(&self, capacity: usize) -> KvCache {
+        KvCache::new(self.blocks.len(), capacity)
+    }
+
+    /// Runs the decoder and returns logits.
+    ///
+    /// `input_ids` is `[B, T]` (u32). `attention_mask` is `[B, T]` for the new tokens (1 = token,
+    /// 0 = left padding; `None` = all ones); with a cache the mask of earlier tokens is kept there.
+    /// Position ids are derived from the mask, so left-padded rows start at position 0.
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        cache: Option<&mut KvCache>,
+        logits: LogitsMode,
+        o: ForwardOpts,
+    ) -> Result<Tensor> {
+        let h = self.hidden_states(input_ids, attention_mask, cache, o)?;
+        let h = match logits {
+            LogitsMode::All => h,
+            LogitsMode::Last => {
+                let t = h.dim(1)?;
+                h.narrow(1, t - 1, 1)?
+            }
+        };
+        self.lm_head(&h, &o)
+    }
+
+    /// Applies the output projection to final hidden states `[.., H]`.
+    pub fn lm_head(&self, h: &Tensor, o: &ForwardOpts) -> Result<Tensor> {
+        match &self.lm_head {
+            Some(l) => l.forward(h, o),
+            None => matmul_t(h, &use_param(&self.embed, o.grad)),
+        }
+    }
+
+    /// Runs the decoder up to the final norm: `[B, T, hidden]`.
+    pub fn hidden_states(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        mut cache: Option<&mut KvCache>,
+        o: ForwardOpts,
+    ) -> Result<Tensor> {
+        let (b, t) = input_ids.dims2().map_err(|_| {
+            ModelError::Input(format!(
+                "input_ids must be [B, T], got {:?}",
+                input_ids.dims()
+            ))
+        })?;
+        if t == 0 || b == 0 {
+            return Err(ModelError::Input("empty input_ids".into()));
+        }
+        if o.grad && cache.is_some() {
+            return Err(ModelError::Input(
+                "the KV cache is inference-only; run gradient forwards without a cache".into(),
+            ));
+        }
+        let new_mask = match attention_mask {
+            Some(m) => {
+                if m.dims() != [b, t] {
+                    return Err(ModelError::Input(format!(
+                        "attention_mask has shape {:?}, expected [{b}, {t}]",
+                        m.dims()
+                    )));
+                }
+                mask_rows(m)?
+            }
+            None => vec![vec![1u8; t]; b],
+        };
+        let (mut full_mask, mut next_pos) = match cache.as_deref() {
+            Some(c) if !c.is_empty() => {
+                if c.batch_size() != b {
+                    return Err(ModelError::Input(format!(
+                        "batch of {b} rows does not match the cache's {} rows",
+                        c.batch_size()
+                    )));
+                }
+                (c.mask.clone(), c.next_pos.clone())
+            }
+            _ => (vec![Vec::new(); b], vec![0u32; b]),
+        };
+        let past = full_mask[0].len();
+        let mut positions = vec![Vec::with_capacity(t); b];
+        for r in 0..b {
+            for &m in &new_mask[r] {
+                positions[r].push(next_pos[r]);
+                if m != 0 {
+                    next_pos[r] += 1;
+                }
+            }
+            full_mask[r].extend_from_slice(&new_mask[r]);
+        }
+        let l = past + t;
+        let neg = match self.dtype {
+            DType::F16 => -6.0e4,
+            _ => -1.0e9,
+        };
+        let mut bias = Vec::with_capacity(b * t * l);
+        for row in &full_mask {
+            for i in 0..t {
+                let q = past + i;
+                for (j, &m) in row.iter().enumerate() {
+                    bias.push(if j <= q && m != 0 { 0.0f32 } else { neg });
+                }
+            }
+        }
+        let bias = Tensor::from_vec(bias, (b, 1, t, l), &self.device)?.to_dtype(self.dtype)?;
+        let rope = Rope::new(&self.inv_freq, &positions, self.dtype, &self.device)?;
+
+        let ids = input_ids.flatten_all()?;
+        let mut x = use_param(&self.embed, o.grad)
+            .index_select(&ids, 0)?
+            .reshape((b, t, self.config.hidden_size))?;
+        let eps = self.config.rms_norm_eps;
+        for (i, blk) in self.blocks.iter().enumerate() {
+            let ln1 = use_param(&blk.ln1, o.grad);
+            let hn = rms_norm(&x, &ln1, eps, o.grad)?;
+            let slot = cache.as_deref_mut().map(|c| (&mut c.layers[i], c.capacity));
+            let a = blk.attn.forward(&hn, &rope, &bias, slot, &o)?;
+            x = (x + a)?;
+            let ln2 = use_param(&blk.ln2, o.grad);
+            let hn = rms_norm(&x, &ln2, eps, o.grad)?;
+            x = (&x + blk.mlp.forward(&hn, &o)?)?;
+        }
+        if let Some(c) = cache {
+            c.mask = full_mask;
+            c.next_pos = next_pos;
+        }
+        rms_norm(&x, &use_param(&self.norm, o.grad), eps, o.grad)
+    }
+
+    /// Log-probabilities of each next token of `input_ids` (`[B, T]` → `[B, T-1]`), computed from
+    /// logits divided by `temperature`; with `o.grad` the result is differentiable w.r.t. every
+    /// trainable parameter. `with_entropy` adds the (detached) entropy of each distribution.
+    pub fn token_logprobs(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        temperature: f64,
+        with_entropy: bool,
+        o: ForwardOpts,
+    ) -> Result<TokenLogprobs> {
+        let (b, t) = input_ids.dims2()?;
+        if t < 2 {
+            return Err(ModelError::Input(
+                "token_logprobs needs at least 2 tokens per row".into(),
+            ));
+        }
+        if temperature <= 0.0 {
+            return Err(ModelError::Input(format!(
+                "temperature must be > 0, got {temperature}"
+            )));
+        }
+        let h = self.hidden_states(input_ids, attention_mask, None, o)?;
+        let targets = input_ids.i((.., 1..))?.contiguous()?;
+        // Process a few rows at a time so that inference never materialises [B, T, V] at once.
+        let chunk = if o.grad { b } else { 1 };
+        let mut lps = Vec::new();
+        let mut ents = Vec::new();
+        for start in (0..b).step_by(chunk) {
+            let n = chunk.min(b - start);
+            let hc = h.narrow(0, start, n)?.narrow(1, 0, t - 1)?;
+            let mut logits = self.lm_head(&hc, &o)?;
+            if temperature != 1.0 {
+                logits = (logits / temperature)?;
+            }
+            let logp = log_softmax_last(&logits)?;
+            let tg = targets.narrow(0, start, n)?.unsqueeze(2)?;
+            lps.push(logp.gather(&tg, 2)?.squeeze(2)?);
+            if with_entropy {
+                let lp = logp.detach();
+                ents.push((lp.exp()? * &lp)?.sum(D::Minus1)?.neg()?);
+            }
+        }
+        let logprobs = Tensor::cat(&lps, 0)?;
+        let entropy = if with_entropy {
+            Some(Tensor::cat(&ents, 0)?)
+        } else {
+            None
+        };
+        Ok(TokenLogprobs { logprobs, entropy })
+    }
+
+    // ----- parameters, adapters -----
+
+    /// Every base parameter under its HF name (tied models have no `lm_head.weight`).
+    pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        let mut out = vec![("model.embed_tokens.weight".to_string(), self.embed.clone())];
+        for (i, blk) in self.blocks.iter().enumerate() {
+            let p = format!("model.layers.{i}");
+            out.push((format!("{p}.input_layernorm.weight"), blk.ln1.clone()));
+            out.push((
+                format!("{p}.post_attention_layernorm.weight"),
+                blk.ln2.clone(),
+            ));
+            for name in PROJECTIONS {
+                let l = blk.projection(name).expect("known projection");
+                let path = projection_path(name);
+                out.push((format!("{p}.{path}.weight"), l.weight.clone()));
+                if let Some(bias) = &l.bias {
+                    out.push((format!("{p}.{path}.bias"), bias.clone()));
+                }
+            }
+        }
+        out.push(("model.norm.weight".to_string(), self.norm.clone()));
+        if let Some(l) = &self.lm_head {
+            out.push(("lm_head.weight".to_string(), l.weight.clone()));
+        }
+        out
+    }
+
+    /// Makes every base parameter trainable (full fine-tuning) and returns the variables by name.
+    pub fn make_base_trainable(&mut self) -> Result<Vec<(String, Var)>> {
+        let mut out = Vec::new();
+        let mut var = |name: String, t: &mut Tensor| -> Result<()> {
+            let v = Var::from_tensor(t)?;
+            *t = v.as_tensor().clone();
+            out.push((name, v));
+            Ok(())
+        };
+        var("model.embed_tokens.weight".into(), &mut self.embed)?;
+        for (i, blk) in self.blocks.iter_mut().enumerate() {
+            let p = format!("model.layers.{i}");
+            var(format!("{p}.input_layernorm.weight"), &mut blk.ln1)?;
+            var(format!("{p}.post_attention_layernorm.weight"), &mut blk.ln2)?;
+            for name in PROJECTIONS {
+                let path = projection_path(name);
+                let l = blk.projection_mut(name).expect("known projection");
+                var(format!("{p}.{path}.weight"), &mut l.weight)?;
+                if let Some(b) = l.bias.as_mut() {
+                    var(format!("{p}.{path}.bias"), b)?;
+                }
+            }
+        }
+        var("model.norm.weight".into(), &mut self.norm)?;
+        if let Some(l) = self.lm_head.as_mut() {
+            var("lm_head.weight".into(), &mut l.weight)?;
+        }
+        Ok(out)
+    }
+
+    /// Visits every projection as (layer index, projection name, module).
+    pub(crate) fn projections_mut(
+        &mut self,
+    ) -> impl Iterator<Item = (usize, &'static str, &mut Linear)> {
+        self.blocks.iter_mut().enumerate().flat_map(|(i, blk)| {
+            let Block { attn, mlp, .. } = blk;
+            [
+                ("q_proj", &mut attn.q),
+                ("k_proj", &mut attn.k),
+                ("v_proj", &mut attn.v),
+                ("o_proj", &mut attn.o),
+                ("gate_proj", &mut mlp.gate),
+                ("up_proj", &mut mlp.up),
+                ("down_proj", &mut mlp.down),
+            ]
+            .into_iter()
+            .map(move |(n, l)| (i, n, l))
+        })
+    }
+
+    /// Visits every projection read-only.
+    pub(crate) fn projections(&self) -> impl Iterator<Item = (usize, &'static str, &Linear)> {
+        self.blocks.iter().enumerate().flat_map(|(i, blk)| {
+            PROJECTIONS
+                .into_iter()
+                .map(move |n| (i, n, blk.projection(n).expect("known projection")))
+        })
+    }
+}

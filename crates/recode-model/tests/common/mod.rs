@@ -1,0 +1,73 @@
+//! Shared helpers: tiny random models written by the independent numpy reference.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use recode_model::weights::{load_safetensors, safetensors_files};
+use recode_model::{CausalLM, ModelConfig};
+
+/// The Python of the dev venv (RECODE_VENV or the setup script's default).
+pub fn python() -> PathBuf {
+    let venv =
+        std::env::var("RECODE_VENV").unwrap_or_else(|_| "/root/.cache/recode/venv-dev".into());
+    let p = Path::new(&venv).join("bin/python");
+    assert!(
+        p.exists(),
+        "{} not found: run scripts/setup.sh (needs numpy and safetensors)",
+        p.display()
+    );
+    p
+}
+
+/// Writes a tiny random model of `arch` with the numpy reference into a temp dir.
+pub fn make_tiny(arch: &str, seed: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../python/reference/model_ref.py");
+    let out = std::process::Command::new(python())
+        .arg(&script)
+        .args(["make", "--arch", arch, "--seed", &seed.to_string(), "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "model_ref.py failed (pip install numpy safetensors into the venv via scripts/setup.sh): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+/// Loads the tiny model of `dir` in `dtype`.
+pub fn load_tiny(dir: &Path, dtype: DType) -> CausalLM {
+    let cfg = ModelConfig::from_hf_json(&dir.join("config.json")).unwrap();
+    let t = load_safetensors(&safetensors_files(dir).unwrap(), dtype, &Device::Cpu).unwrap();
+    CausalLM::from_tensors(cfg, t, dtype, &Device::Cpu).unwrap()
+}
+
+/// (input_ids u32 [B,T], mask u32 [B,T], expected logits f64 [B,T,V]).
+pub fn expected(dir: &Path) -> (Tensor, Tensor, Tensor) {
+    let t = candle_core::safetensors::load(dir.join("expected.safetensors"), &Device::Cpu).unwrap();
+    let ids = t["input_ids"].to_dtype(DType::U32).unwrap();
+    let mask = t["attention_mask"].to_dtype(DType::U32).unwrap();
+    (ids, mask, t["logits"].clone())
+}
+
+/// Max |a - b| over rows/positions where mask = 1.
+pub fn max_diff_masked(a: &Tensor, b: &Tensor, mask: &Tensor) -> f64 {
+    let a = a.to_dtype(DType::F64).unwrap().to_vec3::<f64>().unwrap();
+    let b = b.to_dtype(DType::F64).unwrap().to_vec3::<f64>().unwrap();
+    let m = mask.to_vec2::<u32>().unwrap();
+    let mut worst = 0.0f64;
+    for (r, row) in m.iter().enumerate() {
+        for (t, &v) in row.iter().enumerate() {
+            if v == 1 {
+                for (x, y) in a[r][t].iter().zip(&b[r][t]) {
+                    worst = worst.max((x - y).abs());
+                }
+            }
+        }
+    }
+    worst
+}

@@ -1,0 +1,663 @@
+//! The GRPO/DAPO loop, generic over the [`Policy`] / [`RolloutSource`] / [`Rewarder`]
+//! seams.
+//!
+//! One optimizer step: (every μ steps) draw prompts → G completions each → rewards
+//! (+ overlong shaping) → dynamic-sampling filter (DAPO) → group advantages → old and
+//! reference log-probs; then micro-batches of `per_device_train_batch_size`
+//! completions → clipped loss normalised over the whole batch → summed gradients →
+//! norm clipping → AdamW with the scheduled learning rate.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::advantage::{
+    group_advantages, group_is_constant, overlong_penalty, FilterStats, GroupFilter,
+};
+use crate::checkpoint::{self, MetricsWriter, STATE_FILE};
+use crate::config::TrainConfig;
+use crate::loss::{policy_loss, LossInputs, LossParams, LossStats, Normaliser};
+use crate::optim::{accumulate_grads, clip_grad_norm, lr_at, AdamW, AdamWParams};
+use crate::policy::{
+    Completion, Policy, PromptItem, Rewarder, RolloutSource, SamplingParams, TokenBatch,
+};
+use crate::RlError;
+
+/// Position in the (per-epoch shuffled) prompt order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataCursor {
+    /// Epochs completed.
+    pub epoch: u64,
+    /// Next index into this epoch's permutation.
+    pub pos: usize,
+}
+
+/// Reward-side figures of one generation batch (all generated completions, before filtering).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RolloutMetrics {
+    /// Mean total reward (after weights and overlong shaping).
+    pub reward_mean: f64,
+    /// Population std of the total reward.
+    pub reward_std: f64,
+    /// Mean of each reward component.
+    pub reward_components: BTreeMap<String, f64>,
+    /// Mean completion length in tokens.
+    pub completion_len_mean: f64,
+    /// Fraction of completions cut at `max_completion_length`.
+    pub truncated_fraction: f64,
+    /// Dynamic-sampling accounting.
+    pub filter: FilterStats,
+    /// Completion tokens generated.
+    pub generated_tokens: usize,
+}
+
+/// Wall-clock split of a step (excluded from exact-resume comparisons).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepTiming {
+    /// Seconds generating.
+    pub generate_s: f64,
+    /// Seconds scoring.
+    pub score_s: f64,
+    /// Seconds in forward/backward/optimizer.
+    pub learn_s: f64,
+    /// Generated tokens per second.
+    pub tokens_per_s: f64,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepMetrics {
+    /// Optimizer step (1-based).
+    pub step: u64,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Loss of the whole mini-batch.
+    pub loss: f64,
+    /// Rollout figures of the batch this step trained on.
+    pub rollout: RolloutMetrics,
+    /// Mean per-token KL to the reference (0 when β = 0 and no reference pass).
+    pub kl: f64,
+    /// Fraction of completion tokens where the ε clip was active.
+    pub clip_fraction: f64,
+    /// Fraction of completion tokens where the dual clip was active.
+    pub dual_clip_fraction: f64,
+    /// Mean per-token entropy.
+    pub entropy: f64,
+    /// Mean |log ρ| (policy drift since rollout).
+    pub abs_log_ratio: f64,
+    /// Gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Completions trained on.
+    pub num_completions: usize,
+    /// Timing split.
+    pub timing: StepTiming,
+}
+
+/// A scored, filtered generation batch ready for μ optimizer steps.
+#[derive(Debug, Clone)]
+struct RolloutBatch {
+    batch: TokenBatch,
+    old_logprobs: Tensor,
+    ref_logprobs: Option<Tensor>,
+    advantages: Tensor,
+    metrics: RolloutMetrics,
+}
+
+/// What `trainer_state.json` holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct TrainerState {
+    step: u64,
+    optimizer_step: u64,
+    cursor: DataCursor,
+    rng: ChaCha8Rng,
+    rollout_metrics: Option<RolloutMetrics>,
+}
+
+/// The RL trainer.
+pub struct Trainer<P: Policy, S: RolloutSource<P>, R: Rewarder> {
+    cfg: TrainConfig,
+    policy: P,
+    source: S,
+    rewarder: R,
+    prompts: Vec<PromptItem>,
+    weights: Vec<f64>,
+    opt: AdamW,
+    rng: ChaCha8Rng,
+    cursor: DataCursor,
+    step: u64,
+    rollout: Option<RolloutBatch>,
+    output: Option<PathBuf>,
+    metrics: Option<MetricsWriter>,
+    resumed_at: Option<u64>,
+}
+
+impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
+    /// A trainer at step 0 (validates `cfg`; `reward_weights`, when given, must match
+    /// the rewarder's components).
+    pub fn new(
+        cfg: TrainConfig,
+        policy: P,
+        source: S,
+        rewarder: R,
+        prompts: Vec<PromptItem>,
+    ) -> Result<Self, RlError> {
+        cfg.validate()?;
+        if prompts.is_empty() {
+            return Err(RlError::Config("no training prompts".into()));
+        }
+        let n_comp = rewarder.component_names().len();
+        let weights = if cfg.reward_weights.is_empty() {
+            vec![1.0; n_comp]
+        } else if cfg.reward_weights.len() == n_comp {
+            cfg.reward_weights.clone()
+        } else {
+            return Err(RlError::Config(format!(
+                "reward_weights has {} entries, the rewarder has {n_comp} components",
+                cfg.reward_weights.len()
+            )));
+        };
+        let opt = AdamW::new(policy.trainable_vars(), AdamWParams::from(&cfg))?;
+        let rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        Ok(Trainer {
+            cfg,
+            policy,
+            source,
+            rewarder,
+            prompts,
+            weights,
+            opt,
+            rng,
+            cursor: DataCursor::default(),
+            step: 0,
+            rollout: None,
+            output: None,
+            metrics: None,
+            resumed_at: None,
+        })
+    }
+
+    /// Writes checkpoints and `metrics.jsonl` under `dir`. The metrics file is opened at
+    /// the first step: replaced for a fresh run, trimmed to the checkpoint after [`Trainer::resume`].
+    pub fn with_output(mut self, dir: &Path) -> Result<Self, RlError> {
+        std::fs::create_dir_all(dir).map_err(|source| RlError::Io {
+            path: dir.into(),
+            source,
+        })?;
+        self.output = Some(dir.to_path_buf());
+        Ok(self)
+    }
+
+    /// Restores everything from checkpoint `ckpt` (weights, optimizer, RNG, data
+    /// cursor, cached rollout batch); without [`Trainer::with_output`] the run continues
+    /// in `ckpt`'s parent directory.
+    pub fn resume(mut self, ckpt: &Path) -> Result<Self, RlError> {
+        let state: TrainerState = checkpoint::load_json(&ckpt.join(STATE_FILE))?;
+        let dev = self.policy.device().clone();
+        let weights = checkpoint::load_tensors(&ckpt.join("model.safetensors"), &dev)?;
+        for (name, var) in self.policy.trainable_vars() {
+            let t = weights.get(&name).ok_or_else(|| {
+                RlError::Checkpoint(format!("{}: lacks `{name}`", ckpt.display()))
+            })?;
+            var.set(&t.to_dtype(var.dtype())?)?;
+        }
+        let opt_state = checkpoint::load_tensors(&ckpt.join("optimizer.safetensors"), &dev)?;
+        self.opt.load_state(&opt_state, state.optimizer_step)?;
+        let rollout_path = ckpt.join("rollout.safetensors");
+        self.rollout = match (rollout_path.is_file(), state.rollout_metrics) {
+            (true, Some(metrics)) => {
+                let t = checkpoint::load_tensors(&rollout_path, &dev)?;
+                let get = |k: &str| {
+                    t.get(k).cloned().ok_or_else(|| {
+                        RlError::Checkpoint(format!("{}: lacks `{k}`", rollout_path.display()))
+                    })
+                };
+                Some(RolloutBatch {
+                    batch: TokenBatch {
+                        input_ids: get("input_ids")?,
+                        completion_mask: get("completion_mask")?,
+                    },
+                    old_logprobs: get("old_logprobs")?,
+                    ref_logprobs: t.get("ref_logprobs").cloned(),
+                    advantages: get("advantages")?,
+                    metrics,
+                })
+            }
+            _ => None,
+        };
+        self.step = state.step;
+        self.cursor = state.cursor;
+        self.rng = state.rng;
+        self.resumed_at = Some(self.step);
+        if self.output.is_none() {
+            self.output = ckpt.parent().map(Path::to_path_buf);
+        }
+        tracing::info!(step = self.step, checkpoint = %ckpt.display(), "resumed");
+        Ok(self)
+    }
+
+    /// The policy being trained.
+    pub fn policy(&self) -> &P {
+        &self.policy
+    }
+
+    /// Optimizer steps done.
+    pub fn step_count(&self) -> u64 {
+        self.step
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.cfg
+    }
+
+    /// Runs until `max_steps`, checkpointing every `save_steps` and at the end.
+    pub fn train(&mut self) -> Result<Vec<StepMetrics>, RlError> {
+        let mut all = Vec::new();
+        while (self.step as usize) < self.cfg.max_steps {
+            all.push(self.train_step()?);
+            let s = self.step as usize;
+            if self.output.is_some()
+                && ((self.cfg.save_steps > 0 && s % self.cfg.save_steps == 0)
+                    || s == self.cfg.max_steps)
+            {
+                self.save_checkpoint()?;
+            }
+        }
+        Ok(all)
+    }
+
+    /// One optimizer step (generating a new batch when the previous one has been used μ times).
+    pub fn train_step(&mut self) -> Result<StepMetrics, RlError> {
+        let mut timing = StepTiming::default();
+        if self.step % self.cfg.num_iterations as u64 == 0 || self.rollout.is_none() {
+            self.rollout = Some(self.collect_rollouts(&mut timing)?);
+        }
+        let t0 = Instant::now();
+        let rollout = self
+            .rollout
+            .as_ref()
+            .ok_or_else(|| RlError::Rollout("no rollout batch".into()))?;
+        let lr = lr_at(self.step as usize, &self.cfg);
+        let (loss, stats, grad_norm) = learn(&self.policy, &mut self.opt, rollout, &self.cfg, lr)?;
+        timing.learn_s = t0.elapsed().as_secs_f64();
+        self.step += 1;
+        let m = StepMetrics {
+            step: self.step,
+            lr,
+            loss,
+            rollout: rollout.metrics.clone(),
+            kl: stats.per_token(stats.kl_sum),
+            clip_fraction: stats.per_token(stats.clipped),
+            dual_clip_fraction: stats.per_token(stats.dual_clipped),
+            entropy: stats.per_token(stats.entropy_sum),
+            abs_log_ratio: stats.per_token(stats.abs_log_ratio_sum),
+            grad_norm,
+            num_completions: rollout.advantages.dim(0)?,
+            timing,
+        };
+        if let (None, Some(dir)) = (&self.metrics, &self.output) {
+            let path = dir.join("metrics.jsonl");
+            self.metrics = Some(MetricsWriter::open(&path, self.resumed_at)?);
+        }
+        if let Some(w) = self.metrics.as_mut() {
+            w.write(&m)?;
+        }
+        if self.cfg.logging_steps > 0 && self.step as usize % self.cfg.logging_steps == 0 {
+            tracing::info!(
+                step = m.step,
+                reward = m.rollout.reward_mean,
+                loss = m.loss,
+                kl = m.kl,
+                clip = m.clip_fraction,
+                "train step"
+            );
+        }
+        Ok(m)
+    }
+
+    /// Writes `checkpoint-<step>` atomically into the output directory.
+    pub fn save_checkpoint(&self) -> Result<PathBuf, RlError> {
+        let dir = self
+            .output
+            .as_ref()
+            .ok_or_else(|| RlError::Checkpoint("no output directory set".into()))?;
+        // The cached batch is only needed when the next step would reuse it (μ > 1).
+        let keep_rollout = self.step % self.cfg.num_iterations as u64 != 0;
+        let rollout = self.rollout.as_ref().filter(|_| keep_rollout);
+        checkpoint::write_atomic_dir(
+            dir,
+            &format!("{}{}", checkpoint::CHECKPOINT_PREFIX, self.step),
+            |tmp| {
+                let vars = self.policy.trainable_vars();
+                let weights = vars
+                    .iter()
+                    .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+                    .collect();
+                checkpoint::save_tensors(&tmp.join("model.safetensors"), &weights)?;
+                checkpoint::save_tensors(
+                    &tmp.join("optimizer.safetensors"),
+                    &self.opt.state_tensors(),
+                )?;
+                if let Some(r) = rollout {
+                    let mut t = std::collections::HashMap::from([
+                        ("input_ids".to_string(), r.batch.input_ids.clone()),
+                        (
+                            "completion_mask".to_string(),
+                            r.batch.completion_mask.clone(),
+                        ),
+                        ("old_logprobs".to_string(), r.old_logprobs.clone()),
+                        ("advantages".to_string(), r.advantages.clone()),
+                    ]);
+                    if let Some(rf) = &r.ref_logprobs {
+                        t.insert("ref_logprobs".into(), rf.clone());
+                    }
+                    checkpoint::save_tensors(&tmp.join("rollout.safetensors"), &t)?;
+                }
+                let cfg_path = tmp.join("config.toml");
+                std::fs::write(&cfg_path, self.cfg.to_toml()).map_err(|source| RlError::Io {
+                    path: cfg_path,
+                    source,
+                })?;
+                // Written last: its presence marks a complete checkpoint.
+                checkpoint::save_json(
+                    &tmp.join(STATE_FILE),
+                    &TrainerState {
+                        step: self.step,
+                        optimizer_step: self.opt.step_count(),
+                        cursor: self.cursor,
+                        rng: self.rng.clone(),
+                        rollout_metrics: rollout.map(|r| r.metrics.clone()),
+                    },
+                )
+            },
+        )
+    }
+
+    /// The next `n` prompts in the seeded per-epoch order.
+    fn next_prompts(&mut self, n: usize) -> Vec<PromptItem> {
+        let mut out = Vec::with_capacity(n);
+        let mut order = epoch_order(self.prompts.len(), self.cfg.seed, self.cursor.epoch);
+        while out.len() < n {
+            if self.cursor.pos >= order.len() {
+                self.cursor.epoch += 1;
+                self.cursor.pos = 0;
+                order = epoch_order(self.prompts.len(), self.cfg.seed, self.cursor.epoch);
+            }
+            out.push(self.prompts[order[self.cursor.pos]].clone());
+            self.cursor.pos += 1;
+        }
+        out
+    }
+
+    /// Generates, scores, filters and prepares one training batch.
+    fn collect_rollouts(&mut self, timing: &mut StepTiming) -> Result<RolloutBatch, RlError> {
+        let g = self.cfg.num_generations;
+        let n_prompts = self.cfg.generation_batch_size() / g;
+        let budget = if self.cfg.dynamic_sampling {
+            self.cfg.max_num_gen_batches
+        } else {
+            1
+        };
+        let params = SamplingParams {
+            temperature: self.cfg.temperature,
+            top_p: self.cfg.top_p,
+            top_k: self.cfg.top_k,
+            max_new_tokens: self.cfg.max_completion_length,
+        };
+        let names = self.rewarder.component_names();
+        let mut filter = GroupFilter::new(n_prompts, budget);
+        let (mut all_rewards, mut comp_sums, mut len_sum, mut trunc, mut gen_tokens) =
+            (Vec::new(), vec![0.0; names.len()], 0usize, 0usize, 0usize);
+        let mut kept_plain = Vec::new();
+        while !filter.done() {
+            let prompts = self.next_prompts(n_prompts);
+            let t0 = Instant::now();
+            let comps = self
+                .source
+                .generate(&self.policy, &prompts, g, &params, &mut self.rng)?;
+            timing.generate_s += t0.elapsed().as_secs_f64();
+            if comps.len() != prompts.len() * g {
+                return Err(RlError::Rollout(format!(
+                    "rollout source returned {} completions, expected {}",
+                    comps.len(),
+                    prompts.len() * g
+                )));
+            }
+            let t1 = Instant::now();
+            let mut batch = Vec::with_capacity(prompts.len());
+            for (p, group) in prompts.into_iter().zip(comps.chunks(g)) {
+                let mut rewards = Vec::with_capacity(g);
+                for c in group {
+                    let parts = self.rewarder.score(&p, c)?;
+                    for (s, v) in comp_sums.iter_mut().zip(&parts) {
+                        *s += v;
+                    }
+                    let shaped = overlong_penalty(
+                        c.tokens.len(),
+                        self.cfg.max_completion_length,
+                        self.cfg.overlong_buffer_len,
+                        self.cfg.overlong_penalty_factor,
+                    );
+                    rewards.push(
+                        parts
+                            .iter()
+                            .zip(&self.weights)
+                            .map(|(v, w)| v * w)
+                            .sum::<f64>()
+                            + shaped,
+                    );
+                    len_sum += c.tokens.len();
+                    trunc += c.truncated as usize;
+                    gen_tokens += c.tokens.len();
+                }
+                all_rewards.extend_from_slice(&rewards);
+                batch.push(((p, group.to_vec(), rewards.clone()), rewards));
+            }
+            timing.score_s += t1.elapsed().as_secs_f64();
+            if self.cfg.dynamic_sampling {
+                filter.offer(batch);
+            } else {
+                filter.stats.gen_batches += 1;
+                filter.stats.groups_seen += batch.len();
+                filter.stats.groups_kept +=
+                    batch.iter().filter(|(_, r)| !group_is_constant(r)).count();
+                kept_plain.extend(batch.into_iter().map(|(grp, _)| grp));
+                break;
+            }
+        }
+        let (kept, stats) = if self.cfg.dynamic_sampling {
+            filter.finish()
+        } else {
+            (kept_plain, filter.stats)
+        };
+        let n_all = all_rewards.len().max(1) as f64;
+        let mean = all_rewards.iter().sum::<f64>() / n_all;
+        let std = (all_rewards.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n_all).sqrt();
+        timing.tokens_per_s = if timing.generate_s > 0.0 {
+            gen_tokens as f64 / timing.generate_s
+        } else {
+            0.0
+        };
+        let metrics = RolloutMetrics {
+            reward_mean: mean,
+            reward_std: std,
+            reward_components: names
+                .iter()
+                .cloned()
+                .zip(comp_sums.iter().map(|s| s / n_all))
+                .collect(),
+            completion_len_mean: len_sum as f64 / n_all,
+            truncated_fraction: trunc as f64 / n_all,
+            filter: stats,
+            generated_tokens: gen_tokens,
+        };
+        if kept.is_empty() {
+            return Err(RlError::Rollout(format!(
+                "no group with differing rewards in {} generation batches (all groups constant)",
+                metrics.filter.gen_batches
+            )));
+        }
+        let rewards: Vec<f64> = kept
+            .iter()
+            .flat_map(|(_, _, r)| r.iter().copied())
+            .collect();
+        let adv = group_advantages(&rewards, g, self.cfg.scale_rewards, self.cfg.advantage_std);
+        let seqs: Vec<(&[u32], &Completion)> = kept
+            .iter()
+            .flat_map(|(p, cs, _)| cs.iter().map(move |c| (p.tokens.as_slice(), c)))
+            .collect();
+        let batch = build_batch(
+            &seqs,
+            self.cfg.mask_truncated_completions,
+            self.policy.device(),
+        )?;
+        let t2 = Instant::now();
+        let mb = self.cfg.per_device_train_batch_size;
+        let old_logprobs = map_micro(&batch, mb, |b| {
+            Ok(self.policy.token_logprobs(b, false)?.logprobs.detach())
+        })?;
+        let ref_logprobs = if self.cfg.beta > 0.0 {
+            Some(map_micro(&batch, mb, |b| {
+                self.policy.reference_logprobs(b)
+            })?)
+        } else {
+            None
+        };
+        timing.learn_s += t2.elapsed().as_secs_f64();
+        let advantages = Tensor::new(adv, self.policy.device())?;
+        Ok(RolloutBatch {
+            batch,
+            old_logprobs,
+            ref_logprobs,
+            advantages,
+            metrics,
+        })
+    }
+}
+
+/// Per-epoch permutation of `0..n` from the run seed.
+fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1));
+    order.shuffle(&mut rng);
+    order
+}
+
+/// Right-padded `[prompt ‖ completion]` ids and a mask over completion tokens only
+/// (prompt and padding 0; truncated completions 0 when `mask_truncated`).
+pub fn build_batch(
+    seqs: &[(&[u32], &Completion)],
+    mask_truncated: bool,
+    device: &Device,
+) -> Result<TokenBatch, RlError> {
+    let width = seqs
+        .iter()
+        .map(|(p, c)| p.len() + c.tokens.len())
+        .max()
+        .unwrap_or(1)
+        .max(2);
+    let mut ids = vec![0u32; seqs.len() * width];
+    let mut mask = vec![0f32; seqs.len() * width];
+    for (row, (p, c)) in seqs.iter().enumerate() {
+        let base = row * width;
+        ids[base..base + p.len()].copy_from_slice(p);
+        ids[base + p.len()..base + p.len() + c.tokens.len()].copy_from_slice(&c.tokens);
+        if !(mask_truncated && c.truncated) {
+            mask[base + p.len()..base + p.len() + c.tokens.len()].fill(1.0);
+        }
+    }
+    Ok(TokenBatch {
+        input_ids: Tensor::from_vec(ids, (seqs.len(), width), device)?,
+        completion_mask: Tensor::from_vec(mask, (seqs.len(), width), device)?,
+    })
+}
+
+/// Rows `start..start+len` of a batch.
+fn slice_batch(b: &TokenBatch, start: usize, len: usize) -> candle_core::Result<TokenBatch> {
+    Ok(TokenBatch {
+        input_ids: b.input_ids.narrow(0, start, len)?,
+        completion_mask: b.completion_mask.narrow(0, start, len)?,
+    })
+}
+
+/// Applies `f` to micro-batches of `mb` rows and concatenates the `[rows, T]` results.
+fn map_micro(
+    b: &TokenBatch,
+    mb: usize,
+    mut f: impl FnMut(&TokenBatch) -> candle_core::Result<Tensor>,
+) -> Result<Tensor, RlError> {
+    let n = b.input_ids.dim(0)?;
+    let parts = (0..n)
+        .step_by(mb.max(1))
+        .map(|s| f(&slice_batch(b, s, mb.min(n - s))?))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    Ok(Tensor::cat(&parts, 0)?)
+}
+
+/// Gradient of the loss over the whole batch, accumulated over micro-batches of `mb`
+/// rows with global normalisation; returns (loss, stats, per-variable gradients).
+pub fn batch_gradients<P: Policy>(
+    policy: &P,
+    batch: &TokenBatch,
+    old_logprobs: &Tensor,
+    ref_logprobs: Option<&Tensor>,
+    advantages: &Tensor,
+    params: &LossParams,
+    mb: usize,
+) -> Result<(f64, LossStats, Vec<Option<Tensor>>), RlError> {
+    let vars = policy.trainable_vars();
+    let norm = Normaliser::from_mask(&batch.completion_mask)?;
+    let n = batch.input_ids.dim(0)?;
+    let mut acc = vec![None; vars.len()];
+    let (mut loss_sum, mut stats) = (0.0, LossStats::default());
+    for start in (0..n).step_by(mb.max(1)) {
+        let len = mb.min(n - start);
+        let sub = slice_batch(batch, start, len)?;
+        let out = policy.token_logprobs(&sub, true)?;
+        let old = old_logprobs.narrow(0, start, len)?;
+        let rf = ref_logprobs.map(|r| r.narrow(0, start, len)).transpose()?;
+        let adv = advantages.narrow(0, start, len)?;
+        let inp = LossInputs {
+            logprobs: &out.logprobs,
+            old_logprobs: &old,
+            ref_logprobs: rf.as_ref(),
+            advantages: &adv,
+            mask: &sub.completion_mask,
+            entropy: out.entropy.as_ref(),
+        };
+        let (loss, st) = policy_loss(&inp, params, &norm)?;
+        accumulate_grads(&mut acc, &loss.backward()?, &vars)?;
+        loss_sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        stats.add(&st);
+    }
+    Ok((loss_sum, stats, acc))
+}
+
+/// One optimizer step on a rollout batch; returns (loss, stats, grad norm).
+fn learn<P: Policy>(
+    policy: &P,
+    opt: &mut AdamW,
+    r: &RolloutBatch,
+    cfg: &TrainConfig,
+    lr: f64,
+) -> Result<(f64, LossStats, f64), RlError> {
+    let (loss, stats, mut grads) = batch_gradients(
+        policy,
+        &r.batch,
+        &r.old_logprobs,
+        r.ref_logprobs.as_ref(),
+        &r.advantages,
+        &LossParams::from(cfg),
+        cfg.per_device_train_batch_size,
+    )?;
+    let norm = clip_grad_norm(&mut grads, cfg.max_grad_norm)?;
+    opt.step(&grads, lr)?;
+    Ok((loss, stats, norm))
+}

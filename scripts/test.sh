@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite: set-up (idempotent, cached), format and lint checks, Rust tests,
+# the Python bindings and Python-side tests. `.ci/run` calls exactly this script.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+eval "$(scripts/setup.sh)"
+export RECODE_VENV RECODE_SMOLLM2_GGUF RECODE_QWEN_TOKENIZER_DIR
+export RECODE_SHARED=${RECODE_SHARED:-$root/../shared}
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (deny warnings)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "cargo build (the recode binary used by the Python tests)"
+cargo build --quiet -p recode-cli
+export RECODE_BIN=$root/target/debug/recode
+
+if [ -x scripts/test-extra.sh ]; then
+  step "extra set-up"
+  scripts/test-extra.sh
+fi
+
+step "cargo test"
+cargo test --workspace --quiet 2>&1 | tee /tmp/recode-cargo-test.log | grep -Ev '^(running [0-9]+ tests?|test .* \.\.\. ok)$' || true
+test "${PIPESTATUS[0]}" -eq 0
+
+step "Python bindings (maturin) and pytest"
+if [ -f crates/recode-py/pyproject.toml ]; then
+  "$RECODE_VENV/bin/maturin" build --quiet --release -m crates/recode-py/Cargo.toml -o target/wheels >&2
+  "$RECODE_VENV/bin/python" -m pip install --quiet --force-reinstall --no-deps target/wheels/recode-*.whl >&2
+fi
+"$RECODE_VENV/bin/python" -m pytest -q python/tests
