@@ -22,7 +22,28 @@ step "data: validate, clean, split"
 "$recode" data split "$out/clean.jsonl" --val 0.05 --seed 42 -o "$out"
 "$recode" data render "$out/clean.val.jsonl" -o "$out/val.prompts.jsonl"
 
-if [ -x scripts/quickstart-stages.sh ]; then
-  scripts/quickstart-stages.sh "$recode" "$out"
-fi
+step "rollouts: SmolLM2-135M continues 4 validation prompts, 4 samples each"
+head -n 4 "$out/val.prompts.jsonl" > "$out/rollout.prompts.jsonl"
+"$recode" generate --model "$RECODE_SMOLLM2_GGUF" --input "$out/rollout.prompts.jsonl" --raw \
+  -n 4 --temperature 1.0 --max-new-tokens 192 --seed 1 --json > "$out/rollouts.jsonl"
+
+step "rewards: format + EM* + ES* per rollout"
+"$RECODE_VENV/bin/python" - "$out/rollout.prompts.jsonl" "$out/rollouts.jsonl" "$out/scored.input.jsonl" <<'PY'
+import json, sys
+prompts = [json.loads(l) for l in open(sys.argv[1])]
+with open(sys.argv[3], "w") as out:
+    for line in open(sys.argv[2]):
+        r = json.loads(line)
+        out.write(json.dumps({"completion": r["text"], "target": prompts[r["prompt_index"]]["target"]}) + "\n")
+PY
+"$recode" reward score --input "$out/scored.input.jsonl" > "$out/scored.jsonl"
+
+step "training configuration (GRPO preset, paper settings)"
+"$recode" train --algo grpo --print-config > "$out/grpo.toml"
+
+step "evaluation: CodeUpdateArena harness on the reference solutions (sandboxed)"
+"$recode" eval setup
+"$recode" eval check-refs --bench codeupdatearena \
+  --data "$root/../shared/data/codeupdatearena/arena-dev.jsonl" --limit 12 --json > "$out/check-refs.json"
+tail -n 1 "$out/check-refs.json"
 step "done: outputs in $out"

@@ -20,10 +20,8 @@ step "cargo build (the recode binary used by the Python tests)"
 cargo build --quiet -p recode-cli
 export RECODE_BIN=$root/target/debug/recode
 
-if [ -x scripts/test-extra.sh ]; then
-  step "extra set-up"
-  scripts/test-extra.sh
-fi
+step "evaluation virtualenv (pinned benchmark packages; cached after the first run)"
+"$RECODE_BIN" eval setup
 
 step "cargo test"
 cargo test --workspace --quiet 2>&1 | tee /tmp/recode-cargo-test.log | grep -Ev '^(running [0-9]+ tests?|test .* \.\.\. ok)$' || true
@@ -31,7 +29,7 @@ test "${PIPESTATUS[0]}" -eq 0
 
 step "Python bindings (maturin) and pytest"
 if [ -f crates/recode-py/pyproject.toml ]; then
-  "$RECODE_VENV/bin/maturin" build --quiet --release -m crates/recode-py/Cargo.toml -o target/wheels >&2
+  "$RECODE_VENV/bin/maturin" build --quiet --release -i "$RECODE_VENV/bin/python" -m crates/recode-py/Cargo.toml -o target/wheels >&2
   "$RECODE_VENV/bin/python" -m pip install --quiet --force-reinstall --no-deps target/wheels/recode-*.whl >&2
 fi
 "$RECODE_VENV/bin/python" -m pytest -q python/tests

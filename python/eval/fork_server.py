@@ -59,10 +59,76 @@ def _mount_tmpfs(target, size, mode, flags=0):
     )
 
 
+MS_BIND = 4096
+
+
+def _python_roots():
+    """Directories the interpreter imports from (prefixes and sys.path entries, as given and
+    resolved), reduced to the topmost ones."""
+    cands = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    cands.update(p for p in sys.path if p)
+    paths = set()
+    for p in cands:
+        for q in (os.path.abspath(p), os.path.realpath(p)):
+            if os.path.isdir(q):
+                paths.add(q)
+    roots = []
+    for p in sorted(paths):
+        if not any(p == r or p.startswith(r.rstrip("/") + "/") for r in roots):
+            roots.append(p)
+    return roots
+
+
+def _blocked_ancestors(path):
+    """Ancestors of `path` (itself excluded) that a uid with no other rights cannot traverse."""
+    out, cur = [], "/"
+    for part in path.strip("/").split("/")[:-1]:
+        cur = os.path.join(cur, part)
+        if not os.stat(cur).st_mode & 0o001:
+            out.append(cur)
+    return out
+
+
+# The sandbox uid must reach the Python install (lazily imported modules, e.g. `pytest`,
+# sympy submodules), which may sit under a 0700 home. `_REACH` maps each topmost
+# untraversable ancestor to the install roots below it: each child covers that ancestor with
+# an empty root-owned 0755 tmpfs in its own mount namespace and bind-mounts only those roots
+# back, so the host's permissions stay untouched and the rest of the ancestor stays hidden.
+PY_ROOTS = _python_roots()
+BLOCKED = sorted({b for r in PY_ROOTS for b in _blocked_ancestors(r)})
+_REACH = {}
+for _r in PY_ROOTS:
+    _b = _blocked_ancestors(_r)
+    if _b:  # tops never nest: a blocked top also blocks everything below it
+        _REACH.setdefault(_b[0], []).append(_r)
+
+
+def _expose_python():
+    """Inside the child's mount namespace: make the Python install reachable (see `_REACH`)."""
+    for top, roots in _REACH.items():
+        fds = [os.open(r, os.O_PATH | os.O_DIRECTORY) for r in roots]
+        try:
+            _mount_tmpfs(top, 1 << 20, "755")
+            for r, fd in zip(roots, fds):
+                cur = top
+                for part in os.path.relpath(r, top).split("/"):
+                    cur = os.path.join(cur, part)
+                    if not os.path.isdir(cur):
+                        os.mkdir(cur)
+                        os.chmod(cur, 0o755)
+                _check(_libc.mount(f"/proc/self/fd/{fd}".encode(), r.encode(), None,
+                                   MS_BIND | MS_REC, None), f"bind-mount {r}")
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+
 def _isolate_namespaces():
-    """New network + mount namespace; private tmpfs over /tmp, /dev/shm, /var/tmp; hide paths."""
+    """New network + mount namespace; Python install reachable; private tmpfs over /tmp,
+    /dev/shm, /var/tmp; hide paths."""
     _check(_libc.unshare(CLONE_NEWNET | CLONE_NEWNS), "unshare(CLONE_NEWNET|CLONE_NEWNS)")
     _check(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
+    _expose_python()
     for d in ("/tmp", "/dev/shm", "/var/tmp"):
         if os.path.isdir(d):
             _mount_tmpfs(d, CONFIG["tmpfs_bytes"], "1777")
@@ -72,7 +138,8 @@ def _isolate_namespaces():
 
 
 def _probe_isolation():
-    """Fork a throw-away child to learn which isolation steps this kernel/user permits."""
+    """Fork a throw-away child to learn which isolation steps this kernel/user permits, and
+    whether the program's uid can then list every Python install root."""
     pid = os.fork()
     if pid == 0:
         code = 0
@@ -87,13 +154,30 @@ def _probe_isolation():
                 os.setuid(CONFIG["uid"])
         except OSError:
             code |= 2
+        for r in PY_ROOTS:
+            try:
+                os.listdir(r)
+            except OSError:
+                code |= 4
         os._exit(code)
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
-    return {"namespaces": code >= 0 and not code & 1, "uid_drop": CONFIG["uid"] is not None and code >= 0 and not code & 2}
+    return {"namespaces": code >= 0 and not code & 1,
+            "uid_drop": CONFIG["uid"] is not None and code >= 0 and not code & 2,
+            "python_reachable": code >= 0 and not code & 4}
 
 
 CAPS = _probe_isolation()
+GRANTED = []
+if CAPS["uid_drop"] and not CAPS["namespaces"] and BLOCKED:
+    # No mount namespace to re-expose the install: grant only search (o+x) on exactly the
+    # ancestors that block it, and say so.
+    for _d in BLOCKED:
+        os.chmod(_d, os.stat(_d).st_mode | 0o001)
+        GRANTED.append(_d)
+    print(f"fork server: granted o+x on {GRANTED} so the sandbox uid reaches the Python install",
+          file=sys.stderr)
+    CAPS = _probe_isolation()
 _libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans of programs come back here
 
 os.environ["OMP_NUM_THREADS"] = "1"
@@ -397,6 +481,8 @@ def _send(obj):
 
 def main():
     _send({"hello": True, "caps": CAPS, "uid": CONFIG["uid"] if CAPS["uid_drop"] else None, "preloaded": preloaded, "failed_imports": failed,
+           "python_roots": PY_ROOTS, "exposed": _REACH if CAPS["namespaces"] else {},
+           "granted_traverse": GRANTED,
            "python": sys.version.split()[0], "pid": os.getpid(), "vsz_bytes": _vsz_bytes()})
     while True:
         head = _read_exact(4)

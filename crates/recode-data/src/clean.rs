@@ -20,7 +20,13 @@ use crate::load::Row;
 use crate::stats::canonical_dependency_names;
 
 /// Fields a row needs to become a training prompt and reward target.
-pub const REQUIRED_FIELDS: [&str; 5] = ["dependency", "new_version", "update_info", "old_code", "new_code"];
+pub const REQUIRED_FIELDS: [&str; 5] = [
+    "dependency",
+    "new_version",
+    "update_info",
+    "old_code",
+    "new_code",
+];
 
 /// Which rules run; every one can be switched off.
 #[derive(Debug, Clone, Copy)]
@@ -143,7 +149,10 @@ pub fn clean(rows: &[Row], opts: &CleanOptions) -> (Vec<UpdateExample>, CleanRep
                     _ => false,
                 };
             let unparsable = opts.drop_unparsable_target
-                && ex.new_code.as_deref().is_some_and(|c| !recode_reward::is_valid_python(c));
+                && ex
+                    .new_code
+                    .as_deref()
+                    .is_some_and(|c| !recode_reward::is_valid_python(c));
             (identical, unparsable)
         })
         .collect();
@@ -151,7 +160,9 @@ pub fn clean(rows: &[Row], opts: &CleanOptions) -> (Vec<UpdateExample>, CleanRep
     let mut kept = Vec::new();
     let mut dropped_rows = Vec::new();
     let mut seen = HashSet::new();
-    for ((row, (ex, renamed, reversioned)), &(identical, unparsable)) in rows.iter().zip(&canon).zip(&slow) {
+    for ((row, (ex, renamed, reversioned)), &(identical, unparsable)) in
+        rows.iter().zip(&canon).zip(&slow)
+    {
         let null_field = REQUIRED_FIELDS
             .iter()
             .find(|f| ex.field(f).is_none_or(|v| v.trim().is_empty()));

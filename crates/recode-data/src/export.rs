@@ -78,8 +78,17 @@ fn ready<'a>(path: &Path, row: &'a Row) -> Result<Ready<'a>> {
 }
 
 /// Writes `rows` (from `input`) to `out` in `format`, atomically; returns the row count.
-pub fn export(input: &Path, rows: &[Row], out: &Path, format: ExportFormat, opts: &ExportOptions) -> Result<usize> {
-    let ready_rows = rows.iter().map(|r| ready(input, r)).collect::<Result<Vec<_>>>()?;
+pub fn export(
+    input: &Path,
+    rows: &[Row],
+    out: &Path,
+    format: ExportFormat,
+    opts: &ExportOptions,
+) -> Result<usize> {
+    let ready_rows = rows
+        .iter()
+        .map(|r| ready(input, r))
+        .collect::<Result<Vec<_>>>()?;
     match format {
         ExportFormat::Verl => write_verl(out, rows, &ready_rows, opts)?,
         ExportFormat::TrlJsonl => crate::atomic::write_with(out, |w| {
@@ -108,21 +117,32 @@ fn message_fields() -> Fields {
     ])
 }
 
-fn write_verl(out: &Path, rows: &[Row], ready_rows: &[Ready<'_>], opts: &ExportOptions) -> Result<()> {
+fn write_verl(
+    out: &Path,
+    rows: &[Row],
+    ready_rows: &[Ready<'_>],
+    opts: &ExportOptions,
+) -> Result<()> {
     let n = rows.len();
     let constant = |v: &str| Arc::new(StringArray::from(vec![v; n])) as ArrayRef;
     let strings = |f: &dyn Fn(&Ready<'_>) -> String| {
         Arc::new(StringArray::from_iter_values(ready_rows.iter().map(f))) as ArrayRef
     };
 
-    let mut prompts = ListBuilder::new(StructBuilder::from_fields(message_fields(), n * 2))
-        .with_field(Arc::new(Field::new("item", DataType::Struct(message_fields()), false)));
+    let mut prompts =
+        ListBuilder::new(StructBuilder::from_fields(message_fields(), n * 2)).with_field(Arc::new(
+            Field::new("item", DataType::Struct(message_fields()), false),
+        ));
     for row in rows {
         let messages: Vec<ChatMessage> = prompt_messages(&row.example);
         let b = prompts.values();
         for m in &messages {
-            b.field_builder::<StringBuilder>(0).expect("content").append_value(&m.content);
-            b.field_builder::<StringBuilder>(1).expect("role").append_value(&m.role);
+            b.field_builder::<StringBuilder>(0)
+                .expect("content")
+                .append_value(&m.content);
+            b.field_builder::<StringBuilder>(1)
+                .expect("role")
+                .append_value(&m.role);
             b.append(true);
         }
         prompts.append(true);
@@ -130,21 +150,41 @@ fn write_verl(out: &Path, rows: &[Row], ready_rows: &[Ready<'_>], opts: &ExportO
     let prompt = Arc::new(prompts.finish()) as ArrayRef;
 
     let reward_model = StructArray::from(vec![
-        (Arc::new(Field::new("ground_truth", DataType::Utf8, false)), strings(&|r| r.target.to_string())),
-        (Arc::new(Field::new("style", DataType::Utf8, false)), constant("rule")),
+        (
+            Arc::new(Field::new("ground_truth", DataType::Utf8, false)),
+            strings(&|r| r.target.to_string()),
+        ),
+        (
+            Arc::new(Field::new("style", DataType::Utf8, false)),
+            constant("rule"),
+        ),
     ]);
     let extra_info = StructArray::from(vec![
         (
             Arc::new(Field::new("index", DataType::Int64, false)),
             Arc::new(Int64Array::from_iter_values(0..n as i64)) as ArrayRef,
         ),
-        (Arc::new(Field::new("split", DataType::Utf8, false)), constant(&opts.split)),
-        (Arc::new(Field::new("dependency", DataType::Utf8, false)), strings(&|r| r.dependency.to_string())),
-        (Arc::new(Field::new("version", DataType::Utf8, false)), strings(&|r| r.version.to_string())),
-        (Arc::new(Field::new("assistant_prefix", DataType::Utf8, false)), constant(ASSISTANT_PREFIX)),
+        (
+            Arc::new(Field::new("split", DataType::Utf8, false)),
+            constant(&opts.split),
+        ),
+        (
+            Arc::new(Field::new("dependency", DataType::Utf8, false)),
+            strings(&|r| r.dependency.to_string()),
+        ),
+        (
+            Arc::new(Field::new("version", DataType::Utf8, false)),
+            strings(&|r| r.version.to_string()),
+        ),
+        (
+            Arc::new(Field::new("assistant_prefix", DataType::Utf8, false)),
+            constant(ASSISTANT_PREFIX),
+        ),
         (
             Arc::new(Field::new("line", DataType::Int64, false)),
-            Arc::new(Int64Array::from_iter_values(ready_rows.iter().map(|r| r.line as i64))) as ArrayRef,
+            Arc::new(Int64Array::from_iter_values(
+                ready_rows.iter().map(|r| r.line as i64),
+            )) as ArrayRef,
         ),
     ]);
     let columns: Vec<(&str, ArrayRef)> = vec![
@@ -160,10 +200,13 @@ fn write_verl(out: &Path, rows: &[Row], ready_rows: &[Ready<'_>], opts: &ExportO
             .map(|(name, a)| Field::new(*name, a.data_type().clone(), false))
             .collect::<Vec<_>>(),
     );
-    let batch = RecordBatch::try_new(Arc::new(schema), columns.into_iter().map(|(_, a)| a).collect())
-        .map_err(|e| DataError::Format {
-            path: out.to_path_buf(),
-            message: format!("building the verl table: {e}"),
-        })?;
+    let batch = RecordBatch::try_new(
+        Arc::new(schema),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    )
+    .map_err(|e| DataError::Format {
+        path: out.to_path_buf(),
+        message: format!("building the verl table: {e}"),
+    })?;
     crate::parquet_io::write_batch(out, &batch)
 }

@@ -15,7 +15,8 @@ pub fn is_hub_id(spec: &str) -> bool {
     parts.len() == 2
         && parts.iter().all(|p| {
             !p.is_empty()
-                && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
                 && !p.starts_with('.')
         })
 }
@@ -29,7 +30,10 @@ pub fn resolve(spec: &str) -> Result<Vec<PathBuf>> {
     if !is_hub_id(spec) {
         return Err(DataError::io(
             path,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file (and not a hub dataset id like owner/name)"),
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no such file (and not a hub dataset id like owner/name)",
+            ),
         ));
     }
     download(spec)
@@ -46,18 +50,31 @@ fn download(spec: &str) -> Result<Vec<PathBuf>> {
         .with_progress(true)
         .build()
         .map_err(|e| DataError::Hub(format!("{spec}: {e}")))?;
-    let repo = api.repo(Repo::with_revision(id.to_string(), RepoType::Dataset, revision));
-    let info = repo.info().map_err(|e| DataError::Hub(format!("{spec}: listing files: {e}")))?;
+    let repo = api.repo(Repo::with_revision(
+        id.to_string(),
+        RepoType::Dataset,
+        revision,
+    ));
+    let info = repo
+        .info()
+        .map_err(|e| DataError::Hub(format!("{spec}: listing files: {e}")))?;
     let names: Vec<String> = info.siblings.into_iter().map(|s| s.rfilename).collect();
     let ext_of = |n: &str| n.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
     let ext = DATA_EXTENSIONS
         .iter()
         .find(|e| names.iter().any(|n| ext_of(n) == **e))
-        .ok_or_else(|| DataError::Hub(format!("{spec}: no .jsonl, .parquet or .json data file in the dataset")))?;
+        .ok_or_else(|| {
+            DataError::Hub(format!(
+                "{spec}: no .jsonl, .parquet or .json data file in the dataset"
+            ))
+        })?;
     let mut files = Vec::new();
     for name in names.iter().filter(|n| ext_of(n) == *ext) {
         tracing::info!(dataset = spec, file = %name, "fetching from the hub (cached)");
-        files.push(repo.get(name).map_err(|e| DataError::Hub(format!("{spec}/{name}: {e}")))?);
+        files.push(
+            repo.get(name)
+                .map_err(|e| DataError::Hub(format!("{spec}/{name}: {e}")))?,
+        );
     }
     Ok(files)
 }

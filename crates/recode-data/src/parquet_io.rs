@@ -34,7 +34,10 @@ pub fn read_parquet(path: &Path, opts: LoadOptions) -> Result<Dataset> {
             let col = batch.column_by_name(name).ok_or_else(|| {
                 format_err(
                     path,
-                    format!("missing column `{name}` (ReCode rows need {})", FIELDS.join(", ")),
+                    format!(
+                        "missing column `{name}` (ReCode rows need {})",
+                        FIELDS.join(", ")
+                    ),
                 )
             })?;
             columns.push(string_column(path, name, col)?);
@@ -67,11 +70,17 @@ fn string_column<'a>(path: &Path, name: &str, col: &'a ArrayRef) -> Result<Gette
             Box::new(move |i| get(a, i, |a, i| a.value(i).to_string()))
         }
         DataType::LargeUtf8 => {
-            let a = col.as_any().downcast_ref::<LargeStringArray>().expect("large utf8");
+            let a = col
+                .as_any()
+                .downcast_ref::<LargeStringArray>()
+                .expect("large utf8");
             Box::new(move |i| get(a, i, |a, i| a.value(i).to_string()))
         }
         DataType::Utf8View => {
-            let a = col.as_any().downcast_ref::<StringViewArray>().expect("utf8 view");
+            let a = col
+                .as_any()
+                .downcast_ref::<StringViewArray>()
+                .expect("utf8 view");
             Box::new(move |i| get(a, i, |a, i| a.value(i).to_string()))
         }
         other => {

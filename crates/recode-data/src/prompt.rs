@@ -1,9 +1,9 @@
 //! The ReCode training prompt: system instruction, user turn with the update note and old code,
 //! and the assistant prefix the model continues.
 
+use crate::error::Result;
 use crate::example::UpdateExample;
 use crate::template::{ChatMessage, ChatTemplate, Ending};
-use crate::error::Result;
 
 /// System instruction of ReCode's training prompt (verbatim, grammar included).
 pub const SYSTEM_PROMPT: &str = "You are a helpful coding assistant. Your task is to transform the old version of the code into the new version specified, based on the update information. You first thinks about the reasoning process in the mind and then provides the solution.";

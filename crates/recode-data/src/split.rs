@@ -34,7 +34,9 @@ impl SplitMix64 {
 
 /// FNV-1a, used to give every library its own stream independent of the others.
 fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3))
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3)
+    })
 }
 
 /// Which rows go where: indices into the input, each list in input order.
@@ -55,7 +57,11 @@ pub fn split(examples: &[UpdateExample], val: f64, seed: u64) -> Result<Split> {
     }
     let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, ex) in examples.iter().enumerate() {
-        let key = ex.dependency.as_deref().map(dependency_key).unwrap_or_default();
+        let key = ex
+            .dependency
+            .as_deref()
+            .map(dependency_key)
+            .unwrap_or_default();
         groups.entry(key).or_default().push(i);
     }
     let mut val_rows = Vec::new();
@@ -74,5 +80,8 @@ pub fn split(examples: &[UpdateExample], val: f64, seed: u64) -> Result<Split> {
         is_val[i] = true;
     }
     let train = (0..examples.len()).filter(|&i| !is_val[i]).collect();
-    Ok(Split { train, val: val_rows })
+    Ok(Split {
+        train,
+        val: val_rows,
+    })
 }

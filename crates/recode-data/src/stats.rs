@@ -129,15 +129,22 @@ pub fn canonical_dependency_names<'a>(
 pub fn compute(ds: &Dataset, mode: Mode) -> StatsReport {
     let rows = &ds.rows;
     let mut problem_lines: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    let mut flag = |key: &str, line: usize| problem_lines.entry(key.to_string()).or_default().push(line);
+    let mut flag =
+        |key: &str, line: usize| problem_lines.entry(key.to_string()).or_default().push(line);
 
     // Parsing dominates: run the per-row checks in parallel.
     let checks: Vec<(bool, bool, bool)> = rows
         .par_iter()
         .map(|r| {
             let ex = &r.example;
-            let old_bad = ex.old_code.as_deref().is_some_and(|c| !recode_reward::is_valid_python(c));
-            let new_bad = ex.new_code.as_deref().is_some_and(|c| !recode_reward::is_valid_python(c));
+            let old_bad = ex
+                .old_code
+                .as_deref()
+                .is_some_and(|c| !recode_reward::is_valid_python(c));
+            let new_bad = ex
+                .new_code
+                .as_deref()
+                .is_some_and(|c| !recode_reward::is_valid_python(c));
             let identical = match (ex.old_code.as_deref(), ex.new_code.as_deref()) {
                 (Some(o), Some(n)) => {
                     recode_reward::normalize_code(o, mode) == recode_reward::normalize_code(n, mode)
@@ -151,7 +158,8 @@ pub fn compute(ds: &Dataset, mode: Mode) -> StatsReport {
     let mut seen = std::collections::HashSet::new();
     let (mut exact_duplicates, mut identical_old_new, mut missing_version_prefix) = (0, 0, 0);
     let (mut old_code_syntax_errors, mut new_code_syntax_errors) = (0, 0);
-    let mut null_fields: BTreeMap<String, usize> = FIELDS.iter().map(|f| (f.to_string(), 0)).collect();
+    let mut null_fields: BTreeMap<String, usize> =
+        FIELDS.iter().map(|f| (f.to_string(), 0)).collect();
     let mut empty_fields = null_fields.clone();
     for (r, &(old_bad, new_bad, identical)) in rows.iter().zip(&checks) {
         let ex = &r.example;
@@ -171,7 +179,11 @@ pub fn compute(ds: &Dataset, mode: Mode) -> StatsReport {
             new_code_syntax_errors += 1;
             flag("new_code_syntax_errors", r.line);
         }
-        if ex.new_version.as_deref().is_some_and(|v| !v.trim_start().starts_with("==")) {
+        if ex
+            .new_version
+            .as_deref()
+            .is_some_and(|v| !v.trim_start().starts_with("=="))
+        {
             missing_version_prefix += 1;
             flag("missing_version_prefix", r.line);
         }
@@ -191,17 +203,29 @@ pub fn compute(ds: &Dataset, mode: Mode) -> StatsReport {
     let mut per_dependency = BTreeMap::new();
     let mut spellings: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     for ex in ds.examples() {
-        let Some(dep) = ex.dependency.as_deref() else { continue };
+        let Some(dep) = ex.dependency.as_deref() else {
+            continue;
+        };
         let canon = names[dep.trim()].clone();
         *per_dependency.entry(canon.clone()).or_insert(0) += 1;
-        *spellings.entry(canon).or_default().entry(dep.trim().to_string()).or_insert(0) += 1;
+        *spellings
+            .entry(canon)
+            .or_default()
+            .entry(dep.trim().to_string())
+            .or_insert(0) += 1;
     }
     spellings.retain(|_, s| s.len() > 1);
 
     StatsReport {
         files: ds.sources.iter().map(|p| p.display().to_string()).collect(),
         rows: rows.len(),
-        bad_lines: ds.errors.iter().map(|e| BadLine { error: e.to_string() }).collect(),
+        bad_lines: ds
+            .errors
+            .iter()
+            .map(|e| BadLine {
+                error: e.to_string(),
+            })
+            .collect(),
         per_dependency,
         dependency_spellings: spellings,
         exact_duplicates,
@@ -222,9 +246,11 @@ pub fn token_lengths(
     tokenizer_path: &std::path::Path,
     template: &crate::template::ChatTemplate,
 ) -> crate::error::Result<TokenLengths> {
-    let tok = tokenizers::Tokenizer::from_file(tokenizer_path).map_err(|e| crate::error::DataError::Format {
-        path: tokenizer_path.to_path_buf(),
-        message: format!("not a usable tokenizer.json: {e}"),
+    let tok = tokenizers::Tokenizer::from_file(tokenizer_path).map_err(|e| {
+        crate::error::DataError::Format {
+            path: tokenizer_path.to_path_buf(),
+            message: format!("not a usable tokenizer.json: {e}"),
+        }
     })?;
     let count = |text: &str| tok.encode(text, false).map(|e| e.len()).unwrap_or(0);
     let mut prompts = Vec::with_capacity(ds.rows.len());

@@ -61,9 +61,12 @@ impl ChatTemplate {
         // Hugging Face compiles chat templates with both of these on.
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
-        env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
-        });
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> std::result::Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
+            },
+        );
         env.add_function("strftime_now", |_fmt: String| -> String {
             // Templates use it for "today's date" in system prompts; keep renders reproducible.
             "26 Jul 2024".to_string()
@@ -106,7 +109,12 @@ impl ChatTemplate {
                 .and_then(|t| t.get("template")?.as_str().map(str::to_string))
                 .ok_or_else(|| bad("chat_template", "list has no template named \"default\""))?,
             Some(_) => return Err(bad("chat_template", "expected a string or a list")),
-            None => return Err(bad("chat_template", "missing: this tokenizer has no chat template")),
+            None => {
+                return Err(bad(
+                    "chat_template",
+                    "missing: this tokenizer has no chat template",
+                ))
+            }
         };
         let token = |name: &str| match cfg.get(name) {
             Some(serde_json::Value::String(s)) => s.clone(),

@@ -13,7 +13,11 @@ pub fn shared() -> PathBuf {
 /// The ReCode training set.
 pub fn api_update() -> PathBuf {
     let p = shared().join("data/recode/api_update.jsonl");
-    assert!(p.exists(), "{} missing: the tests need ../shared beside the repo", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: the tests need ../shared beside the repo",
+        p.display()
+    );
     p
 }
 
@@ -23,7 +27,11 @@ pub fn venv_python() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| dirs_home().join(".cache/recode/venv-dev"));
     let py = venv.join("bin/python");
-    assert!(py.exists(), "{} missing: run scripts/setup.sh first", py.display());
+    assert!(
+        py.exists(),
+        "{} missing: run scripts/setup.sh first",
+        py.display()
+    );
     py
 }
 

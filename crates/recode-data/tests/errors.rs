@@ -22,14 +22,20 @@ fn err_of(bytes: &[u8]) -> (String, String) {
 #[test]
 fn malformed_json_names_file_and_line() {
     let (msg, path) = err_of(format!("{GOOD}\n{{\"dependency\": \n").as_bytes());
-    assert!(msg.starts_with(&format!("{path}:2: malformed JSON")), "{msg}");
+    assert!(
+        msg.starts_with(&format!("{path}:2: malformed JSON")),
+        "{msg}"
+    );
 }
 
 #[test]
 fn wrong_type_names_field() {
     let bad = GOOD.replace(r#""old_code":"x = 1""#, r#""old_code":17"#);
     let (msg, path) = err_of(format!("{GOOD}\n\n{bad}\n").as_bytes());
-    assert_eq!(msg, format!("{path}:3: field `old_code`: expected a string or null, found a number"));
+    assert_eq!(
+        msg,
+        format!("{path}:3: field `old_code`: expected a string or null, found a number")
+    );
 }
 
 #[test]
@@ -50,13 +56,18 @@ fn invalid_utf8_names_line() {
 #[test]
 fn not_an_object() {
     let (msg, _) = err_of(b"[1,2]\n");
-    assert!(msg.contains(":1: expected a JSON object, found an array"), "{msg}");
+    assert!(
+        msg.contains(":1: expected a JSON object, found an array"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn empty_and_missing_files() {
     let f = file_with(b"\n  \n", ".jsonl");
-    let msg = load_file(f.path(), LoadOptions::default()).unwrap_err().to_string();
+    let msg = load_file(f.path(), LoadOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("file is empty"), "{msg}");
     let msg = recode_data::load("/nonexistent/dir/x.jsonl", LoadOptions::default())
         .unwrap_err()
@@ -88,7 +99,9 @@ fn parquet_round_trip_and_bad_parquet() {
     let back = load_file(&out, LoadOptions::default()).unwrap();
     assert_eq!(back.rows, ds.rows);
     let junk = file_with(b"PAR1 not really", ".parquet");
-    let msg = load_file(junk.path(), LoadOptions::default()).unwrap_err().to_string();
+    let msg = load_file(junk.path(), LoadOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("not a readable Parquet file"), "{msg}");
 }
 

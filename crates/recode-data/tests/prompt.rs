@@ -31,14 +31,20 @@ the code within <answer></answer> should be enclosed in ```python ``` tags.\n"
 #[test]
 fn chatml_prompt_is_byte_identical() {
     let t = ChatTemplate::chatml();
-    assert_eq!(render_training_prompt(&example("==0.4.38"), &t).unwrap(), reference("0.4.38"));
+    assert_eq!(
+        render_training_prompt(&example("==0.4.38"), &t).unwrap(),
+        reference("0.4.38")
+    );
 }
 
 #[test]
 fn version_without_prefix_is_kept_whole() {
     // The published code would write "4.38" here; recode keeps the version intact.
     let t = ChatTemplate::chatml();
-    assert_eq!(render_training_prompt(&example("0.4.38"), &t).unwrap(), reference("0.4.38"));
+    assert_eq!(
+        render_training_prompt(&example("0.4.38"), &t).unwrap(),
+        reference("0.4.38")
+    );
 }
 
 #[test]
@@ -49,17 +55,31 @@ fn generation_prompt_and_closed_endings() {
         t.render(&msgs, Ending::GenerationPrompt).unwrap(),
         "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
     );
-    assert_eq!(t.render(&msgs, Ending::Closed).unwrap(), "<|im_start|>user\nhi<|im_end|>\n");
+    assert_eq!(
+        t.render(&msgs, Ending::Closed).unwrap(),
+        "<|im_start|>user\nhi<|im_end|>\n"
+    );
 }
 
 #[test]
 fn template_errors_are_reported() {
     assert!(ChatTemplate::new("{% for %}", "", "").is_err());
     let t = ChatTemplate::new("{{ raise_exception('only user turns') }}", "", "").unwrap();
-    let msg = t.render(&[ChatMessage::new("user", "x")], Ending::Closed).unwrap_err().to_string();
+    let msg = t
+        .render(&[ChatMessage::new("user", "x")], Ending::Closed)
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("only user turns"), "{msg}");
-    let t = ChatTemplate::new("{% for m in messages %}{{ m.content | upper }}{% endfor %}", "", "").unwrap();
-    let err = t.render(&[ChatMessage::new("assistant", "abc")], Ending::ContinueFinal);
+    let t = ChatTemplate::new(
+        "{% for m in messages %}{{ m.content | upper }}{% endfor %}",
+        "",
+        "",
+    )
+    .unwrap();
+    let err = t.render(
+        &[ChatMessage::new("assistant", "abc")],
+        Ending::ContinueFinal,
+    );
     assert!(err.is_err(), "rewritten content cannot be continued");
 }
 
@@ -71,10 +91,18 @@ fn tokenizer_config_template_with_python_methods() {
     std::fs::write(&cfg, serde_json::json!({"chat_template": tmpl, "bos_token": "<s>", "eos_token": {"content": "</s>"}}).to_string()).unwrap();
     let t = ChatTemplate::from_tokenizer_config(&cfg).unwrap();
     let out = t
-        .render(&[ChatMessage::new("user", " hi "), ChatMessage::new("assistant", "Let me")], Ending::ContinueFinal)
+        .render(
+            &[
+                ChatMessage::new("user", " hi "),
+                ChatMessage::new("assistant", "Let me"),
+            ],
+            Ending::ContinueFinal,
+        )
         .unwrap();
     assert_eq!(out, "<s>USER: hi\nASSISTANT: Let me");
     std::fs::write(&cfg, "{\"bos_token\": \"x\"}").unwrap();
-    let msg = ChatTemplate::from_tokenizer_config(&cfg).unwrap_err().to_string();
+    let msg = ChatTemplate::from_tokenizer_config(&cfg)
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("field `chat_template`: missing"), "{msg}");
 }

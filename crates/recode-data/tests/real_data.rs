@@ -22,7 +22,11 @@ fn raw_rows() -> Vec<serde_json::Map<String, Value>> {
 }
 
 fn load() -> recode_data::Dataset {
-    recode_data::load(common::api_update().to_str().unwrap(), LoadOptions::default()).unwrap()
+    recode_data::load(
+        common::api_update().to_str().unwrap(),
+        LoadOptions::default(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -50,14 +54,20 @@ fn stats_match_independent_counts() {
     }
     let no_prefix = raw
         .iter()
-        .filter(|m| m["new_version"].as_str().is_some_and(|v| !v.starts_with("==")))
+        .filter(|m| {
+            m["new_version"]
+                .as_str()
+                .is_some_and(|v| !v.starts_with("=="))
+        })
         .count();
     assert_eq!(report.missing_version_prefix, no_prefix);
 
     // Libraries grouped case-insensitively.
     let mut by_lower: HashMap<String, usize> = HashMap::new();
     for m in &raw {
-        *by_lower.entry(m["dependency"].as_str().unwrap().to_lowercase()).or_default() += 1;
+        *by_lower
+            .entry(m["dependency"].as_str().unwrap().to_lowercase())
+            .or_default() += 1;
     }
     let got: HashMap<String, usize> = report
         .per_dependency
@@ -65,7 +75,10 @@ fn stats_match_independent_counts() {
         .map(|(k, v)| (k.to_lowercase(), *v))
         .collect();
     assert_eq!(got, by_lower);
-    assert_eq!(report.per_dependency.get("Seaborn"), by_lower.get("seaborn"));
+    assert_eq!(
+        report.per_dependency.get("Seaborn"),
+        by_lower.get("seaborn")
+    );
     assert_eq!(report.per_dependency.get("pandas"), by_lower.get("pandas"));
 }
 
@@ -93,9 +106,16 @@ print(old, new)
         .arg(common::api_update())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
-    let nums: Vec<usize> = text.split_whitespace().map(|x| x.parse().unwrap()).collect();
+    let nums: Vec<usize> = text
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
     let report = stats::compute(&load(), recode_reward::Mode::Paper);
     assert_eq!(
         (report.old_code_syntax_errors, report.new_code_syntax_errors),
@@ -110,27 +130,40 @@ fn clean_drops_what_stats_found_and_output_is_clean() {
     let ds = load();
     let (kept, report) = clean::clean(&ds.rows, &clean::CleanOptions::default());
     assert_eq!(report.input_rows, ds.rows.len());
-    assert_eq!(report.output_rows + report.dropped_rows.len(), report.input_rows);
+    assert_eq!(
+        report.output_rows + report.dropped_rows.len(),
+        report.input_rows
+    );
     assert_eq!(kept.len(), report.output_rows);
 
     // Cleaning its own output finds nothing more to drop or rewrite.
     let again_rows: Vec<_> = kept
         .iter()
         .enumerate()
-        .map(|(i, e)| recode_data::Row { line: i + 1, example: e.clone() })
+        .map(|(i, e)| recode_data::Row {
+            line: i + 1,
+            example: e.clone(),
+        })
         .collect();
     let (again, r2) = clean::clean(&again_rows, &clean::CleanOptions::default());
     assert_eq!(again, kept);
     assert!(r2.dropped_rows.is_empty());
     assert_eq!(r2.renamed_dependencies + r2.canonicalised_versions, 0);
 
-    let ds2 = recode_data::Dataset { rows: again_rows, ..Default::default() };
+    let ds2 = recode_data::Dataset {
+        rows: again_rows,
+        ..Default::default()
+    };
     let s = stats::compute(&ds2, recode_reward::Mode::Paper);
     assert_eq!(s.exact_duplicates, 0);
     assert_eq!(s.identical_old_new, 0);
     assert_eq!(s.new_code_syntax_errors, 0);
     assert_eq!(s.missing_version_prefix, 0);
-    assert!(s.null_fields.iter().filter(|(f, _)| *f != "description").all(|(_, n)| *n == 0));
+    assert!(s
+        .null_fields
+        .iter()
+        .filter(|(f, _)| *f != "description")
+        .all(|(_, n)| *n == 0));
     assert_eq!(s.dependency_spellings.len(), 0, "one spelling per library");
 
     // Every rule can be switched off.

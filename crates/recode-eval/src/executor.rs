@@ -107,6 +107,9 @@ pub struct Capabilities {
     pub namespaces: bool,
     /// Children run under a private unprivileged uid.
     pub uid_drop: bool,
+    /// A sandboxed child (after the uid drop) can list every directory of the Python install.
+    #[serde(default)]
+    pub python_reachable: bool,
 }
 
 /// The server's start-up message.
@@ -127,6 +130,16 @@ pub struct Hello {
     pub uid: Option<u32>,
     /// Server's virtual size when ready.
     pub vsz_bytes: u64,
+    /// Directories the interpreter imports from (prefixes, `sys.path`), topmost only.
+    #[serde(default)]
+    pub python_roots: Vec<String>,
+    /// Untraversable ancestor (e.g. a 0700 home) → install roots re-exposed below it inside
+    /// each child's mount namespace (host permissions untouched).
+    #[serde(default)]
+    pub exposed: std::collections::BTreeMap<String, Vec<String>>,
+    /// Directories granted `o+x` on the host because no mount namespace was available.
+    #[serde(default)]
+    pub granted_traverse: Vec<String>,
 }
 
 /// The outcome of running one program.
@@ -289,6 +302,28 @@ impl Server {
                 return Err(e);
             }
         };
+        if !hello.caps.python_reachable {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(ExecError::Handshake(format!(
+                "a sandboxed program cannot read the Python install {:?} (check the permissions \
+                 of these directories and their parents)",
+                hello.python_roots
+            )));
+        }
+        if !hello.granted_traverse.is_empty() {
+            tracing::warn!(
+                "granted o+x on {:?} so the sandbox uid reaches the Python install \
+                 (no mount namespace to re-expose it privately)",
+                hello.granted_traverse
+            );
+        }
+        if !hello.exposed.is_empty() {
+            tracing::debug!(
+                "Python install re-exposed inside each sandbox below: {:?}",
+                hello.exposed
+            );
+        }
         if !hello.failed_imports.is_empty() {
             tracing::warn!(
                 "fork server could not pre-import: {:?}",

@@ -230,3 +230,35 @@ fn verdict_rules() {
     let r = contained("import joblib\n");
     assert!(r.verdict.starts_with("failed"), "{r:?}");
 }
+
+#[test]
+fn modules_not_preloaded_import_under_the_sandbox_uid() {
+    let hello = pool().hello().unwrap();
+    assert!(hello.caps.python_reachable, "{hello:?}");
+    // Imported for the first time inside the child, i.e. read from disk by the private uid.
+    let r = contained(
+        "import sys\n\
+         assert 'pytest' not in sys.modules and 'email.mime.text' not in sys.modules\n\
+         import pytest, email.mime.text, sympy.integrals\n\
+         assert email.mime.text.MIMEText('x').get_payload() == 'x'\n\
+         assert pytest.approx(1.0) == 1.0\n",
+    );
+    assert!(r.passed(), "{r:?}");
+    // Below an untraversable ancestor (e.g. a 0700 home) only the install roots are visible.
+    for (top, roots) in &hello.exposed {
+        let mut visible: Vec<String> = roots
+            .iter()
+            .filter_map(|r| {
+                let rel = r.strip_prefix(top.as_str())?.trim_start_matches('/');
+                rel.split('/').next().map(str::to_string)
+            })
+            .collect();
+        visible.sort();
+        visible.dedup();
+        let r = contained(&format!(
+            "import os\nassert sorted(os.listdir({top:?})) == {}, os.listdir({top:?})\n",
+            serde_json::to_string(&visible).unwrap()
+        ));
+        assert!(r.passed(), "{top}: {r:?}");
+    }
+}

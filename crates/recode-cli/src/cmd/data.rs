@@ -222,7 +222,14 @@ fn print_stats(r: &stats::StatsReport) {
         .filter(|(_, n)| **n > 0)
         .map(|(f, n)| format!("{f}={n}"))
         .collect();
-    println!("null fields:            {}", if nulls.is_empty() { "none".into() } else { nulls.join(", ") });
+    println!(
+        "null fields:            {}",
+        if nulls.is_empty() {
+            "none".into()
+        } else {
+            nulls.join(", ")
+        }
+    );
     println!("rows per library:");
     for (dep, n) in &r.per_dependency {
         let also = r
@@ -248,7 +255,10 @@ fn print_stats(r: &stats::StatsReport) {
     }
 }
 
-fn write_examples<'a>(path: &Path, examples: impl IntoIterator<Item = &'a recode_data::UpdateExample>) -> Result<()> {
+fn write_examples<'a>(
+    path: &Path,
+    examples: impl IntoIterator<Item = &'a recode_data::UpdateExample>,
+) -> Result<()> {
     if path.extension().is_some_and(|e| e == "parquet") {
         recode_data::parquet_io::write_examples(path, examples)?;
     } else {
@@ -274,12 +284,20 @@ fn run_clean(a: CleanArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
     }
-    println!("read {} rows, wrote {} to {}", report.input_rows, report.output_rows, a.output.display());
+    println!(
+        "read {} rows, wrote {} to {}",
+        report.input_rows,
+        report.output_rows,
+        a.output.display()
+    );
     for (reason, n) in &report.dropped {
         let name = serde_json::to_value(reason)?;
         println!("  dropped {n:>5}  {}", name.as_str().unwrap_or_default());
     }
-    println!("  renamed libraries in {} rows, canonicalised versions in {} rows", report.renamed_dependencies, report.canonicalised_versions);
+    println!(
+        "  renamed libraries in {} rows, canonicalised versions in {} rows",
+        report.renamed_dependencies, report.canonicalised_versions
+    );
     Ok(())
 }
 
@@ -309,14 +327,18 @@ fn run_render(a: RenderArgs) -> Result<()> {
             .rows
             .get(i)
             .with_context(|| format!("--index {i}: the data has {} rows", ds.rows.len()))?;
-        print!("{}", prompt::render_training_prompt(&row.example, &template)?);
+        print!(
+            "{}",
+            prompt::render_training_prompt(&row.example, &template)?
+        );
         return Ok(());
     }
     let mut out = String::new();
     for row in &ds.rows {
         let p = prompt::render_training_prompt(&row.example, &template)
             .with_context(|| format!("line {}", row.line))?;
-        let obj = serde_json::json!({"prompt": p, "target": row.example.new_code, "line": row.line});
+        let obj =
+            serde_json::json!({"prompt": p, "target": row.example.new_code, "line": row.line});
         out.push_str(&serde_json::to_string(&obj)?);
         out.push('\n');
     }
@@ -332,7 +354,11 @@ fn run_render(a: RenderArgs) -> Result<()> {
 
 fn run_export(a: ExportArgs) -> Result<()> {
     let ds = load(&a.input, false)?;
-    let src = ds.sources.first().cloned().unwrap_or_else(|| PathBuf::from(&a.input));
+    let src = ds
+        .sources
+        .first()
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from(&a.input));
     let format = match a.format {
         FormatArg::Verl => export::ExportFormat::Verl,
         FormatArg::TrlJsonl => export::ExportFormat::TrlJsonl,
@@ -344,5 +370,117 @@ fn run_export(a: ExportArgs) -> Result<()> {
     };
     let n = export::export(&src, &ds.rows, &a.output, format, &opts)?;
     println!("wrote {n} rows to {}", a.output.display());
+    Ok(())
+}
+
+/// Arguments of `recode bench data`.
+#[derive(Args)]
+pub struct BenchDataArgs {
+    /// ReCode JSONL file to validate.
+    #[arg(default_value = "../shared/data/recode/api_update.jsonl")]
+    pub data: PathBuf,
+    /// Timed repetitions of each side (the best is reported).
+    #[arg(long, default_value_t = 5)]
+    pub repeat: usize,
+    /// Python interpreter for the peer (default: the dev venv of scripts/setup.sh).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+}
+
+/// The peer: the same report's core (load, duplicates, nulls, prefixes, `ast` syntax checks)
+/// written the way a Python user would, timed inside the interpreter (start-up excluded).
+const PY_STATS_PEER: &str = r#"
+import ast, json, sys, time
+def stats(path):
+    rows = [json.loads(l) for l in open(path, encoding="utf-8") if l.strip()]
+    seen, dups = set(), 0
+    for r in rows:
+        k = json.dumps(r, sort_keys=True)
+        dups += k in seen
+        seen.add(k)
+    nulls = {f: sum(r[f] is None for r in rows) for f in rows[0]}
+    prefix = sum(not r["new_version"].startswith("==") for r in rows)
+    bad = {"old_code": 0, "new_code": 0}
+    for r in rows:
+        for f in bad:
+            if r[f] is None:
+                continue
+            try:
+                ast.parse(r[f])
+            except SyntaxError:
+                bad[f] += 1
+    deps = {}
+    for r in rows:
+        deps[r["dependency"].lower()] = deps.get(r["dependency"].lower(), 0) + 1
+    return len(rows), dups, bad
+best = float("inf")
+for _ in range(int(sys.argv[2])):
+    t = time.perf_counter(); out = stats(sys.argv[1]); best = min(best, time.perf_counter() - t)
+print(json.dumps({"seconds": best, "rows": out[0], "dups": out[1], "bad": out[2]}))
+"#;
+
+/// Times `recode data stats` (in process, full report) against the Python peer on the same file.
+pub fn bench_data(a: BenchDataArgs) -> Result<()> {
+    let spec = a.data.to_string_lossy().into_owned();
+    let mut best = f64::INFINITY;
+    let mut report = None;
+    for _ in 0..a.repeat.max(1) {
+        let t = std::time::Instant::now();
+        let ds = load(&spec, false)?;
+        let r = stats::compute(&ds, Mode::Paper);
+        best = best.min(t.elapsed().as_secs_f64());
+        report = Some(r);
+    }
+    let report = report.expect("at least one run");
+    let python = a.python.unwrap_or_else(|| {
+        let venv = std::env::var_os("RECODE_VENV")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                    .join(".cache/recode/venv-dev")
+            });
+        venv.join("bin/python")
+    });
+    let out = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(PY_STATS_PEER)
+        .arg(&a.data)
+        .arg(a.repeat.max(1).to_string())
+        .output()
+        .with_context(|| format!("running the Python peer with {}", python.display()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "Python peer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let peer: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let peer_s = peer["seconds"]
+        .as_f64()
+        .context("peer output has no seconds")?;
+    anyhow::ensure!(
+        peer["rows"].as_u64() == Some(report.rows as u64)
+            && peer["dups"].as_u64() == Some(report.exact_duplicates as u64)
+            && peer["bad"]["new_code"].as_u64() == Some(report.new_code_syntax_errors as u64),
+        "peer and recode disagree: {peer} vs rows={} dups={} new_code_syntax_errors={}",
+        report.rows,
+        report.exact_duplicates,
+        report.new_code_syntax_errors
+    );
+    println!(
+        "file: {} ({} rows), best of {}",
+        a.data.display(),
+        report.rows,
+        a.repeat.max(1)
+    );
+    println!(
+        "recode data stats (full report, {} threads): {:.4} s",
+        rayon::current_num_threads(),
+        best
+    );
+    println!(
+        "python json + ast (core counts only):       {:.4} s",
+        peer_s
+    );
+    println!("ratio python / recode: {:.1}x", peer_s / best);
     Ok(())
 }

@@ -254,9 +254,7 @@ fn print_report(report: &CheckRefsReport, json: bool) {
     }
 }
 
-#[allow(dead_code)] // until cmd/bench.rs wires `recode bench eval`
 const PEER_FORK_PY: &str = include_str!("../../../../python/eval/peer_fork.py");
-#[allow(dead_code)] // until cmd/bench.rs wires `recode bench eval`
 const PEER_FRESH_PY: &str = include_str!("../../../../python/eval/peer_fresh.py");
 
 /// Arguments of `recode bench eval`.
@@ -275,7 +273,6 @@ pub struct BenchEvalArgs {
 
 /// Runs `python -I -c script args…` with `input` on stdin, killing it after `limit` seconds;
 /// returns stdout (empty if killed).
-#[allow(dead_code)] // until cmd/bench.rs wires `recode bench eval`
 fn run_python(python: &Path, script: &str, args: &[String], input: &[u8], limit: f64) -> String {
     use std::process::{Command, Stdio};
     let Ok(mut child) = Command::new(python)
@@ -320,7 +317,6 @@ fn run_python(python: &Path, script: &str, args: &[String], input: &[u8], limit:
 
 /// Executes `programs` with `workers` parallel lanes, `lane(i)` returning the verdicts of the
 /// programs at indices i, i+workers, …
-#[allow(dead_code)] // until cmd/bench.rs wires `recode bench eval`
 fn in_lanes(
     n: usize,
     workers: usize,
@@ -347,7 +343,6 @@ fn in_lanes(
 
 /// `recode bench eval`: check-refs programs/s of recode's sandboxed fork-server pool vs (a) a
 /// fresh `python` per program and (b) the benchmark's unguarded fork-per-program parent.
-#[allow(dead_code)] // until cmd/bench.rs wires `recode bench eval`
 pub fn bench_eval(args: BenchEvalArgs) -> anyhow::Result<()> {
     let set = load_prepared(&args.data, false, Some(args.limit))?;
     let (_, programs) = reference_programs(&set);

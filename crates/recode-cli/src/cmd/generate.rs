@@ -166,6 +166,10 @@ fn tokenise(
         .iter()
         .map(|msgs| {
             let text = match &template {
+                // A final assistant turn is a prefix to continue (ReCode's `<think>` opening).
+                Some(t) if msgs.last().is_some_and(|m| m.role == "assistant") => {
+                    t.render(msgs, Ending::ContinueFinal)?
+                }
                 Some(t) => t.render(msgs, Ending::GenerationPrompt)?,
                 None => msgs
                     .iter()
