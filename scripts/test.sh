@@ -29,7 +29,7 @@ test "${PIPESTATUS[0]}" -eq 0
 
 step "Python bindings (maturin) and pytest"
 if [ -f crates/recode-py/pyproject.toml ]; then
-  "$RECODE_VENV/bin/maturin" build --quiet --release -i "$RECODE_VENV/bin/python" -m crates/recode-py/Cargo.toml -o target/wheels >&2
+  "$RECODE_VENV/bin/maturin" build --quiet --profile dev -i "$RECODE_VENV/bin/python" -m crates/recode-py/Cargo.toml -o target/wheels >&2
   "$RECODE_VENV/bin/python" -m pip install --quiet --force-reinstall --no-deps target/wheels/recode-*.whl >&2
 fi
 "$RECODE_VENV/bin/python" -m pytest -q python/tests
