@@ -29,6 +29,7 @@ test "${PIPESTATUS[0]}" -eq 0
 
 step "Python bindings (maturin) and pytest"
 if [ -f crates/recode-py/pyproject.toml ]; then
+  rm -f target/wheels/recode-*.whl
   "$RECODE_VENV/bin/maturin" build --quiet --profile dev -i "$RECODE_VENV/bin/python" -m crates/recode-py/Cargo.toml -o target/wheels >&2
   "$RECODE_VENV/bin/python" -m pip install --quiet --force-reinstall --no-deps target/wheels/recode-*.whl >&2
 fi
