@@ -9,7 +9,7 @@ cache=${RECODE_CACHE:-$HOME/.cache/recode}
 venv=$cache/venv-bench
 log() { printf '[setup-bench] %s\n' "$*" >&2; }
 
-pkgs=("torch>=2.4" "transformers>=4.46" "gguf>=0.10" "numpy>=1.26" "psutil>=5.9")
+pkgs=("torch>=2.4" "transformers>=4.46" "accelerate>=1.0" "gguf>=0.10" "numpy>=1.26" "psutil>=5.9")
 if [ "${RECODE_BENCH_LLAMACPP:-0}" = 1 ]; then
   pkgs+=("llama-cpp-python>=0.3")
 fi

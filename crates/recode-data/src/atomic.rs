@@ -35,3 +35,8 @@ pub fn write_with(
     }
     Ok(())
 }
+
+/// Writes `bytes` to `path` atomically (see [`write_with`]).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_with(path, |w| w.write_all(bytes))
+}

@@ -13,8 +13,13 @@
 pub mod arena;
 pub mod checkrefs;
 pub mod executor;
+pub mod generate;
+pub mod humaneval;
 pub mod passk;
+pub mod prompt;
 mod pyname;
+pub mod report;
+pub mod run;
 pub mod setup;
 
 pub use pyname::test_name;

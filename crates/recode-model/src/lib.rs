@@ -9,6 +9,7 @@ pub mod adapter;
 pub mod config;
 pub mod error;
 pub mod model;
+pub mod packed;
 pub mod weights;
 
 pub use adapter::{Adapter, AdapterConfig, AdapterKind};

@@ -27,7 +27,9 @@ pub fn load_model(spec: &str, dtype: DType, device: &Device) -> Result<LoadedMod
     if path.is_file() {
         let g = load_gguf(path, dtype, device)?;
         let tokenizer = Tokenizer::from_gguf(&g.content)?;
-        let model = CausalLM::from_tensors(g.config, g.tensors, dtype, device)?;
+        let mut model = CausalLM::from_tensors(g.config, g.tensors, dtype, device)?;
+        let n = model.attach_packed_weights(g.packed)?;
+        tracing::debug!(packed = n, "packed GGUF weights attached for decoding");
         return Ok(LoadedModel {
             model,
             tokenizer,

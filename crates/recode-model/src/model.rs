@@ -3,12 +3,26 @@
 //! inference. Inference mode swaps in candle's fused kernels (RoPE, RMS norm, softmax), which have
 //! no backward pass; training mode uses differentiable compositions of the same maths.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use candle_core::{DType, Device, IndexOp, Tensor, Var, D};
 
 use crate::adapter::Adapter;
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
+use crate::packed::PackedWeight;
 use crate::weights::NamedTensors;
+
+/// Inference products with at most this many input rows (decode steps) use the packed
+/// block-quantised weights when the model has them; larger ones (prefill) use the dense gemm.
+const PACKED_MAX_ROWS: usize = 16;
+
+/// Rows of `x` seen as a `[rows, last_dim]` matrix.
+fn rows_of(x: &Tensor) -> usize {
+    let inner = x.dims().last().copied().unwrap_or(1).max(1);
+    x.elem_count() / inner
+}
 
 /// How a forward pass runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +100,8 @@ pub struct Linear {
     pub(crate) adapter: Option<Adapter>,
     /// The unmerged base weight, kept while the adapter is merged into `weight`.
     pub(crate) unmerged: Option<Tensor>,
+    /// The base weight in its GGUF blocks (fast inference decode); `None` once trainable.
+    pub(crate) packed: Option<Arc<PackedWeight>>,
 }
 
 impl Linear {
@@ -95,6 +111,7 @@ impl Linear {
             bias,
             adapter: None,
             unmerged: None,
+            packed: None,
         }
     }
 
@@ -114,7 +131,12 @@ impl Linear {
             (Some(base), false) => use_param(base, o.grad),
             _ => use_param(&self.weight, o.grad),
         };
-        let mut y = matmul_t(x, &w)?;
+        // The packed copy holds the base weight: usable unless a merged adapter is wanted.
+        let base_in_use = !merged || !o.use_adapters;
+        let mut y = match &self.packed {
+            Some(p) if !o.grad && base_in_use && rows_of(x) <= PACKED_MAX_ROWS => p.matmul_t(x)?,
+            _ => matmul_t(x, &w)?,
+        };
         if let (Some(ad), true, false) = (&self.adapter, o.use_adapters, merged) {
             y = ad.apply(x, &w, &y, o)?;
         }
@@ -495,6 +517,8 @@ pub struct CausalLM {
     norm: Tensor,
     lm_head: Option<Linear>,
     inv_freq: Vec<f64>,
+    /// The embedding matrix in GGUF blocks, used as the tied output projection when decoding.
+    embed_packed: Option<Arc<PackedWeight>>,
 }
 
 impl CausalLM {
@@ -576,6 +600,7 @@ impl CausalLM {
             norm,
             lm_head,
             inv_freq,
+            embed_packed: None,
         })
     }
 
@@ -627,7 +652,10 @@ impl CausalLM {
     pub fn lm_head(&self, h: &Tensor, o: &ForwardOpts) -> Result<Tensor> {
         match &self.lm_head {
             Some(l) => l.forward(h, o),
-            None => matmul_t(h, &use_param(&self.embed, o.grad)),
+            None => match &self.embed_packed {
+                Some(p) if !o.grad && rows_of(h) <= PACKED_MAX_ROWS => p.matmul_t(h),
+                _ => matmul_t(h, &use_param(&self.embed, o.grad)),
+            },
         }
     }
 
@@ -807,8 +835,64 @@ impl CausalLM {
         out
     }
 
+    /// Attaches block-quantised copies of base weights (HF names, e.g. from a GGUF file) used for
+    /// fast inference decoding; shapes are checked. Returns how many were attached.
+    pub fn attach_packed_weights(
+        &mut self,
+        packed: HashMap<String, PackedWeight>,
+    ) -> Result<usize> {
+        let mut n = 0;
+        let mut packed = packed;
+        let mut take =
+            |name: &str, rows: usize, cols: usize| -> Result<Option<Arc<PackedWeight>>> {
+                match packed.remove(name) {
+                    Some(p) if p.rows() == rows && p.cols() == cols => {
+                        n += 1;
+                        Ok(Some(Arc::new(p)))
+                    }
+                    Some(p) => Err(ModelError::Weights(format!(
+                        "packed `{name}` is [{}, {}], expected [{rows}, {cols}]",
+                        p.rows(),
+                        p.cols()
+                    ))),
+                    None => Ok(None),
+                }
+            };
+        let (v, hs) = (self.config.vocab_size, self.config.hidden_size);
+        self.embed_packed = take("model.embed_tokens.weight", v, hs)?;
+        if let Some(l) = self.lm_head.as_mut() {
+            l.packed = take("lm_head.weight", v, hs)?;
+        }
+        for (i, blk) in self.blocks.iter_mut().enumerate() {
+            for name in PROJECTIONS {
+                let l = blk.projection_mut(name).expect("known projection");
+                let key = format!("model.layers.{i}.{}.weight", projection_path(name));
+                l.packed = take(&key, l.out_features(), l.in_features())?;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Drops the packed copies (every product then uses the dense weights).
+    pub fn clear_packed_weights(&mut self) {
+        self.embed_packed = None;
+        for (_, _, l) in self.projections_mut() {
+            l.packed = None;
+        }
+        if let Some(l) = self.lm_head.as_mut() {
+            l.packed = None;
+        }
+    }
+
+    /// Whether packed weights are attached.
+    pub fn has_packed_weights(&self) -> bool {
+        self.embed_packed.is_some() || self.projections().any(|(_, _, l)| l.packed.is_some())
+    }
+
     /// Makes every base parameter trainable (full fine-tuning) and returns the variables by name.
+    /// Packed inference copies are dropped, since the dense weights will change.
     pub fn make_base_trainable(&mut self) -> Result<Vec<(String, Var)>> {
+        self.clear_packed_weights();
         let mut out = Vec::new();
         let mut var = |name: String, t: &mut Tensor| -> Result<()> {
             let v = Var::from_tensor(t)?;

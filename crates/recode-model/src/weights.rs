@@ -9,6 +9,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::config::{Arch, ModelConfig};
 use crate::error::{read_json, ModelError, Result};
+use crate::packed::{unpermute_order, PackedWeight};
 
 /// Tensors keyed by Hugging Face parameter name (`model.layers.0.self_attn.q_proj.weight`, ...).
 pub type NamedTensors = HashMap<String, Tensor>;
@@ -117,6 +118,8 @@ pub struct GgufModel {
     pub config: ModelConfig,
     /// Dequantised weights under HF names.
     pub tensors: NamedTensors,
+    /// Q4_1/Q8_0 matrices kept in their blocks under HF names (fast decoding; see `packed`).
+    pub packed: HashMap<String, PackedWeight>,
 }
 
 /// Reads a GGUF file's header and metadata only (cheap; used for the tokenizer).
@@ -136,6 +139,7 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel
     let has_output = content.tensor_infos.contains_key("output.weight");
     let config = ModelConfig::from_gguf(&content, has_output)?;
     let mut tensors = NamedTensors::new();
+    let mut packed = HashMap::new();
     let names: Vec<String> = content.tensor_infos.keys().cloned().collect();
     for name in names {
         let Some(hf) = gguf_to_hf_name(&name) else {
@@ -146,11 +150,21 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel
             .tensor(&mut f, &name, device)
             .map_err(|e| ModelError::Weights(format!("{}: tensor {name}: {e}", path.display())))?;
         let mut t = q.dequantize(device)?;
+        let mut heads = None;
         if config.arch == Arch::Llama {
             if hf.ends_with("q_proj.weight") || hf.ends_with("q_proj.bias") {
-                t = unpermute_rows(&t, config.num_attention_heads)?;
+                heads = Some(config.num_attention_heads);
             } else if hf.ends_with("k_proj.weight") || hf.ends_with("k_proj.bias") {
-                t = unpermute_rows(&t, config.num_key_value_heads)?;
+                heads = Some(config.num_key_value_heads);
+            }
+        }
+        if let Some(n) = heads {
+            t = unpermute_rows(&t, n)?;
+        }
+        if device.is_cpu() && dtype == DType::F32 && hf.ends_with(".weight") && t.rank() == 2 {
+            let order = heads.map(|n| unpermute_order(t.dim(0).unwrap_or(0), n));
+            if let Some(p) = PackedWeight::from_qtensor(&q, order.as_deref())? {
+                packed.insert(hf.clone(), p);
             }
         }
         tensors.insert(hf, t.to_dtype(dtype)?);
@@ -159,6 +173,7 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel
         content,
         config,
         tensors,
+        packed,
     })
 }
 

@@ -24,6 +24,9 @@ pub enum Algo {
     Grpo,
     /// DAPO (asymmetric clip, dual clip, token-mean, dynamic sampling, no KL).
     Dapo,
+    /// Supervised fine-tuning baseline (`recode sft`): cross-entropy on the target answer;
+    /// uses the optimizer, adapter, batch and checkpoint keys only.
+    Sft,
 }
 
 impl std::str::FromStr for Algo {
@@ -32,8 +35,9 @@ impl std::str::FromStr for Algo {
         match s {
             "grpo" => Ok(Algo::Grpo),
             "dapo" => Ok(Algo::Dapo),
+            "sft" => Ok(Algo::Sft),
             other => Err(RlError::Config(format!(
-                "unknown algo `{other}` (expected grpo or dapo)"
+                "unknown algo `{other}` (expected grpo, dapo or sft)"
             ))),
         }
     }
@@ -274,6 +278,12 @@ impl TrainConfig {
         };
         match algo {
             Algo::Grpo => base,
+            Algo::Sft => TrainConfig {
+                beta: 0.0,
+                learning_rate: 1e-4,
+                max_steps: 300,
+                ..base
+            },
             Algo::Dapo => TrainConfig {
                 beta: 0.0,
                 epsilon: 0.2,

@@ -11,13 +11,19 @@
 //! - [`optim`]: AdamW, schedules, gradient clipping, exportable state.
 //! - [`checkpoint`]: atomic checkpoint directories, resume, metrics JSONL.
 //! - [`trainer`]: the loop tying them together.
+//! - [`lm`]: the seams implemented for `recode-model`'s causal LM (adapters or full weights).
+//! - [`task`]: the ReCode task: prompts from update examples, the format + ES* rewarder.
+//! - [`sft`]: the supervised baseline (cross-entropy on the assistant turn).
 
 pub mod advantage;
 pub mod checkpoint;
 pub mod config;
+pub mod lm;
 pub mod loss;
 pub mod optim;
 pub mod policy;
+pub mod sft;
+pub mod task;
 pub mod tiny;
 pub mod trainer;
 
@@ -26,7 +32,7 @@ pub use policy::{
     Completion, Policy, PolicyOutput, PromptItem, Rewarder, RolloutSource, SamplingParams,
     TokenBatch,
 };
-pub use trainer::{StepMetrics, Trainer};
+pub use trainer::{StepMetrics, Trainer, ValidationMetrics};
 
 /// Errors of the RL crate.
 #[derive(Debug, thiserror::Error)]
@@ -51,4 +57,10 @@ pub enum RlError {
     /// Failure reported by a rollout source or rewarder.
     #[error("rollout: {0}")]
     Rollout(String),
+    /// Failure of the model runtime (loading, adapters, generation).
+    #[error("model: {0}")]
+    Model(String),
+    /// Bad training data (message names the file, line and field).
+    #[error("data: {0}")]
+    Data(String),
 }

@@ -42,6 +42,16 @@ pub trait Policy {
     fn trainable_vars(&self) -> Vec<(String, Var)>;
     /// Device the policy's tensors live on.
     fn device(&self) -> &Device;
+    /// Detached log-probabilities for the stored "old" policy (rollout time): no graph,
+    /// no dropout. The default reuses [`Policy::token_logprobs`].
+    fn rollout_logprobs(&self, batch: &TokenBatch) -> candle_core::Result<Tensor> {
+        Ok(self.token_logprobs(batch, false)?.logprobs.detach())
+    }
+    /// Writes whatever a checkpoint needs beyond the trainable tensors (e.g. a PEFT
+    /// adapter directory) into `dir`. Default: nothing.
+    fn export(&self, _dir: &std::path::Path) -> Result<(), crate::RlError> {
+        Ok(())
+    }
 }
 
 /// Sampling knobs passed to a rollout source.
@@ -100,4 +110,17 @@ pub trait Rewarder {
         prompt: &PromptItem,
         completion: &Completion,
     ) -> Result<Vec<f64>, crate::RlError>;
+    /// Names of 0/1 indicators reported as rates in the metrics (not part of the
+    /// reward), e.g. `format_ok`, `exact_match`.
+    fn indicator_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Components and indicators of one completion in one pass.
+    fn score_with_indicators(
+        &self,
+        prompt: &PromptItem,
+        completion: &Completion,
+    ) -> Result<(Vec<f64>, Vec<f64>), crate::RlError> {
+        Ok((self.score(prompt, completion)?, Vec::new()))
+    }
 }

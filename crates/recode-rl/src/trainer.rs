@@ -47,6 +47,9 @@ pub struct RolloutMetrics {
     pub reward_std: f64,
     /// Mean of each reward component.
     pub reward_components: BTreeMap<String, f64>,
+    /// Rate of each rewarder indicator (e.g. `format_ok`, `exact_match`).
+    #[serde(default)]
+    pub indicators: BTreeMap<String, f64>,
     /// Mean completion length in tokens.
     pub completion_len_mean: f64,
     /// Fraction of completions cut at `max_completion_length`.
@@ -97,6 +100,22 @@ pub struct StepMetrics {
     pub num_completions: usize,
     /// Timing split.
     pub timing: StepTiming,
+    /// Greedy validation figures, on the steps where validation ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<ValidationMetrics>,
+}
+
+/// Greedy rollouts on the held-out prompts, scored by the rewarder.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ValidationMetrics {
+    /// Prompts evaluated.
+    pub num_prompts: usize,
+    /// Mean of each reward component.
+    pub reward_components: BTreeMap<String, f64>,
+    /// Rate of each rewarder indicator.
+    pub indicators: BTreeMap<String, f64>,
+    /// Mean completion length in tokens.
+    pub completion_len_mean: f64,
 }
 
 /// A scored, filtered generation batch ready for μ optimizer steps.
@@ -126,6 +145,7 @@ pub struct Trainer<P: Policy, S: RolloutSource<P>, R: Rewarder> {
     source: S,
     rewarder: R,
     prompts: Vec<PromptItem>,
+    validation: Vec<PromptItem>,
     weights: Vec<f64>,
     opt: AdamW,
     rng: ChaCha8Rng,
@@ -170,6 +190,7 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
             source,
             rewarder,
             prompts,
+            validation: Vec::new(),
             weights,
             opt,
             rng,
@@ -198,16 +219,8 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
     /// in `ckpt`'s parent directory.
     pub fn resume(mut self, ckpt: &Path) -> Result<Self, RlError> {
         let state: TrainerState = checkpoint::load_json(&ckpt.join(STATE_FILE))?;
+        restore_weights(&self.policy, &mut self.opt, ckpt, state.optimizer_step)?;
         let dev = self.policy.device().clone();
-        let weights = checkpoint::load_tensors(&ckpt.join("model.safetensors"), &dev)?;
-        for (name, var) in self.policy.trainable_vars() {
-            let t = weights.get(&name).ok_or_else(|| {
-                RlError::Checkpoint(format!("{}: lacks `{name}`", ckpt.display()))
-            })?;
-            var.set(&t.to_dtype(var.dtype())?)?;
-        }
-        let opt_state = checkpoint::load_tensors(&ckpt.join("optimizer.safetensors"), &dev)?;
-        self.opt.load_state(&opt_state, state.optimizer_step)?;
         let rollout_path = ckpt.join("rollout.safetensors");
         self.rollout = match (rollout_path.is_file(), state.rollout_metrics) {
             (true, Some(metrics)) => {
@@ -241,6 +254,24 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
         Ok(self)
     }
 
+    /// Held-out prompts for greedy validation every `eval_steps` steps.
+    pub fn with_validation(mut self, prompts: Vec<PromptItem>) -> Self {
+        self.validation = prompts;
+        self
+    }
+
+    /// Greedy completions for the validation prompts, scored (empty figures without
+    /// validation prompts). Uses its own fixed RNG so training is unaffected.
+    pub fn validate(&mut self) -> Result<ValidationMetrics, RlError> {
+        validate(
+            &self.policy,
+            &mut self.source,
+            &self.rewarder,
+            &self.validation,
+            self.cfg.max_completion_length,
+        )
+    }
+
     /// The policy being trained.
     pub fn policy(&self) -> &P {
         &self.policy
@@ -259,8 +290,14 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
     /// Runs until `max_steps`, checkpointing every `save_steps` and at the end.
     pub fn train(&mut self) -> Result<Vec<StepMetrics>, RlError> {
         let mut all = Vec::new();
+        self.train_with(|m| all.push(m.clone()))?;
+        Ok(all)
+    }
+
+    /// [`Trainer::train`] with a callback that sees every step's metrics (progress display).
+    pub fn train_with(&mut self, mut on_step: impl FnMut(&StepMetrics)) -> Result<(), RlError> {
         while (self.step as usize) < self.cfg.max_steps {
-            all.push(self.train_step()?);
+            on_step(&self.train_step()?);
             let s = self.step as usize;
             if self.output.is_some()
                 && ((self.cfg.save_steps > 0 && s % self.cfg.save_steps == 0)
@@ -269,7 +306,7 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
                 self.save_checkpoint()?;
             }
         }
-        Ok(all)
+        Ok(())
     }
 
     /// One optimizer step (generating a new batch when the previous one has been used μ times).
@@ -287,7 +324,7 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
         let (loss, stats, grad_norm) = learn(&self.policy, &mut self.opt, rollout, &self.cfg, lr)?;
         timing.learn_s = t0.elapsed().as_secs_f64();
         self.step += 1;
-        let m = StepMetrics {
+        let mut m = StepMetrics {
             step: self.step,
             lr,
             loss,
@@ -300,7 +337,14 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
             grad_norm,
             num_completions: rollout.advantages.dim(0)?,
             timing,
+            validation: None,
         };
+        if self.cfg.eval_steps > 0
+            && self.step as usize % self.cfg.eval_steps == 0
+            && !self.validation.is_empty()
+        {
+            m.validation = Some(self.validate()?);
+        }
         if let (None, Some(dir)) = (&self.metrics, &self.output) {
             let path = dir.join("metrics.jsonl");
             self.metrics = Some(MetricsWriter::open(&path, self.resumed_at)?);
@@ -344,6 +388,7 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
                     &tmp.join("optimizer.safetensors"),
                     &self.opt.state_tensors(),
                 )?;
+                self.policy.export(tmp)?;
                 if let Some(r) = rollout {
                     let mut t = std::collections::HashMap::from([
                         ("input_ids".to_string(), r.batch.input_ids.clone()),
@@ -411,6 +456,8 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
             max_new_tokens: self.cfg.max_completion_length,
         };
         let names = self.rewarder.component_names();
+        let ind_names = self.rewarder.indicator_names();
+        let mut ind_sums = vec![0.0; ind_names.len()];
         let mut filter = GroupFilter::new(n_prompts, budget);
         let (mut all_rewards, mut comp_sums, mut len_sum, mut trunc, mut gen_tokens) =
             (Vec::new(), vec![0.0; names.len()], 0usize, 0usize, 0usize);
@@ -434,7 +481,10 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
             for (p, group) in prompts.into_iter().zip(comps.chunks(g)) {
                 let mut rewards = Vec::with_capacity(g);
                 for c in group {
-                    let parts = self.rewarder.score(&p, c)?;
+                    let (parts, ind) = self.rewarder.score_with_indicators(&p, c)?;
+                    for (s, v) in ind_sums.iter_mut().zip(&ind) {
+                        *s += v;
+                    }
                     for (s, v) in comp_sums.iter_mut().zip(&parts) {
                         *s += v;
                     }
@@ -492,6 +542,10 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
                 .cloned()
                 .zip(comp_sums.iter().map(|s| s / n_all))
                 .collect(),
+            indicators: ind_names
+                .into_iter()
+                .zip(ind_sums.iter().map(|s| s / n_all))
+                .collect(),
             completion_len_mean: len_sum as f64 / n_all,
             truncated_fraction: trunc as f64 / n_all,
             filter: stats,
@@ -519,9 +573,7 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
         )?;
         let t2 = Instant::now();
         let mb = self.cfg.per_device_train_batch_size;
-        let old_logprobs = map_micro(&batch, mb, |b| {
-            Ok(self.policy.token_logprobs(b, false)?.logprobs.detach())
-        })?;
+        let old_logprobs = map_micro(&batch, mb, |b| self.policy.rollout_logprobs(b))?;
         let ref_logprobs = if self.cfg.beta > 0.0 {
             Some(map_micro(&batch, mb, |b| {
                 self.policy.reference_logprobs(b)
@@ -541,8 +593,73 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
     }
 }
 
+/// Greedy completions (one per prompt, at most `max_new_tokens`) scored by `rewarder`:
+/// mean components and indicator rates. Deterministic (greedy, fixed seed).
+pub fn validate<P: Policy, S: RolloutSource<P>, R: Rewarder>(
+    policy: &P,
+    source: &mut S,
+    rewarder: &R,
+    prompts: &[PromptItem],
+    max_new_tokens: usize,
+) -> Result<ValidationMetrics, RlError> {
+    let mut out = ValidationMetrics {
+        num_prompts: prompts.len(),
+        ..Default::default()
+    };
+    if prompts.is_empty() {
+        return Ok(out);
+    }
+    let params = SamplingParams {
+        temperature: 0.0,
+        top_p: 1.0,
+        top_k: 0,
+        max_new_tokens,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(0x005E_ED0F_5A11);
+    let comps = source.generate(policy, prompts, 1, &params, &mut rng)?;
+    let names = rewarder.component_names();
+    let ind_names = rewarder.indicator_names();
+    let (mut sums, mut ind_sums, mut len) =
+        (vec![0.0; names.len()], vec![0.0; ind_names.len()], 0usize);
+    for (p, c) in prompts.iter().zip(&comps) {
+        let (parts, ind) = rewarder.score_with_indicators(p, c)?;
+        sums.iter_mut().zip(&parts).for_each(|(s, v)| *s += v);
+        ind_sums.iter_mut().zip(&ind).for_each(|(s, v)| *s += v);
+        len += c.tokens.len();
+    }
+    let n = comps.len().max(1) as f64;
+    out.reward_components = names.into_iter().zip(sums.iter().map(|s| s / n)).collect();
+    out.indicators = ind_names
+        .into_iter()
+        .zip(ind_sums.iter().map(|s| s / n))
+        .collect();
+    out.completion_len_mean = len as f64 / n;
+    Ok(out)
+}
+
+/// Sets every trainable variable from `ckpt/model.safetensors` and the optimizer from
+/// `ckpt/optimizer.safetensors` (shared by the RL and SFT trainers).
+pub(crate) fn restore_weights<P: Policy>(
+    policy: &P,
+    opt: &mut AdamW,
+    ckpt: &Path,
+    optimizer_step: u64,
+) -> Result<(), RlError> {
+    let dev = policy.device().clone();
+    let weights = checkpoint::load_tensors(&ckpt.join("model.safetensors"), &dev)?;
+    for (name, var) in policy.trainable_vars() {
+        let t = weights
+            .get(&name)
+            .ok_or_else(|| RlError::Checkpoint(format!("{}: lacks `{name}`", ckpt.display())))?;
+        var.set(&t.to_dtype(var.dtype())?)?;
+    }
+    let opt_state = checkpoint::load_tensors(&ckpt.join("optimizer.safetensors"), &dev)?;
+    opt.load_state(&opt_state, optimizer_step)?;
+    Ok(())
+}
+
 /// Per-epoch permutation of `0..n` from the run seed.
-fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
+pub(crate) fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
     let mut rng =
         ChaCha8Rng::seed_from_u64(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1));
@@ -580,7 +697,11 @@ pub fn build_batch(
 }
 
 /// Rows `start..start+len` of a batch.
-fn slice_batch(b: &TokenBatch, start: usize, len: usize) -> candle_core::Result<TokenBatch> {
+pub(crate) fn slice_batch(
+    b: &TokenBatch,
+    start: usize,
+    len: usize,
+) -> candle_core::Result<TokenBatch> {
     Ok(TokenBatch {
         input_ids: b.input_ids.narrow(0, start, len)?,
         completion_mask: b.completion_mask.narrow(0, start, len)?,
@@ -588,7 +709,7 @@ fn slice_batch(b: &TokenBatch, start: usize, len: usize) -> candle_core::Result<
 }
 
 /// Applies `f` to micro-batches of `mb` rows and concatenates the `[rows, T]` results.
-fn map_micro(
+pub(crate) fn map_micro(
     b: &TokenBatch,
     mb: usize,
     mut f: impl FnMut(&TokenBatch) -> candle_core::Result<Tensor>,

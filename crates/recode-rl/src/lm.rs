@@ -1,0 +1,296 @@
+//! The [`Policy`] and [`RolloutSource`] seams implemented for `recode-model`'s causal LM.
+//!
+//! Two ways to train: adapters (LoRA/DoRA; the frozen base with adapters switched off is
+//! the KL reference, so no second copy of the weights is needed) or every weight (the
+//! reference is a separately loaded frozen copy, only when β > 0).
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor, Var};
+use rand::RngCore;
+use rand_chacha::ChaCha8Rng;
+use recode_model::{
+    generate, AdapterConfig, AdapterKind, CausalLM, FinishReason, ForwardOpts, Tokenizer,
+};
+
+use crate::config::TrainConfig;
+use crate::policy::{
+    Completion, Policy, PolicyOutput, PromptItem, RolloutSource, SamplingParams, TokenBatch,
+};
+use crate::RlError;
+
+/// Where the frozen reference distribution comes from.
+enum Reference {
+    /// The same model with adapters disabled.
+    AdaptersOff,
+    /// A frozen copy of the initial weights (full fine-tuning).
+    Frozen(Box<CausalLM>),
+    /// No reference (full fine-tuning with β = 0).
+    Absent,
+}
+
+/// A causal LM being trained, with its reference.
+pub struct LmPolicy {
+    model: CausalLM,
+    reference: Reference,
+    vars: Vec<(String, Var)>,
+    adapter: Option<AdapterConfig>,
+    base_source: String,
+    temperature: f64,
+}
+
+/// The adapter settings of a training config (PEFT key names → recode-model's config).
+pub fn adapter_config(cfg: &TrainConfig) -> AdapterConfig {
+    AdapterConfig {
+        kind: if cfg.use_dora {
+            AdapterKind::Dora
+        } else {
+            AdapterKind::Lora
+        },
+        r: cfg.lora_r,
+        alpha: cfg.lora_alpha,
+        dropout: cfg.lora_dropout as f32,
+        target_modules: cfg.lora_target_modules.clone(),
+        use_rslora: false,
+    }
+}
+
+fn model_err(e: recode_model::ModelError) -> RlError {
+    RlError::Model(e.to_string())
+}
+
+impl LmPolicy {
+    /// Adds fresh adapters (seeded) to `model`; only they are trained.
+    pub fn with_new_adapters(
+        mut model: CausalLM,
+        cfg: AdapterConfig,
+        seed: u64,
+        base_source: &str,
+    ) -> Result<Self, RlError> {
+        model.add_adapters(&cfg, seed).map_err(model_err)?;
+        Ok(Self::adapters(model, cfg, base_source))
+    }
+
+    /// Loads a PEFT adapter directory (e.g. from `recode sft`) into `model` and trains it further.
+    pub fn with_adapter_dir(
+        mut model: CausalLM,
+        dir: &Path,
+        base_source: &str,
+    ) -> Result<Self, RlError> {
+        let cfg = model
+            .load_adapters(dir)
+            .map_err(|e| RlError::Model(format!("{}: {e}", dir.display())))?;
+        Ok(Self::adapters(model, cfg, base_source))
+    }
+
+    fn adapters(model: CausalLM, cfg: AdapterConfig, base_source: &str) -> Self {
+        let vars = model.adapter_vars();
+        LmPolicy {
+            model,
+            reference: Reference::AdaptersOff,
+            vars,
+            adapter: Some(cfg),
+            base_source: base_source.to_string(),
+            temperature: 1.0,
+        }
+    }
+
+    /// Trains every weight of `model`; `reference` is a separately loaded frozen copy
+    /// (needed only when the KL term is on).
+    pub fn full(
+        mut model: CausalLM,
+        reference: Option<CausalLM>,
+        base_source: &str,
+    ) -> Result<Self, RlError> {
+        let vars = model.make_base_trainable().map_err(model_err)?;
+        Ok(LmPolicy {
+            model,
+            reference: reference.map_or(Reference::Absent, |r| Reference::Frozen(Box::new(r))),
+            vars,
+            adapter: None,
+            base_source: base_source.to_string(),
+            temperature: 1.0,
+        })
+    }
+
+    /// Log-probabilities are computed from logits divided by this (the rollout temperature,
+    /// as TRL does); 1.0 for SFT.
+    pub fn set_temperature(&mut self, t: f64) {
+        self.temperature = if t > 0.0 { t } else { 1.0 };
+    }
+
+    /// The network (for generation outside the trainer).
+    pub fn model(&self) -> &CausalLM {
+        &self.model
+    }
+
+    /// The adapter settings when training adapters.
+    pub fn adapter(&self) -> Option<&AdapterConfig> {
+        self.adapter.as_ref()
+    }
+
+    fn logprobs(
+        model: &CausalLM,
+        batch: &TokenBatch,
+        t: f64,
+        entropy: bool,
+        o: ForwardOpts,
+    ) -> candle_core::Result<PolicyOutput> {
+        let out = model
+            .token_logprobs(&batch.input_ids, None, t, entropy, o)
+            .map_err(candle_core::Error::wrap)?;
+        // recode-model returns [B, T-1] next-token values; the seam wants [B, T] with an
+        // (always masked) column for position 0.
+        let pad = |x: &Tensor| -> candle_core::Result<Tensor> {
+            let b = x.dim(0)?;
+            Tensor::cat(&[&Tensor::zeros((b, 1), x.dtype(), x.device())?, x], 1)
+        };
+        Ok(PolicyOutput {
+            logprobs: pad(&out.logprobs)?,
+            entropy: out.entropy.as_ref().map(pad).transpose()?,
+        })
+    }
+}
+
+impl Policy for LmPolicy {
+    fn token_logprobs(
+        &self,
+        batch: &TokenBatch,
+        with_entropy: bool,
+    ) -> candle_core::Result<PolicyOutput> {
+        Self::logprobs(
+            &self.model,
+            batch,
+            self.temperature,
+            with_entropy,
+            ForwardOpts::TRAIN,
+        )
+    }
+
+    fn reference_logprobs(&self, batch: &TokenBatch) -> candle_core::Result<Tensor> {
+        let t = self.temperature;
+        let out = match &self.reference {
+            Reference::AdaptersOff => {
+                Self::logprobs(&self.model, batch, t, false, ForwardOpts::REFERENCE)?
+            }
+            Reference::Frozen(m) => Self::logprobs(m, batch, t, false, ForwardOpts::REFERENCE)?,
+            Reference::Absent => {
+                return Err(candle_core::Error::Msg(
+                    "no reference model loaded (full fine-tuning with beta = 0)".into(),
+                ))
+            }
+        };
+        Ok(out.logprobs)
+    }
+
+    fn rollout_logprobs(&self, batch: &TokenBatch) -> candle_core::Result<Tensor> {
+        let o = ForwardOpts {
+            grad: false,
+            train: false,
+            use_adapters: true,
+        };
+        Ok(Self::logprobs(&self.model, batch, self.temperature, false, o)?.logprobs)
+    }
+
+    fn trainable_vars(&self) -> Vec<(String, Var)> {
+        self.vars.clone()
+    }
+
+    fn device(&self) -> &Device {
+        self.model.device()
+    }
+
+    fn export(&self, dir: &Path) -> Result<(), RlError> {
+        // Full fine-tuning: the trainer's `model.safetensors` already holds every weight
+        // under its Hugging Face name. Adapters: also write PEFT's layout.
+        if let Some(cfg) = &self.adapter {
+            self.model
+                .save_adapters(dir, cfg, &self.base_source)
+                .map_err(|e| RlError::Model(format!("{}: {e}", dir.display())))?;
+        }
+        Ok(())
+    }
+}
+
+/// Samples rollouts with `recode-model`'s batched generator (KV cache, shared prefill).
+pub struct LmSampler {
+    tokenizer: Tokenizer,
+    /// Prompts per generation call (bounds the KV cache memory).
+    pub max_prompts_per_call: usize,
+}
+
+impl LmSampler {
+    /// A sampler decoding with `tokenizer`.
+    pub fn new(tokenizer: Tokenizer) -> Self {
+        LmSampler {
+            tokenizer,
+            max_prompts_per_call: 8,
+        }
+    }
+
+    /// The tokenizer (to decode or render prompts).
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Generates `n` completions per prompt from `model`; the sampling seed is drawn from `rng`.
+    pub fn sample(
+        &self,
+        model: &CausalLM,
+        prompts: &[PromptItem],
+        n: usize,
+        params: &SamplingParams,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<Completion>, RlError> {
+        let mut out = Vec::with_capacity(prompts.len() * n);
+        for chunk in prompts.chunks(self.max_prompts_per_call.max(1)) {
+            let mp = recode_model::SamplingParams {
+                temperature: params.temperature,
+                top_p: params.top_p,
+                top_k: params.top_k,
+                max_new_tokens: params.max_new_tokens,
+                seed: rng.next_u64(),
+                n,
+                ..Default::default()
+            };
+            let ids: Vec<Vec<u32>> = chunk.iter().map(|p| p.tokens.clone()).collect();
+            let (comps, _) = generate(
+                model,
+                &self.tokenizer,
+                &ids,
+                &mp,
+                ForwardOpts::INFERENCE,
+                None,
+            )
+            .map_err(model_err)?;
+            let mut comps = comps;
+            comps.sort_by_key(|c| (c.prompt_index, c.sample_index));
+            out.extend(comps.into_iter().map(|c| Completion {
+                truncated: c.finish_reason == FinishReason::Length,
+                tokens: c.token_ids,
+                text: c.text,
+            }));
+        }
+        Ok(out)
+    }
+}
+
+impl RolloutSource<LmPolicy> for LmSampler {
+    fn generate(
+        &mut self,
+        policy: &LmPolicy,
+        prompts: &[PromptItem],
+        n: usize,
+        params: &SamplingParams,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<Completion>, RlError> {
+        if !policy.model.has_adapters() {
+            return self.sample(&policy.model, prompts, n, params, rng);
+        }
+        // Decoding with adapters folded in skips the per-token adapter matmuls (and DoRA's
+        // weight norms); the merged copy shares every untouched tensor with the policy.
+        let mut merged = policy.model.clone();
+        merged.merge_adapters().map_err(model_err)?;
+        self.sample(&merged, prompts, n, params, rng)
+    }
+}

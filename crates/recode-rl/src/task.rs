@@ -1,0 +1,229 @@
+//! The ReCode task: training prompts built from API-update examples, the SFT target in the
+//! training answer format, and the rule-based rewarder (format + ES* by default).
+
+use recode_data::prompt::{training_messages, ASSISTANT_PREFIX};
+use recode_data::template::{ChatTemplate, Ending};
+use recode_data::{Row, UpdateExample};
+use recode_model::Tokenizer;
+use recode_reward::{Mode, PreparedTarget, RewardKind};
+
+use crate::config::TrainConfig;
+use crate::policy::{Completion, PromptItem, Rewarder};
+use crate::RlError;
+
+/// The chat template of a model's tokenizer, or ChatML when it has none (with a warning).
+pub fn chat_template_of(tok: &Tokenizer) -> Result<ChatTemplate, RlError> {
+    match tok.chat_template.as_deref() {
+        Some(src) => {
+            let bos = tok.bos.as_ref().map(|b| b.0.as_str()).unwrap_or("");
+            let eos = tok.eos.first().map(|e| e.0.as_str()).unwrap_or("");
+            ChatTemplate::new(src, bos, eos)
+                .map_err(|e| RlError::Model(format!("the model's chat template: {e}")))
+        }
+        None => {
+            tracing::warn!("the model has no chat template; using ChatML");
+            Ok(ChatTemplate::chatml())
+        }
+    }
+}
+
+/// Fields a training row must have.
+const REQUIRED: [&str; 5] = [
+    "dependency",
+    "new_version",
+    "update_info",
+    "old_code",
+    "new_code",
+];
+
+fn check_row(row: &Row, source: &str) -> Result<(), RlError> {
+    for f in REQUIRED {
+        if row.example.field(f).is_none_or(|v| v.trim().is_empty()) {
+            return Err(RlError::Data(format!(
+                "{source}:{}: field `{f}` is null or empty (run `recode data clean` first)",
+                row.line
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Rendered, tokenised training prompts (assistant prefix open) with their reference code.
+/// Prompts longer than `max_prompt_length` tokens keep their last tokens (TRL's left truncation).
+pub fn prompt_items(
+    rows: &[Row],
+    source: &str,
+    template: &ChatTemplate,
+    tok: &Tokenizer,
+    max_prompt_length: usize,
+) -> Result<Vec<PromptItem>, RlError> {
+    let mut truncated = 0usize;
+    let items = rows
+        .iter()
+        .map(|row| {
+            check_row(row, source)?;
+            let text = template
+                .render(&training_messages(&row.example), Ending::ContinueFinal)
+                .map_err(|e| RlError::Data(format!("{source}:{}: {e}", row.line)))?;
+            let mut tokens = tok
+                .encode(&text)
+                .map_err(|e| RlError::Data(format!("{source}:{}: {e}", row.line)))?;
+            if tokens.len() > max_prompt_length {
+                tokens.drain(..tokens.len() - max_prompt_length);
+                truncated += 1;
+            }
+            Ok(PromptItem {
+                tokens,
+                target: row.example.new_code.clone().unwrap_or_default(),
+            })
+        })
+        .collect::<Result<Vec<_>, RlError>>()?;
+    if truncated > 0 {
+        tracing::warn!(
+            truncated,
+            max_prompt_length,
+            "prompts truncated on the left"
+        );
+    }
+    Ok(items)
+}
+
+/// The supervised target: what a correct completion after [`ASSISTANT_PREFIX`] looks like —
+/// a short reasoning closed by `</think>`, then the new code in `<answer>` and a python fence.
+pub fn sft_completion(ex: &UpdateExample) -> String {
+    let dep = ex.dependency.as_deref().unwrap_or("the library");
+    let ver = ex.version().unwrap_or("the new version");
+    let code = ex.new_code.as_deref().unwrap_or("").trim_end();
+    format!(
+        " The update note says how {dep} {ver} changed the API. I rewrite the old code so that it uses the updated API and keeps its behaviour. </think>\n<answer>\n```python\n{code}\n```\n</answer>"
+    )
+}
+
+/// The SFT pair for one example: (rendered prompt ending in the assistant prefix, completion).
+pub fn sft_pair(ex: &UpdateExample, template: &ChatTemplate) -> Result<(String, String), RlError> {
+    let prompt = template
+        .render(&training_messages(ex), Ending::ContinueFinal)
+        .map_err(|e| RlError::Data(e.to_string()))?;
+    debug_assert!(prompt.ends_with(ASSISTANT_PREFIX));
+    Ok((prompt, sft_completion(ex)))
+}
+
+/// ReCode's rule-based reward: the configured components (`reward_funcs`) of
+/// `recode-reward`, plus `format_ok`, `syntax_ok` and `exact_match` indicators.
+#[derive(Debug, Clone)]
+pub struct RecodeRewarder {
+    mode: Mode,
+    kinds: Vec<RewardKind>,
+}
+
+impl RecodeRewarder {
+    /// The rewarder a training config asks for (`reward_funcs`, `reward_mode`).
+    pub fn from_config(cfg: &TrainConfig) -> Result<Self, RlError> {
+        let mode = cfg
+            .reward_mode
+            .parse::<Mode>()
+            .map_err(|e| RlError::Config(format!("reward_mode: {e}")))?;
+        let kinds = cfg
+            .reward_funcs
+            .iter()
+            .map(|f| f.parse::<RewardKind>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| RlError::Config(format!("reward_funcs: {e}")))?;
+        Ok(RecodeRewarder { mode, kinds })
+    }
+}
+
+impl Rewarder for RecodeRewarder {
+    fn component_names(&self) -> Vec<String> {
+        self.kinds.iter().map(|k| k.name().to_string()).collect()
+    }
+
+    fn score(&self, prompt: &PromptItem, completion: &Completion) -> Result<Vec<f64>, RlError> {
+        Ok(self.score_with_indicators(prompt, completion)?.0)
+    }
+
+    fn indicator_names(&self) -> Vec<String> {
+        ["format_ok", "syntax_ok", "exact_match"]
+            .map(String::from)
+            .to_vec()
+    }
+
+    fn score_with_indicators(
+        &self,
+        prompt: &PromptItem,
+        completion: &Completion,
+    ) -> Result<(Vec<f64>, Vec<f64>), RlError> {
+        let r = PreparedTarget::new(&prompt.target, self.mode).score(&completion.text);
+        let parts = self.kinds.iter().map(|&k| r.get(k)).collect();
+        let valid = r.has_code_block && r.syntax_ok;
+        let flag = |b: bool| f64::from(u8::from(b));
+        Ok((
+            parts,
+            vec![
+                flag(r.format > 0.0),
+                flag(valid),
+                flag(valid && r.exact_match),
+            ],
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> UpdateExample {
+        UpdateExample {
+            dependency: Some("pandas".into()),
+            new_version: Some("==2.0.0".into()),
+            description: None,
+            update_info: Some("`DataFrame.append` was removed; use `pd.concat`.".into()),
+            old_code: Some("df = df.append(other)".into()),
+            new_code: Some("df = pd.concat([df, other])\n".into()),
+        }
+    }
+
+    /// The SFT target is exactly what the reward calls a perfect answer: format +1, EM* +2,
+    /// ES* +2 (checked through the reward library, not restated here).
+    #[test]
+    fn sft_target_is_a_perfect_answer() {
+        let ex = example();
+        let c = sft_completion(&ex);
+        for mode in [Mode::Paper, Mode::Fixed] {
+            let r = recode_reward::score(&c, ex.new_code.as_deref().unwrap(), mode);
+            assert_eq!(
+                (r.format, r.em_star, r.es_star),
+                (1.0, 2.0, 2.0),
+                "{mode:?}"
+            );
+        }
+        let (p, _) = sft_pair(&ex, &ChatTemplate::chatml()).unwrap();
+        assert!(p.ends_with(ASSISTANT_PREFIX), "{p}");
+    }
+
+    #[test]
+    fn rewarder_components_and_indicators() {
+        let cfg = TrainConfig::preset(crate::Algo::Grpo);
+        let rw = RecodeRewarder::from_config(&cfg).unwrap();
+        assert_eq!(rw.component_names(), ["format", "es_star"]);
+        let p = PromptItem {
+            tokens: vec![1],
+            target: "x = new(1)\n".into(),
+        };
+        let good = Completion {
+            tokens: vec![],
+            text: " ok </think>\n<answer>\n```python\nx = new(1)\n```\n</answer>".into(),
+            truncated: false,
+        };
+        let (parts, ind) = rw.score_with_indicators(&p, &good).unwrap();
+        assert_eq!(parts, vec![1.0, 2.0]);
+        assert_eq!(ind, vec![1.0, 1.0, 1.0]);
+        let bad = Completion {
+            text: "no answer".into(),
+            ..good
+        };
+        let (parts, ind) = rw.score_with_indicators(&p, &bad).unwrap();
+        assert_eq!(parts, vec![-1.0, -2.0]);
+        assert_eq!(ind, vec![0.0, 0.0, 0.0]);
+    }
+}

@@ -1,0 +1,123 @@
+"""Peer side of `recode bench generate`: Hugging Face transformers `generate` on PyTorch CPU.
+
+Loads the same SmolLM2 GGUF that recode uses (transformers dequantises it to f32), takes the
+already tokenised prompts from recode (so both sides see identical token ids), and measures, for
+each requested run, the prefill time (one forward over the left-padded batch) and the decode
+throughput of `generate` with a fixed number of new tokens (eos ignored). Prints one JSON object.
+
+Run through `recode bench generate`, or by hand:
+    python generate_peer.py --model M.gguf --runs runs.json [--threads 2]
+where runs.json is [{"name": ..., "prompts": [[ids...], ...], "temperature": T, "new_tokens": N,
+"seed": S}, ...].
+"""
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+
+def peak_rss_bytes():
+    """Peak resident set size of this process (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def left_pad(torch, prompts, pad_id):
+    """[B, T] ids and mask, padded on the left as recode does."""
+    t = max(len(p) for p in prompts)
+    ids = [[pad_id] * (t - len(p)) + list(p) for p in prompts]
+    mask = [[0] * (t - len(p)) + [1] * len(p) for p in prompts]
+    return torch.tensor(ids, dtype=torch.long), torch.tensor(mask, dtype=torch.long)
+
+
+def run_one(torch, model, pad_id, run):
+    prompts = run["prompts"]
+    n_new = int(run["new_tokens"])
+    temperature = float(run["temperature"])
+    ids, mask = left_pad(torch, prompts, pad_id)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.inference_mode():
+        # Warm-up (first-call allocations and kernel selection are not what we measure).
+        model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=2, do_sample=False,
+                       pad_token_id=pad_id)
+        # Prefill alone: one forward over the padded prompts (what generate does first).
+        t0 = time.perf_counter()
+        model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+        prefill = time.perf_counter() - t0
+        torch.manual_seed(int(run.get("seed", 0)))
+        kwargs = dict(
+            max_new_tokens=n_new,
+            min_new_tokens=n_new,
+            pad_token_id=pad_id,
+            use_cache=True,
+        )
+        if temperature > 0:
+            kwargs.update(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
+        else:
+            kwargs.update(do_sample=False)
+        t0 = time.perf_counter()
+        out = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+        total = time.perf_counter() - t0
+    generated = int((out.shape[1] - ids.shape[1]) * out.shape[0])
+    decode = max(total - prefill, 1e-9)
+    prompt_tokens = sum(len(p) for p in prompts)
+    return {
+        "run": run["name"],
+        "batch": len(prompts),
+        "prompt_tokens": prompt_tokens,
+        "generated_tokens": generated,
+        "prefill_secs": prefill,
+        "prefill_tok_s": prompt_tokens / prefill,
+        "decode_secs": decode,
+        "decode_tok_s": generated / decode,
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True, help="GGUF file (same as recode's)")
+    ap.add_argument("--runs", required=True, help="JSON file with the runs (see module doc)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    args = ap.parse_args()
+
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    with open(args.runs) as f:
+        runs = json.load(f)
+    path = os.path.abspath(args.model)
+    t0 = time.perf_counter()
+    model = AutoModelForCausalLM.from_pretrained(
+        os.path.dirname(path), gguf_file=os.path.basename(path), dtype=torch.float32
+    )
+    model.eval()
+    load_secs = time.perf_counter() - t0
+    pad_id = model.config.pad_token_id
+    if pad_id is None:
+        pad_id = model.config.eos_token_id
+    if isinstance(pad_id, list):
+        pad_id = pad_id[0]
+    pad_id = int(pad_id or 0)
+    results = [run_one(torch, model, pad_id, r) for r in runs]
+    json.dump(
+        {
+            "peer": "transformers",
+            "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+            "threads": torch.get_num_threads(),
+            "dtype": "float32",
+            "load_secs": load_secs,
+            "runs": results,
+            "peak_rss_bytes": peak_rss_bytes(),
+        },
+        sys.stdout,
+    )
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
