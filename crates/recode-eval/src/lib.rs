@@ -21,5 +21,6 @@ mod pyname;
 pub mod report;
 pub mod run;
 pub mod setup;
+pub mod svg;
 
 pub use pyname::test_name;

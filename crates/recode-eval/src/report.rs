@@ -1,11 +1,16 @@
-//! HTML report of one or more evaluation summaries (e.g. base vs trained): an overall table
-//! and per-package / per-update-type grouped bar charts as inline SVG (no scripts, no external
-//! assets), so `recode report compare A B` can write one self-contained file.
+//! Self-contained HTML reports (inline SVG from [`crate::svg`], no scripts, no external
+//! assets):
+//! - [`render_html_report`]: one or more evaluation summaries (e.g. base vs trained), an
+//!   overall table and per-package / per-update-type grouped bar charts
+//!   (`recode report eval` / `recode report compare A B`);
+//! - [`render_training_report`]: a training run's curves with a first-vs-last summary table
+//!   (`recode report train RUN_DIR`).
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use crate::run::{GroupScores, Summary};
+use crate::svg::{bar_chart, color, esc, fmt_value, LineChart};
 
 /// A summary with the label shown in the report (e.g. `base`, `trained`).
 #[derive(Debug, Clone)]
@@ -16,70 +21,23 @@ pub struct SummaryWithLabel {
     pub summary: Summary,
 }
 
-const COLORS: [&str; 6] = [
-    "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1",
-];
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 fn fmt_opt(v: Option<f64>) -> String {
     v.map_or_else(|| "–".to_string(), |x| format!("{x:.1}"))
 }
 
-/// A grouped bar chart: one group per category, one bar per run (`None` = no bar), 0–100.
-fn bar_chart(title: &str, categories: &[String], series: &[(String, Vec<Option<f64>>)]) -> String {
-    let (bar_w, gap, left, top, plot_h) = (16.0, 14.0, 44.0, 30.0, 200.0);
-    let group_w = bar_w * series.len().max(1) as f64 + gap;
-    let width = left + group_w * categories.len() as f64 + 20.0;
-    let height = top + plot_h + 90.0;
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" role="img" aria-label="{t}"><text x="4" y="16" font-size="13" font-weight="bold">{t}</text>"#,
+const STYLE: &str = "body{font-family:sans-serif;margin:24px}table{border-collapse:collapse}\
+     td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th:first-child,\
+     td:first-child{text-align:left}.up{color:#2a7d2a}.down{color:#b22}\
+     .charts{display:flex;flex-wrap:wrap;gap:12px}.charts svg{border:1px solid #eee}\
+     dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}dt{font-weight:bold}";
+
+/// A complete self-contained HTML document with the reports' shared style.
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{t}</title><style>{STYLE}</style>\
+         </head><body><h1>{t}</h1>{body}</body></html>\n",
         t = esc(title)
-    );
-    for tick in [0, 25, 50, 75, 100] {
-        let y = top + plot_h * (1.0 - tick as f64 / 100.0);
-        let _ = write!(
-            s,
-            r##"<line x1="{left}" x2="{x2:.0}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{tx}" y="{ty:.1}" font-size="10" text-anchor="end">{tick}</text>"##,
-            x2 = width - 10.0,
-            tx = left - 4.0,
-            ty = y + 3.0
-        );
-    }
-    for (ci, cat) in categories.iter().enumerate() {
-        let gx = left + gap / 2.0 + ci as f64 * group_w;
-        for (si, (label, values)) in series.iter().enumerate() {
-            let Some(v) = values.get(ci).copied().flatten() else {
-                continue;
-            };
-            let h = plot_h * v.clamp(0.0, 100.0) / 100.0;
-            let _ = write!(
-                s,
-                r#"<rect x="{x:.1}" y="{y:.1}" width="{bar_w}" height="{h:.1}" fill="{c}"><title>{l} · {cat}: {v:.1}</title></rect>"#,
-                x = gx + si as f64 * bar_w,
-                y = top + plot_h - h,
-                c = COLORS[si % COLORS.len()],
-                l = esc(label),
-                cat = esc(cat),
-            );
-        }
-        let lx = gx + bar_w * series.len() as f64 / 2.0;
-        let ly = top + plot_h + 12.0;
-        let _ = write!(
-            s,
-            r#"<text x="{lx:.1}" y="{ly:.1}" font-size="10" text-anchor="end" transform="rotate(-40 {lx:.1} {ly:.1})">{}</text>"#,
-            esc(cat)
-        );
-    }
-    s.push_str("</svg>");
-    s
+    )
 }
 
 fn legend(runs: &[SummaryWithLabel]) -> String {
@@ -88,7 +46,7 @@ fn legend(runs: &[SummaryWithLabel]) -> String {
         let _ = write!(
             s,
             r#"<span style="display:inline-block;width:12px;height:12px;background:{};margin:0 4px 0 12px"></span>{}"#,
-            COLORS[i % COLORS.len()],
+            color(i),
             esc(&r.label)
         );
     }
@@ -141,16 +99,9 @@ fn grouped_section(runs: &[SummaryWithLabel], title: &str, pick: Pick) -> String
 /// Renders a self-contained HTML page comparing `results` (first = baseline): overall table
 /// with differences to the first run, and per-package / per-update-type bar charts.
 pub fn render_html_report(results: &[SummaryWithLabel]) -> String {
-    let mut s = String::from(
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>recode evaluation</title>\
-         <style>body{font-family:sans-serif;margin:24px}table{border-collapse:collapse}\
-         td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th:first-child,\
-         td:first-child{text-align:left}.up{color:#2a7d2a}.down{color:#b22}</style></head><body>\
-         <h1>recode evaluation</h1>",
-    );
+    let mut s = String::new();
     if results.is_empty() {
-        s.push_str("<p>No results.</p></body></html>");
-        return s;
+        return page(TITLE, "<p>No results.</p>");
     }
     s.push_str(&legend(results));
     s.push_str(
@@ -187,8 +138,84 @@ pub fn render_html_report(results: &[SummaryWithLabel]) -> String {
     s.push_str(&grouped_section(results, "per update type", |x| {
         &x.per_update_type
     }));
-    s.push_str("</body></html>\n");
-    s
+    page(TITLE, &s)
+}
+
+const TITLE: &str = "recode evaluation";
+
+/// The curves of one training run, for [`render_training_report`].
+#[derive(Debug, Clone, Default)]
+pub struct TrainingReport {
+    /// Page heading, e.g. `training run runs/grpo`.
+    pub title: String,
+    /// `(key, value)` facts listed under the heading (kind of run, steps, source files).
+    pub facts: Vec<(String, String)>,
+    /// Chart sections in page order as `(heading, charts)`; empty charts are left out.
+    pub sections: Vec<(String, Vec<LineChart>)>,
+}
+
+/// Renders a training run as a self-contained HTML page: the facts, a table with the first
+/// and last value (and min/max) of every plotted series, then one SVG per non-empty chart.
+pub fn render_training_report(report: &TrainingReport) -> String {
+    let mut s = String::from("<dl>");
+    for (k, v) in &report.facts {
+        let _ = write!(s, "<dt>{}</dt><dd>{}</dd>", esc(k), esc(v));
+    }
+    s.push_str("</dl><h2>summary: first vs last</h2>");
+    s.push_str(
+        "<table><tr><th>chart</th><th>series</th><th>first step</th><th>first</th>\
+         <th>last step</th><th>last</th><th>change</th><th>min</th><th>max</th></tr>",
+    );
+    let charts = || {
+        report
+            .sections
+            .iter()
+            .flat_map(|(_, c)| c.iter())
+            .filter(|c| !c.is_empty())
+    };
+    for chart in charts() {
+        for series in &chart.series {
+            let pts: Vec<(f64, f64)> = series
+                .points
+                .iter()
+                .copied()
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+                .collect();
+            let (Some(&(x_first, first)), Some(&(x_last, last))) = (pts.first(), pts.last()) else {
+                continue;
+            };
+            let min = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+            let max = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+            let d = last - first;
+            let sign = if d > 0.0 { "+" } else { "" };
+            let _ = write!(
+                s,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+                 <td>{sign}{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&chart.title),
+                esc(&series.name),
+                fmt_value(x_first),
+                fmt_value(first),
+                fmt_value(x_last),
+                fmt_value(last),
+                fmt_value(d),
+                fmt_value(min),
+                fmt_value(max),
+            );
+        }
+    }
+    s.push_str("</table>");
+    for (heading, section) in &report.sections {
+        if section.iter().all(LineChart::is_empty) {
+            continue;
+        }
+        let _ = write!(s, "<h2>{}</h2><div class=\"charts\">", esc(heading));
+        for chart in section.iter().filter(|c| !c.is_empty()) {
+            s.push_str(&chart.render());
+        }
+        s.push_str("</div>");
+    }
+    page(&report.title, &s)
 }
 
 #[cfg(test)]
@@ -240,5 +267,33 @@ mod tests {
         assert!(html.contains("trained · torch: 100.0"));
         assert_eq!(html.matches("<svg").count(), 2);
         assert!(render_html_report(&[]).contains("No results"));
+    }
+
+    #[test]
+    fn training_report_tables_first_and_last() {
+        use crate::svg::Series;
+        let pts: Vec<(f64, f64)> = (1..=4).map(|i| (i as f64, 0.5 * i as f64)).collect();
+        let report = TrainingReport {
+            title: "run <x>".into(),
+            facts: vec![("steps".into(), "4".into())],
+            sections: vec![
+                (
+                    "reward".into(),
+                    vec![
+                        LineChart::new("reward", "step", "r").with(Series::new("mean", pts)),
+                        LineChart::new("never", "step", "r"),
+                    ],
+                ),
+                ("empty".into(), vec![LineChart::new("kl", "step", "kl")]),
+            ],
+        };
+        let html = render_training_report(&report);
+        assert_eq!(html.matches("<svg").count(), 1);
+        assert!(html.contains("<title>run &lt;x&gt;</title>"));
+        assert!(!html.contains("<h2>empty</h2>"));
+        assert!(html.contains(
+            "<td>reward</td><td>mean</td><td>1</td><td>0.5000</td><td>4</td><td>2</td>\
+             <td>+1.500</td><td>0.5000</td><td>2</td>"
+        ));
     }
 }

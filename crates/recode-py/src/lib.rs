@@ -3,6 +3,15 @@
 //! TRL-style reward functions in pure Python on top of these).
 //!
 //! Batch functions release the GIL and score on rayon threads.
+//!
+//! verl and the assistant prefix: `recode data export --format verl` stores the open assistant
+//! turn of ReCode's prompt (`"Let me solve this step by step.\n<think>"`) in
+//! `extra_info.assistant_prefix`, because verl cannot continue an assistant message. The
+//! reward is defined on the text after that prefix, so `compute_score` (and
+//! `compute_score_batch`, per row) strips `extra_info["assistant_prefix"]` from the start of
+//! `solution_str` when it is there: a response with the prefix (the model wrote it, or the
+//! engine glued it back) and one without it score the same. Without `extra_info`, or when the
+//! response does not start with the prefix, `solution_str` is scored as given.
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -48,7 +57,36 @@ fn mode_from(extra_info: Option<&Bound<'_, PyAny>>, mode: &str) -> PyResult<Mode
     parse_mode(mode)
 }
 
+/// `extra_info["assistant_prefix"]` when `extra_info` is a mapping holding a string there.
+fn prefix_from(extra_info: Option<&Bound<'_, PyAny>>) -> PyResult<Option<String>> {
+    let Some(info) = extra_info else {
+        return Ok(None);
+    };
+    if info.is_none() {
+        return Ok(None);
+    }
+    let value = if let Ok(d) = info.cast::<PyDict>() {
+        d.get_item("assistant_prefix")?
+    } else if info.hasattr("get")? {
+        Some(info.call_method1("get", ("assistant_prefix",))?)
+    } else {
+        None
+    };
+    Ok(value.and_then(|v| v.extract::<String>().ok()))
+}
+
+/// `solution` without a leading `prefix` (unchanged when it does not start with it).
+fn strip_prefix<'a>(solution: &'a str, prefix: Option<&str>) -> &'a str {
+    match prefix {
+        Some(p) if !p.is_empty() => solution.strip_prefix(p).unwrap_or(solution),
+        _ => solution,
+    }
+}
+
 /// verl's reward signature: returns `{"score": format + es_star, "format", "es_star", "em_star", ...}`.
+///
+/// A leading `extra_info["assistant_prefix"]` is stripped from `solution_str` first (see the
+/// crate docs), so responses with and without the prefix score the same.
 #[pyfunction]
 #[pyo3(signature = (data_source, solution_str, ground_truth, extra_info=None, *, mode="paper", reward="format,es_star"))]
 fn compute_score<'py>(
@@ -63,23 +101,39 @@ fn compute_score<'py>(
     let _ = data_source;
     let mode = mode_from(extra_info, mode)?;
     let kinds = parse_kinds(reward)?;
-    let r = py.detach(|| recode_reward::score(solution_str, ground_truth, mode));
+    let prefix = prefix_from(extra_info)?;
+    let solution = strip_prefix(solution_str, prefix.as_deref());
+    let r = py.detach(|| recode_reward::score(solution, ground_truth, mode));
     to_dict(py, &r, &kinds)
 }
 
 /// verl's batch reward signature: lists in, list of dicts out (GIL released, parallel).
+/// Each row's `extra_infos[i]["assistant_prefix"]` is stripped as in `compute_score`.
 #[pyfunction]
 #[pyo3(signature = (data_sources, solution_strs, ground_truths, extra_infos=None, *, mode="paper", reward="format,es_star"))]
 fn compute_score_batch<'py>(
     py: Python<'py>,
     data_sources: &Bound<'py, PyAny>,
-    solution_strs: Vec<String>,
+    mut solution_strs: Vec<String>,
     ground_truths: Vec<String>,
     extra_infos: Option<&Bound<'py, PyAny>>,
     mode: &str,
     reward: &str,
 ) -> PyResult<Vec<Bound<'py, PyDict>>> {
-    let _ = (data_sources, extra_infos);
+    let _ = data_sources;
+    if let Some(infos) = extra_infos.filter(|i| !i.is_none()) {
+        for (i, info) in infos.try_iter()?.enumerate() {
+            let info = info?;
+            let Some(s) = solution_strs.get_mut(i) else {
+                break;
+            };
+            if let Some(p) = prefix_from(Some(&info))? {
+                if !p.is_empty() && s.starts_with(&p) {
+                    s.replace_range(..p.len(), "");
+                }
+            }
+        }
+    }
     score_batch(py, solution_strs, ground_truths, mode, reward, None)
 }
 

@@ -2,9 +2,20 @@
 //!
 //! A checkpoint is written into `.tmp-<name>-<pid>` inside the run directory,
 //! every file and the directory are fsynced, then the directory is renamed to
-//! `<name>` and the run directory fsynced. A crash at any point leaves either the
-//! previous checkpoints untouched plus a stray `.tmp-*` directory (ignored and
-//! cleaned by [`clean_stale_tmp`]), or the complete new checkpoint.
+//! `<name>` and the run directory fsynced. Replacing an existing `<name>` needs two
+//! renames (a directory cannot be renamed over a non-empty one): the old copy first
+//! moves to `.old-<name>-<pid>`, then the new one moves in. A crash at any point leaves
+//! one of:
+//!
+//! - the previous checkpoints untouched plus a stray `.tmp-*` directory (ignored by
+//!   [`latest_checkpoint`], removed by [`clean_stale_tmp`]);
+//! - the old copy under `.old-<name>-<pid>` and nothing under `<name>` (crash between
+//!   the two renames): [`latest_checkpoint`] still finds it there and
+//!   [`clean_stale_tmp`] moves it back to `<name>`;
+//! - the complete new checkpoint (plus, at worst, a complete `.old-*` copy that
+//!   [`clean_stale_tmp`] deletes).
+//!
+//! "Complete" means the directory's [`STATE_FILE`] (written last) exists and parses.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -20,6 +31,9 @@ pub const CHECKPOINT_PREFIX: &str = "checkpoint-";
 /// File whose presence marks a complete checkpoint (written last).
 pub const STATE_FILE: &str = "trainer_state.json";
 
+const TMP_PREFIX: &str = ".tmp-";
+const OLD_PREFIX: &str = ".old-";
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RlError + '_ {
     move |source| RlError::Io {
         path: path.to_path_buf(),
@@ -31,31 +45,75 @@ fn fsync_dir(dir: &Path) -> Result<(), RlError> {
     File::open(dir).and_then(|f| f.sync_all()).map_err(io(dir))
 }
 
+/// Fsyncs every file and directory under `dir` (depth first), then `dir` itself.
+fn fsync_tree(dir: &Path) -> Result<(), RlError> {
+    for entry in fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let p = entry.path();
+        if entry.file_type().map_err(io(&p))?.is_dir() {
+            fsync_tree(&p)?;
+        } else {
+            File::open(&p).and_then(|f| f.sync_all()).map_err(io(&p))?;
+        }
+    }
+    fsync_dir(dir)
+}
+
+/// Whether `dir` holds a complete checkpoint: its [`STATE_FILE`] exists and is valid JSON.
+pub fn is_complete(dir: &Path) -> bool {
+    fs::read(dir.join(STATE_FILE))
+        .ok()
+        .is_some_and(|b| serde_json::from_slice::<serde_json::Value>(&b).is_ok())
+}
+
+/// The real name behind a `.old-<name>-<pid>` entry.
+fn old_target(entry_name: &str) -> Option<&str> {
+    let (name, pid) = entry_name.strip_prefix(OLD_PREFIX)?.rsplit_once('-')?;
+    (!name.is_empty() && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())).then_some(name)
+}
+
 /// Writes directory `parent/name` atomically: `fill` populates a temporary directory,
-/// which is then fsynced and renamed into place (replacing an existing `name`).
+/// which is then fsynced and renamed into place (replacing an existing `name`; see the
+/// module docs for what a crash leaves behind).
 pub fn write_atomic_dir(
     parent: &Path,
     name: &str,
     fill: impl FnOnce(&Path) -> Result<(), RlError>,
 ) -> Result<PathBuf, RlError> {
+    write_atomic_dir_with(parent, name, fill, || {})
+}
+
+/// [`write_atomic_dir`] with `between` run after an existing copy has been moved aside and
+/// before the new one is moved in: the crash window of a replacement (fault-injection tests).
+pub fn write_atomic_dir_with(
+    parent: &Path,
+    name: &str,
+    fill: impl FnOnce(&Path) -> Result<(), RlError>,
+    between: impl FnOnce(),
+) -> Result<PathBuf, RlError> {
     fs::create_dir_all(parent).map_err(io(parent))?;
-    let tmp = parent.join(format!(".tmp-{name}-{}", std::process::id()));
+    let pid = std::process::id();
+    let tmp = parent.join(format!("{TMP_PREFIX}{name}-{pid}"));
     if tmp.exists() {
         fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
     }
     fs::create_dir(&tmp).map_err(io(&tmp))?;
-    fill(&tmp)?;
-    for entry in fs::read_dir(&tmp).map_err(io(&tmp))? {
-        let p = entry.map_err(io(&tmp))?.path();
-        File::open(&p).and_then(|f| f.sync_all()).map_err(io(&p))?;
+    if let Err(e) = fill(&tmp).and_then(|()| fsync_tree(&tmp)) {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
     }
-    fsync_dir(&tmp)?;
     let dest = parent.join(name);
-    if dest.exists() {
+    if fs::symlink_metadata(&dest).is_ok() {
         // Move the old copy aside first: rename cannot replace a non-empty directory.
-        let old = parent.join(format!(".old-{name}-{}", std::process::id()));
+        let old = parent.join(format!("{OLD_PREFIX}{name}-{pid}"));
+        if old.exists() {
+            fs::remove_dir_all(&old).map_err(io(&old))?;
+        }
         fs::rename(&dest, &old).map_err(io(&dest))?;
+        fsync_dir(parent)?;
+        between();
         fs::rename(&tmp, &dest).map_err(io(&dest))?;
+        fsync_dir(parent)?;
         fs::remove_dir_all(&old).map_err(io(&old))?;
     } else {
         fs::rename(&tmp, &dest).map_err(io(&dest))?;
@@ -64,40 +122,69 @@ pub fn write_atomic_dir(
     Ok(dest)
 }
 
-/// Removes `.tmp-*` / `.old-*` leftovers of interrupted writes in `run_dir`.
+/// Repairs the leftovers of interrupted writes in `run_dir`: removes `.tmp-*` directories,
+/// moves a complete `.old-<name>-<pid>` copy back to `<name>` when `<name>` is missing or
+/// incomplete (crash between the two renames of a replacement), and removes the other
+/// `.old-*` copies.
 pub fn clean_stale_tmp(run_dir: &Path) -> Result<(), RlError> {
     let Ok(rd) = fs::read_dir(run_dir) else {
         return Ok(());
     };
-    for entry in rd.flatten() {
-        let n = entry.file_name().to_string_lossy().into_owned();
-        if n.starts_with(".tmp-") || n.starts_with(".old-") {
-            let p = entry.path();
+    let mut names: Vec<String> = rd
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut changed = false;
+    for n in names {
+        let p = run_dir.join(&n);
+        if n.starts_with(TMP_PREFIX) {
             fs::remove_dir_all(&p).map_err(io(&p))?;
+            changed = true;
+        } else if n.starts_with(OLD_PREFIX) {
+            let real = old_target(&n).map(|r| run_dir.join(r));
+            match real {
+                Some(real) if !is_complete(&real) && is_complete(&p) => {
+                    if fs::symlink_metadata(&real).is_ok() {
+                        fs::remove_dir_all(&real).map_err(io(&real))?;
+                    }
+                    fs::rename(&p, &real).map_err(io(&p))?;
+                    tracing::warn!(checkpoint = %real.display(), "restored a checkpoint left aside by an interrupted write");
+                }
+                _ => fs::remove_dir_all(&p).map_err(io(&p))?,
+            }
+            changed = true;
         }
+    }
+    if changed {
+        fsync_dir(run_dir)?;
     }
     Ok(())
 }
 
-/// The complete checkpoint with the highest step in `run_dir`, if any.
+/// The complete checkpoint with the highest step in `run_dir`, if any. Read-only: a complete
+/// `.old-checkpoint-<step>-<pid>` copy stands in for a missing or incomplete
+/// `checkpoint-<step>` (run [`clean_stale_tmp`] to move it back).
 pub fn latest_checkpoint(run_dir: &Path) -> Option<PathBuf> {
+    let step_of =
+        |name: &str| -> Option<u64> { name.strip_prefix(CHECKPOINT_PREFIX)?.parse().ok() };
     fs::read_dir(run_dir)
         .ok()?
         .flatten()
         .filter_map(|e| {
-            let step: u64 = e
-                .file_name()
-                .to_str()?
-                .strip_prefix(CHECKPOINT_PREFIX)?
-                .parse()
-                .ok()?;
-            e.path()
-                .join(STATE_FILE)
-                .is_file()
-                .then(|| (step, e.path()))
+            let n = e.file_name().to_str()?.to_string();
+            let p = e.path();
+            // (step, whether this is the real name: preferred on ties, path)
+            let cand = if let Some(real) = old_target(&n) {
+                let step = step_of(real)?;
+                (!is_complete(&run_dir.join(real))).then_some((step, false, p))?
+            } else {
+                (step_of(&n)?, true, p)
+            };
+            is_complete(&cand.2).then_some(cand)
         })
-        .max_by_key(|(s, _)| *s)
-        .map(|(_, p)| p)
+        .max_by_key(|(s, real, _)| (*s, *real))
+        .map(|(_, _, p)| p)
 }
 
 /// Saves named tensors as a safetensors file.
@@ -224,6 +311,52 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t["w"].to_vec1::<f64>().unwrap(), [5.0, 6.0]);
+    }
+
+    #[test]
+    fn crash_between_replacement_renames_keeps_the_old_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        write_ckpt(dir.path(), 10, 1.0);
+        write_ckpt(dir.path(), 20, 3.0);
+        // Replacing checkpoint-20 "crashes" after the old copy moved aside.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            write_atomic_dir_with(
+                dir.path(),
+                "checkpoint-20",
+                |tmp| save_json(&tmp.join(STATE_FILE), &serde_json::json!({ "step": 20 })),
+                || panic!("simulated crash between the renames"),
+            )
+        }));
+        assert!(r.is_err());
+        assert!(!dir.path().join("checkpoint-20").exists());
+        // The old copy is still the latest checkpoint, where it was left.
+        let last = latest_checkpoint(dir.path()).unwrap();
+        let name = last.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with(".old-checkpoint-20-"), "{name}");
+        let t = load_tensors(&last.join("model.safetensors"), &Device::Cpu).unwrap();
+        assert_eq!(t["w"].to_vec1::<f64>().unwrap(), [3.0, 4.0]);
+        // Recovery moves it back under its real name (and drops the partial new copy).
+        clean_stale_tmp(dir.path()).unwrap();
+        let last = latest_checkpoint(dir.path()).unwrap();
+        assert!(last.ends_with("checkpoint-20"));
+        let t = load_tensors(&last.join("model.safetensors"), &Device::Cpu).unwrap();
+        assert_eq!(t["w"].to_vec1::<f64>().unwrap(), [3.0, 4.0]);
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        // An incomplete real directory next to a complete old copy: the old copy wins.
+        let old = dir.path().join(".old-checkpoint-20-4242");
+        fs::rename(dir.path().join("checkpoint-20"), &old).unwrap();
+        fs::create_dir(dir.path().join("checkpoint-20")).unwrap();
+        fs::write(dir.path().join("checkpoint-20").join(STATE_FILE), b"{\"st").unwrap();
+        assert_eq!(latest_checkpoint(dir.path()).unwrap(), old);
+        clean_stale_tmp(dir.path()).unwrap();
+        assert!(is_complete(&dir.path().join("checkpoint-20")));
+        assert!(!old.exists());
     }
 
     #[test]

@@ -308,11 +308,17 @@ impl TrainConfig {
     /// Checks relations between keys that serde cannot (divisibility, ranges).
     pub fn validate(&self) -> Result<(), RlError> {
         let bad = |m: String| Err(RlError::Config(m));
-        if self.num_generations < 2 {
+        let gen_batch = self.per_device_train_batch_size * self.gradient_accumulation_steps;
+        if gen_batch == 0 {
+            return bad(
+                "per_device_train_batch_size and gradient_accumulation_steps must be >= 1".into(),
+            );
+        }
+        // SFT has no groups: the generation keys do not apply to it.
+        if self.algo != Algo::Sft && self.num_generations < 2 {
             return bad("num_generations must be >= 2 (a group needs a baseline)".into());
         }
-        let gen_batch = self.per_device_train_batch_size * self.gradient_accumulation_steps;
-        if gen_batch == 0 || gen_batch % self.num_generations != 0 {
+        if self.algo != Algo::Sft && gen_batch % self.num_generations != 0 {
             return bad(format!(
                 "per_device_train_batch_size * gradient_accumulation_steps = {gen_batch} must be a positive multiple of num_generations = {}",
                 self.num_generations
@@ -586,5 +592,16 @@ mod tests {
         assert!(e.contains("multiple of num_generations"), "{e}");
         assert!(resolve(Algo::Dapo, None, &["delta=1.1".into()]).is_err());
         assert!(resolve(Algo::Grpo, None, &["reward_funcs=[\"bleu\"]".into()]).is_err());
+    }
+
+    #[test]
+    fn sft_ignores_group_keys() {
+        let odd = [
+            "per_device_train_batch_size=3".to_string(),
+            "gradient_accumulation_steps=1".to_string(),
+        ];
+        assert!(resolve(Algo::Sft, None, &odd).is_ok());
+        let zero = ["per_device_train_batch_size=0".to_string()];
+        assert!(resolve(Algo::Sft, None, &zero).is_err());
     }
 }

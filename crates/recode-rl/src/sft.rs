@@ -211,6 +211,10 @@ impl<P: Policy> SftTrainer<P> {
     /// Runs until `max_steps`, checkpointing every `save_steps` and at the end; `on_step`
     /// sees every step's metrics (progress display).
     pub fn train(&mut self, mut on_step: impl FnMut(&SftMetrics)) -> Result<(), RlError> {
+        if let Some(dir) = &self.output {
+            // Restore a checkpoint left aside by an interrupted replacement, drop partial writes.
+            checkpoint::clean_stale_tmp(dir)?;
+        }
         while (self.step as usize) < self.cfg.max_steps {
             let m = self.train_step()?;
             on_step(&m);

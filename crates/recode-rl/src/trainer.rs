@@ -296,6 +296,10 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
 
     /// [`Trainer::train`] with a callback that sees every step's metrics (progress display).
     pub fn train_with(&mut self, mut on_step: impl FnMut(&StepMetrics)) -> Result<(), RlError> {
+        if let Some(dir) = &self.output {
+            // Restore a checkpoint left aside by an interrupted replacement, drop partial writes.
+            checkpoint::clean_stale_tmp(dir)?;
+        }
         while (self.step as usize) < self.cfg.max_steps {
             on_step(&self.train_step()?);
             let s = self.step as usize;

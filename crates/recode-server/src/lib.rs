@@ -14,6 +14,9 @@
 //! Malformed JSON is a 400, a wrong shape 422, an oversized body 413, all with a JSON body
 //! `{"error": "..."}`. Scoring runs on rayon threads (via `spawn_blocking`), never on the
 //! async workers. [`run_blocking`] handles SIGTERM and ctrl-c with a graceful shutdown.
+//!
+//! [`load`] runs the server in-process ([`BackgroundServer`]) and measures loopback
+//! throughput with keep-alive clients ([`run_load`]), for `recode bench reward`.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -29,6 +32,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+
+pub mod load;
+pub use load::{run_load, BackgroundServer, LoadBody, LoadOptions, LoadReport};
 
 /// Configuration of the reward service.
 #[derive(Clone, Debug)]
@@ -278,26 +284,41 @@ pub async fn serve(
 }
 
 /// Resolves on ctrl-c or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+///
+/// On Unix the handlers are installed when this is called (not when first polled), so a
+/// signal arriving right after the call is not lost to the default action; call it inside a
+/// tokio runtime.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (term, int) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(term) => tracing::info!("SIGTERM received, draining"),
+                () = wait(int) => tracing::info!("SIGINT received, draining"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("ctrl-c received, draining");
+        }
     }
-    tracing::info!("shutdown signal received, draining");
 }
 
 /// Binds `config.addr` and serves until SIGTERM/ctrl-c, on its own tokio runtime (for the CLI).
@@ -311,10 +332,12 @@ pub fn run_blocking(config: ServerConfig) -> Result<(), ServerError> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Io { addr, source })?;
+        // Handlers first, then the address: whoever reads it may signal us at once.
+        let shutdown = shutdown_signal();
         eprintln!(
             "recode reward server on http://{}",
             listener.local_addr().unwrap_or(addr)
         );
-        serve(listener, config, shutdown_signal()).await
+        serve(listener, config, shutdown).await
     })
 }

@@ -1,69 +1,88 @@
-//! HTTP throughput on loopback: 32 concurrent clients posting batches of 64 to `/v1/score`
-//! for a bounded time; prints requests/s and p99 latency. Run with
+//! HTTP throughput on loopback with the in-process server and keep-alive clients
+//! ([`recode_server::run_load`]). The quick test checks the load generator's accounting; the
+//! ignored one is the benchmark (32 clients, batches of 64, 5 s):
 //! `cargo test -p recode-server --release --test throughput -- --ignored --nocapture`.
 
-use recode_server::{serve, ServerConfig};
-use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use recode_server::{run_load, BackgroundServer, LoadBody, LoadOptions, ServerConfig};
+use std::net::SocketAddr;
+use std::time::Duration;
 
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "benchmark: run explicitly"]
-async fn throughput_batches_of_64_at_32_clients() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(
-        listener,
-        ServerConfig {
-            addr,
-            ..ServerConfig::default()
-        },
-        async {
-            let _ = rx.await;
-        },
-    ));
-    let item = serde_json::json!({
-        "completion": " Use the new API.</think>\n<answer>\n```python\nimport jax.numpy as jnp\n\narr = jnp.array([1, 2, 3, 4, 5])\nsub = jnp.unstack(arr, axis=0)  # new\n```\n</answer>",
-        "target": "import jax.numpy as jnp\n\narr = jnp.array([1, 2, 3, 4, 5])\nsub_arrays = jnp.unstack(arr, axis=0)",
-    });
-    let body = serde_json::Value::Array(vec![item; 64]).to_string();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut clients = Vec::new();
-    for _ in 0..32 {
-        let body = body.clone();
-        clients.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-                let req = format!(
-                    "POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                s.write_all(req.as_bytes()).await.unwrap();
-                let mut buf = Vec::new();
-                s.read_to_end(&mut buf).await.unwrap();
-                assert!(buf.starts_with(b"HTTP/1.1 200"));
-                latencies.push(t.elapsed());
+fn server() -> BackgroundServer {
+    BackgroundServer::start(ServerConfig {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..ServerConfig::default()
+    })
+    .expect("start server")
+}
+
+/// `n` distinct bodies of `batch` items each (the code varies with the body and item index).
+fn bodies(n: usize, batch: usize) -> Vec<LoadBody> {
+    (0..n)
+        .map(|b| {
+            let items: Vec<serde_json::Value> = (0..batch)
+                .map(|i| {
+                    serde_json::json!({
+                        "completion": format!(" Use the new API.</think>\n<answer>\n```python\nimport jax.numpy as jnp\n\narr = jnp.arange({b})\nsub = jnp.unstack(arr, axis={i})  # new\n```\n</answer>"),
+                        "target": format!("import jax.numpy as jnp\n\narr = jnp.arange({b})\nsub_arrays = jnp.unstack(arr, axis={i})"),
+                    })
+                })
+                .collect();
+            LoadBody {
+                json: serde_json::Value::Array(items).to_string(),
+                items: batch,
             }
-            latencies
-        }));
-    }
-    let start = Instant::now();
-    let mut all = Vec::new();
-    for c in clients {
-        all.extend(c.await.unwrap());
-    }
-    let secs = start.elapsed().as_secs_f64();
-    all.sort();
-    let p99 = all[(all.len() * 99 / 100).min(all.len() - 1)];
-    eprintln!(
-        "HTTP /v1/score: {} requests of 64 in {secs:.2}s = {:.0} req/s ({:.0} completions/s), p50 {:?}, p99 {p99:?}",
-        all.len(),
-        all.len() as f64 / secs,
-        all.len() as f64 * 64.0 / secs,
-        all[all.len() / 2],
+        })
+        .collect()
+}
+
+#[test]
+fn load_generator_counts_and_bounds() {
+    let srv = server();
+    let opts = LoadOptions {
+        clients: 4,
+        duration: Duration::from_secs(10),
+        max_requests: 40,
+        ..LoadOptions::default()
+    };
+    let report = run_load(srv.addr(), &bodies(8, 16), &opts);
+    assert_eq!(report.errors, 0, "{:?}", report.first_error);
+    assert_eq!(report.requests, 40, "bounded by max_requests");
+    assert_eq!(report.items, 40 * 16);
+    assert!(report.p50 <= report.p99 && report.p99 <= report.max);
+    assert!(report.requests_per_sec() > 0.0 && report.items_per_sec() > report.requests_per_sec());
+
+    // A time bound stops it too; a wrong path is counted as errors, not successes.
+    let bad = run_load(
+        srv.addr(),
+        &bodies(1, 1),
+        &LoadOptions {
+            clients: 2,
+            duration: Duration::from_millis(300),
+            path: "/nope".into(),
+            ..LoadOptions::default()
+        },
     );
-    tx.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    assert_eq!(bad.requests, 0);
+    assert!(bad.errors > 0 && bad.first_error.as_deref().unwrap_or("").contains("404"));
+    assert!(bad.elapsed < Duration::from_secs(5));
+    srv.stop().expect("clean stop");
+}
+
+#[test]
+#[ignore = "benchmark: run explicitly"]
+fn throughput_batches_of_64_at_32_clients() {
+    let srv = server();
+    let report = run_load(srv.addr(), &bodies(64, 64), &LoadOptions::default());
+    eprintln!(
+        "HTTP /v1/score: {} requests of 64 in {:.2}s = {:.0} req/s ({:.0} completions/s), p50 {:?}, p99 {:?}, errors {}",
+        report.requests,
+        report.elapsed.as_secs_f64(),
+        report.requests_per_sec(),
+        report.items_per_sec(),
+        report.p50,
+        report.p99,
+        report.errors,
+    );
+    assert_eq!(report.errors, 0, "{:?}", report.first_error);
+    srv.stop().unwrap();
 }

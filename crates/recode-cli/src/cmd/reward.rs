@@ -216,6 +216,18 @@ pub struct BenchRewardArgs {
     /// Repository root (holds python/tests/test_reward_parity.py).
     #[arg(long, default_value = ".")]
     pub repo: PathBuf,
+    /// HTTP part: seconds of load on the in-process server (0 skips it).
+    #[arg(long, default_value_t = 5.0)]
+    pub http_seconds: f64,
+    /// HTTP part: concurrent keep-alive clients.
+    #[arg(long, default_value_t = 32)]
+    pub http_clients: usize,
+    /// HTTP part: completion/target pairs per `/v1/score` request.
+    #[arg(long, default_value_t = 64)]
+    pub http_batch: usize,
+    /// HTTP part: stop after this many requests even if time remains.
+    #[arg(long, default_value_t = 100_000)]
+    pub http_max_requests: usize,
 }
 
 /// Python side of the benchmark: times the paper reference and a rapidfuzz + ast version.
@@ -319,10 +331,18 @@ pub fn bench_reward(args: BenchRewardArgs) -> Result<()> {
         "(b) recode, {cores} threads       {multi:>10.3} s  {:>12.0} pairs/s",
         n / multi
     );
+    let measured = args.reference_pairs.min(pairs.len());
+    let basis = if measured < pairs.len() {
+        format!(
+            "extrapolated from {measured} pairs: timed on the first {measured}, scaled to {}",
+            pairs.len()
+        )
+    } else {
+        format!("measured on all {} pairs", pairs.len())
+    };
     println!(
-        "(c) Python paper reference  {reference:>10.3} s  {:>12.0} pairs/s  (extrapolated from {} pairs)",
-        n / reference,
-        args.reference_pairs.min(pairs.len())
+        "(c) Python paper reference  {reference:>10.3} s  {:>12.0} pairs/s  ({basis})",
+        n / reference
     );
     println!(
         "(d) Python rapidfuzz + ast  {rapid:>10.3} s  {:>12.0} pairs/s",
@@ -338,6 +358,80 @@ pub fn bench_reward(args: BenchRewardArgs) -> Result<()> {
         single / multi
     );
     let _ = std::fs::remove_dir_all(&dir);
+    if args.http_seconds > 0.0 {
+        http_throughput(&pairs, &args)?;
+    }
+    Ok(())
+}
+
+/// HTTP part of the benchmark: the reward server in-process on 127.0.0.1:0, `/v1/score`
+/// batches of `--http-batch` pairs cut from the same generated set, `--http-clients`
+/// concurrent keep-alive clients, bounded by `--http-seconds` and `--http-max-requests`.
+fn http_throughput(pairs: &[Pair], args: &BenchRewardArgs) -> Result<()> {
+    if pairs.is_empty() {
+        bail!("no pairs to send over HTTP");
+    }
+    let batch = args.http_batch.max(1);
+    // Up to 512 distinct bodies, consecutive slices of the set (wrapping round), so requests
+    // carry varied completions rather than one repeated batch.
+    let n_bodies = pairs.len().div_ceil(batch).clamp(1, 512);
+    let bodies: Vec<recode_server::LoadBody> = (0..n_bodies)
+        .map(|b| {
+            let items: Vec<serde_json::Value> = (0..batch)
+                .map(|i| {
+                    let p = &pairs[(b * batch + i) % pairs.len()];
+                    serde_json::json!({ "completion": p.completion, "target": p.target })
+                })
+                .collect();
+            recode_server::LoadBody {
+                json: serde_json::Value::Array(items).to_string(),
+                items: batch,
+            }
+        })
+        .collect();
+    let server = recode_server::BackgroundServer::start(recode_server::ServerConfig {
+        addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..recode_server::ServerConfig::default()
+    })?;
+    let opts = recode_server::LoadOptions {
+        clients: args.http_clients.max(1),
+        duration: std::time::Duration::try_from_secs_f64(args.http_seconds)
+            .context("--http-seconds must be a finite number of seconds")?,
+        max_requests: args.http_max_requests.max(1),
+        ..recode_server::LoadOptions::default()
+    };
+    let report = recode_server::run_load(server.addr(), &bodies, &opts);
+    server.stop()?;
+    if report.requests == 0 {
+        bail!(
+            "HTTP benchmark: no successful request ({} errors; first: {})",
+            report.errors,
+            report.first_error.as_deref().unwrap_or("none")
+        );
+    }
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "HTTP POST /v1/score on 127.0.0.1 (in-process server, {} keep-alive clients, batches of {batch}, {} distinct bodies):",
+        opts.clients,
+        bodies.len()
+    );
+    println!(
+        "    {} requests in {:.2} s: {:.0} requests/s, {:.0} items/s; latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; errors {}",
+        report.requests,
+        report.elapsed.as_secs_f64(),
+        report.requests_per_sec(),
+        report.items_per_sec(),
+        ms(report.p50),
+        ms(report.p99),
+        ms(report.max),
+        report.errors
+    );
+    if report.errors > 0 {
+        println!(
+            "    first error: {}",
+            report.first_error.as_deref().unwrap_or("?")
+        );
+    }
     Ok(())
 }
 

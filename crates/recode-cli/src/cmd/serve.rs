@@ -14,7 +14,8 @@ pub enum ServeCommand {
 /// Arguments of `recode serve reward`.
 #[derive(clap::Args)]
 pub struct ServeRewardArgs {
-    /// Port to listen on.
+    /// Port to listen on; 0 picks a free port. The bound address is printed on stderr as
+    /// `recode reward server on http://ADDR`.
     #[arg(long, default_value_t = 5000)]
     pub port: u16,
     /// Address to bind (use 0.0.0.0 to accept remote trainers).
