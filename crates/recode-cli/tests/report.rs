@@ -221,7 +221,12 @@ fn sft_run_report_with_shorthand_and_output() {
                 grad_norm: 1.0 + 1.0 / x,
                 tokens: 300 + 7 * step as usize,
                 step_s: 1.5 + 0.1 * x,
-                validation: (step == steps).then(|| validation(step)),
+                // Step 3 validated over zero prompts (no held-out split): not plotted.
+                validation: match step {
+                    3 => Some(ValidationMetrics::default()),
+                    s if s == steps => Some(validation(s)),
+                    _ => None,
+                },
             }
         })
         .collect();
@@ -255,6 +260,8 @@ fn sft_run_report_with_shorthand_and_output() {
     // No validation_start.json: validation has only the step it ran at.
     let val = chart(&html, "validation indicators");
     assert_eq!(polyline_points(val, "format ok"), 1);
+    let len = chart(&html, "validation response length");
+    assert_eq!(polyline_points(len, "mean"), 1);
     assert!(!dir.path().join("report.html").exists());
 }
 

@@ -45,7 +45,10 @@ fn cases() -> Vec<(String, String)> {
     let block = |code: &str| format!(" plan</think>\n<answer>\n```python\n{code}\n```\n</answer>");
     vec![
         (block(target), target.to_string()),
-        (block("import jax.numpy as jnp\nx = jnp.split(a)"), target.to_string()),
+        (
+            block("import jax.numpy as jnp\nx = jnp.split(a)"),
+            target.to_string(),
+        ),
         (block("def f(:\n    pass"), target.to_string()),
         ("no code here".to_string(), target.to_string()),
         (
@@ -63,7 +66,14 @@ fn cases() -> Vec<(String, String)> {
 #[test]
 fn one_pair_matches_the_library() {
     for (completion, target) in cases() {
-        let out = recode(&["reward", "score", "--completion", &completion, "--target", &target]);
+        let out = recode(&[
+            "reward",
+            "score",
+            "--completion",
+            &completion,
+            "--target",
+            &target,
+        ]);
         let got = rows(&out);
         assert_eq!(got.len(), 1);
         let want = recode_reward::score(&completion, &target, Mode::Paper);
@@ -99,7 +109,11 @@ fn jsonl_both_key_shapes_modes_rewards_threads() {
     let pairs = cases();
     let runs: [(&[&str], Mode, Vec<RewardKind>); 4] = [
         (&[], Mode::Paper, RewardKind::TRAINING.to_vec()),
-        (&["--mode", "fixed"], Mode::Fixed, RewardKind::TRAINING.to_vec()),
+        (
+            &["--mode", "fixed"],
+            Mode::Fixed,
+            RewardKind::TRAINING.to_vec(),
+        ),
         (
             &["--reward", "format,es_star", "--threads", "2"],
             Mode::Paper,
@@ -122,7 +136,10 @@ fn jsonl_both_key_shapes_modes_rewards_threads() {
         }
         // Summary statistics on stderr for --input.
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(&format!("scored {} rows", pairs.len())), "{err}");
+        assert!(
+            err.contains(&format!("scored {} rows", pairs.len())),
+            "{err}"
+        );
     }
     // The two modes really differ on this set (otherwise --mode would be untested).
     let differs = pairs.iter().any(|(c, t)| {

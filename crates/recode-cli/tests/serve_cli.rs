@@ -112,7 +112,12 @@ fn sigterm_drains_and_exits_zero() {
         "completion": " plan</think>\n<answer>\n```python\nx = new(1)\n```\n</answer>",
         "target": "x = new(1)",
     });
-    send(&mut busy, "POST", "/v1/score", &serde_json::json!([item]).to_string());
+    send(
+        &mut busy,
+        "POST",
+        "/v1/score",
+        &serde_json::json!([item]).to_string(),
+    );
     let (status, body) = read_response(&mut busy);
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -120,7 +125,7 @@ fn sigterm_drains_and_exits_zero() {
 
     // A large batch still being scored when SIGTERM arrives must be answered in full.
     let filler = "y = 1\n".repeat(400);
-    let big: Vec<serde_json::Value> = (0..2000)
+    let big: Vec<serde_json::Value> = (0..3000)
         .map(|i| {
             serde_json::json!({
                 "completion": format!(" p</think>\n<answer>\n```python\n{filler}x = new({i})\n```\n</answer>"),
@@ -128,8 +133,14 @@ fn sigterm_drains_and_exits_zero() {
             })
         })
         .collect();
-    send(&mut busy, "POST", "/v1/score", &serde_json::Value::Array(big).to_string());
-    std::thread::sleep(Duration::from_millis(300)); // the server has read the request
+    let posted = Instant::now();
+    send(
+        &mut busy,
+        "POST",
+        "/v1/score",
+        &serde_json::Value::Array(big).to_string(),
+    );
+    std::thread::sleep(Duration::from_millis(100)); // the server is reading or scoring it
 
     let pid = guard.0.id().to_string();
     let sent = Instant::now();
@@ -140,9 +151,14 @@ fn sigterm_drains_and_exits_zero() {
     assert!(st.success());
 
     let (status, body) = read_response(&mut busy);
+    eprintln!(
+        "large batch answered {:?} after posting ({:?} after SIGTERM)",
+        posted.elapsed(),
+        sent.elapsed()
+    );
     assert_eq!(status, 200, "in-flight request not drained: {body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v.as_array().map(Vec::len), Some(2000));
+    assert_eq!(v.as_array().map(Vec::len), Some(3000));
 
     let code = loop {
         if let Some(status) = guard.0.try_wait().expect("try_wait") {

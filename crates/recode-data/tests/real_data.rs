@@ -177,6 +177,56 @@ print(json.dumps({"identical": identical, "empty": empty}))
     }
 }
 
+/// Token-length percentiles of the targets against Hugging Face's Python `tokenizers` and
+/// numpy's nearest-rank (`inverted_cdf`) percentiles, with the real Qwen tokenizer.
+#[test]
+fn target_token_percentiles_agree_with_python_tokenizers() {
+    let dir = std::env::var_os("RECODE_QWEN_TOKENIZER_DIR")
+        .map(std::path::PathBuf::from)
+        .expect("RECODE_QWEN_TOKENIZER_DIR (scripts/setup.sh installs the Qwen tokenizer)");
+    let tokenizer = dir.join("tokenizer.json");
+    let script = r#"
+import json, sys
+import numpy as np
+from tokenizers import Tokenizer
+tok = Tokenizer.from_file(sys.argv[2])
+lens = []
+for line in open(sys.argv[1]):
+    if not line.strip(): continue
+    code = json.loads(line).get("new_code")
+    if isinstance(code, str):
+        lens.append(len(tok.encode(code, add_special_tokens=False).ids))
+pct = {f"p{p}": int(np.percentile(lens, p, method="inverted_cdf")) for p in (50, 90, 95, 99)}
+pct["max"] = max(lens)
+print(json.dumps(pct))
+"#;
+    let out = Command::new(common::venv_python())
+        .arg("-c")
+        .arg(script)
+        .arg(common::api_update())
+        .arg(&tokenizer)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = recode_data::template::ChatTemplate::chatml();
+    let got = stats::token_lengths(&load(), &tokenizer, &t).unwrap();
+    let target = got.target.expect("targets present");
+    let as_json = serde_json::json!({
+        "p50": target.p50, "p90": target.p90, "p95": target.p95, "p99": target.p99, "max": target.max,
+    });
+    assert_eq!(as_json, want);
+    let prompt = got.prompt.expect("prompts present");
+    assert!(
+        prompt.p50 > target.p50,
+        "a prompt holds the old code and the update note"
+    );
+}
+
 #[test]
 fn clean_drops_what_stats_found_and_output_is_clean() {
     let ds = load();

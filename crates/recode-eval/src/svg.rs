@@ -119,9 +119,11 @@ fn nice_step(raw: f64) -> f64 {
 
 /// Formats a tick value for an axis whose ticks are `step` apart.
 pub fn fmt_tick(v: f64, step: f64) -> String {
-    let v = if v.abs() < step * 1e-9 { 0.0 } else { v };
+    if v.abs() < step * 1e-9 {
+        return "0".into();
+    }
     let big = v.abs().max(step);
-    if v != 0.0 && (big >= 1e5 || step < 1e-3) {
+    if big >= 1e5 || step < 1e-3 {
         return format!("{v:.1e}");
     }
     let decimals = if step >= 1.0 {
@@ -420,7 +422,9 @@ mod tests {
             .iter()
             .map(|&v| fmt_tick(v, 0.2))
             .collect();
-        assert_eq!(labels, ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"]);
+        assert_eq!(labels, ["0", "0.2", "0.4", "0.6", "0.8", "1.0"]);
+        assert_eq!(fmt_tick(1e-16, 5e-6), "0");
+        assert_eq!(fmt_tick(0.0, 5e-6), "0");
         let t = nice_ticks(3.0, 97.0, 5);
         assert_eq!(t, vec![20.0, 40.0, 60.0, 80.0]);
         assert_eq!(fmt_tick(0.4, 0.2), "0.4");

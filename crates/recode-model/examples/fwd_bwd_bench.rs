@@ -46,8 +46,7 @@ fn run_one(
         use_rslora: false,
     };
     m.model.add_adapters(&cfg, 7)?;
-    //BEFORE m.model.set_activation_checkpointing(ckpt);
-    let _ = ckpt;
+    m.model.set_activation_checkpointing(ckpt);
     let vars = m.model.adapter_vars();
     let vocab = m.model.config().vocab_size as u64;
     let mut s = 0x9E37_79B9_7F4A_7C15u64;

@@ -9,7 +9,7 @@ use candle_core::{DType, Tensor, Var, D};
 use rand::{Rng, SeedableRng};
 
 use crate::error::{read_json, ModelError, Result};
-use crate::model::{matmul_t, projection_path, use_param, CausalLM, ForwardOpts, PROJECTIONS};
+use crate::model::{matmul_t_ctx, projection_path, CausalLM, Ctx, PROJECTIONS};
 
 /// LoRA (low-rank update) or DoRA (weight-decomposed: magnitude vector times normalised direction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -96,21 +96,25 @@ impl Adapter {
         x: &Tensor,
         w: &Tensor,
         y: &Tensor,
-        o: &ForwardOpts,
+        c: &Ctx,
     ) -> Result<Tensor> {
-        let a = use_param(self.a.as_tensor(), o.grad);
-        let b = use_param(self.b.as_tensor(), o.grad);
-        let dropped = o.train && self.dropout > 0.0;
-        let xd = if dropped {
-            candle_nn::ops::dropout(x, self.dropout)?
-        } else {
+        let a = c.param(self.a.as_tensor());
+        let b = c.param(self.b.as_tensor());
+        let dropped = c.o.train && self.dropout > 0.0;
+        let xd = if !dropped {
             x.clone()
+        } else if c.lean {
+            // Replayable mask (activation checkpointing recomputes this layer).
+            let m = crate::lean::dropout_mask(c.seed, x.dims(), self.dropout, x.dtype(), x.device())?;
+            (x * m)?
+        } else {
+            candle_nn::ops::dropout(x, self.dropout)?
         };
-        let lora = (matmul_t(&matmul_t(&xd, &a)?, &b)? * self.scale)?;
+        let lora = (matmul_t_ctx(&matmul_t_ctx(&xd, &a, c)?, &b, c)? * self.scale)?;
         let Some(m) = &self.magnitude else {
             return Ok((y + lora)?);
         };
-        let m = use_param(m.as_tensor(), o.grad);
+        let m = c.param(m.as_tensor());
         let norm = self.weight_norm(w, &a, &b)?;
         let norm = if self.detach_norm {
             norm.detach()
@@ -119,7 +123,7 @@ impl Adapter {
         };
         let s = (m / norm)?;
         let base = if dropped {
-            matmul_t(&xd, w)?
+            matmul_t_ctx(&xd, w, c)?
         } else {
             y.clone()
         };

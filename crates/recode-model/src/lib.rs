@@ -6,6 +6,7 @@
 //! log-probabilities for RL, and batched generation with a KV cache.
 
 pub mod adapter;
+mod lean;
 pub mod config;
 pub mod error;
 pub mod model;

@@ -4,6 +4,7 @@
 //! no backward pass; training mode uses differentiable compositions of the same maths.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use candle_core::{DType, Device, IndexOp, Tensor, Var, D};
@@ -11,6 +12,7 @@ use candle_core::{DType, Device, IndexOp, Tensor, Var, D};
 use crate::adapter::Adapter;
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
+use crate::lean;
 use crate::packed::PackedWeight;
 use crate::weights::NamedTensors;
 
@@ -75,6 +77,52 @@ pub(crate) fn use_param(t: &Tensor, grad: bool) -> Tensor {
     }
 }
 
+/// How one forward pass runs internally: the public options plus the kernel family, whether
+/// parameters enter the graph, and the dropout seed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ctx {
+    pub o: ForwardOpts,
+    /// Memory-lean kernels with custom backward passes (gradient forwards on CPU).
+    pub lean: bool,
+    /// Parameters enter the graph (`false` for the graph-free pass of a checkpointed layer).
+    pub track: bool,
+    /// Seed of this forward's dropout masks (lean kernels), mixed with a per-projection slot.
+    pub seed: u64,
+}
+
+impl Ctx {
+    pub(crate) fn new(o: ForwardOpts, lean: bool, seed: u64) -> Self {
+        Self {
+            o,
+            lean: lean && o.grad,
+            track: o.grad,
+            seed,
+        }
+    }
+
+    /// The same pass with the seed of dropout slot `slot`.
+    pub(crate) fn slot(&self, slot: u64) -> Self {
+        Self {
+            seed: lean::mix_seed(self.seed, slot),
+            ..*self
+        }
+    }
+
+    /// A parameter as this pass uses it (see [`use_param`]).
+    pub(crate) fn param(&self, t: &Tensor) -> Tensor {
+        use_param(t, self.track)
+    }
+}
+
+/// `x @ w^T`; with lean kernels and a frozen `w`, through [`lean::linear`] (no weight gradient).
+pub(crate) fn matmul_t_ctx(x: &Tensor, w: &Tensor, c: &Ctx) -> Result<Tensor> {
+    if c.lean && !w.track_op() {
+        lean::linear(x, w, None, None)
+    } else {
+        matmul_t(x, w)
+    }
+}
+
 /// `x @ w^T` for `x` of any rank `[..., in]` and `w` of shape `[out, in]`.
 pub(crate) fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     let dims = x.dims();
@@ -125,23 +173,36 @@ impl Linear {
         self.weight.dims()[1]
     }
 
-    pub(crate) fn forward(&self, x: &Tensor, o: &ForwardOpts) -> Result<Tensor> {
+    pub(crate) fn forward(&self, x: &Tensor, c: &Ctx) -> Result<Tensor> {
+        let o = &c.o;
         let merged = self.unmerged.is_some();
         let w = match (&self.unmerged, o.use_adapters) {
-            (Some(base), false) => use_param(base, o.grad),
-            _ => use_param(&self.weight, o.grad),
+            (Some(base), false) => c.param(base),
+            _ => c.param(&self.weight),
         };
+        let bias = self.bias.as_ref().map(|b| c.param(b));
+        let adapter = self.adapter.as_ref().filter(|_| o.use_adapters && !merged);
+        let frozen = !w.track_op() && bias.as_ref().is_none_or(|b| !b.track_op());
+        if c.lean && frozen && adapter.is_none_or(|a| a.magnitude.is_none()) {
+            let lora = adapter.map(|ad| lean::Lora {
+                a: c.param(ad.a.as_tensor()),
+                b: c.param(ad.b.as_tensor()),
+                scale: ad.scale,
+                dropout: (o.train && ad.dropout > 0.0).then_some((ad.dropout, c.seed)),
+            });
+            return lean::linear(x, &w, bias.as_ref(), lora);
+        }
         // The packed copy holds the base weight: usable unless a merged adapter is wanted.
         let base_in_use = !merged || !o.use_adapters;
         let mut y = match &self.packed {
             Some(p) if !o.grad && base_in_use && rows_of(x) <= PACKED_MAX_ROWS => p.matmul_t(x)?,
-            _ => matmul_t(x, &w)?,
+            _ => matmul_t_ctx(x, &w, c)?,
         };
-        if let (Some(ad), true, false) = (&self.adapter, o.use_adapters, merged) {
-            y = ad.apply(x, &w, &y, o)?;
+        if let Some(ad) = adapter {
+            y = ad.apply(x, &w, &y, c)?;
         }
-        if let Some(b) = &self.bias {
-            y = y.broadcast_add(&use_param(b, o.grad))?;
+        if let Some(b) = &bias {
+            y = y.broadcast_add(b)?;
         }
         Ok(y)
     }
@@ -185,10 +246,13 @@ pub fn log_softmax_last(x: &Tensor) -> Result<Tensor> {
 }
 
 /// RoPE tables for one forward pass (per row positions, so left padding works).
+#[derive(Debug, Clone)]
 struct Rope {
     /// `[B, T, D/2]` for the fused kernel.
     cos: Tensor,
     sin: Tensor,
+    /// `-sin`, for the backward rotation of the lean kernel.
+    neg_sin: Tensor,
 }
 
 impl Rope {
@@ -214,7 +278,8 @@ impl Rope {
         }
         let cos = Tensor::from_vec(cos, (b, t, h), device)?.to_dtype(dtype)?;
         let sin = Tensor::from_vec(sin, (b, t, h), device)?.to_dtype(dtype)?;
-        Ok(Self { cos, sin })
+        let neg_sin = sin.neg()?;
+        Ok(Self { cos, sin, neg_sin })
     }
 
     /// Rotates `x` of shape `[B, H, T, D]` (rotate-half convention of HF).
@@ -378,23 +443,33 @@ impl Attention {
         rope: &Rope,
         mask: &Tensor,
         cache: Option<(&mut Option<LayerKv>, usize)>,
-        o: &ForwardOpts,
+        c: &Ctx,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let (h, kvh, d) = (self.n_heads, self.n_kv, self.head_dim);
+        if c.lean && cache.is_none() {
+            let q = self.q.forward(x, &c.slot(0))?;
+            let k = self.k.forward(x, &c.slot(1))?;
+            let v = self.v.forward(x, &c.slot(2))?;
+            let q = lean::rope(&q, h, &rope.cos, &rope.sin, &rope.neg_sin)?;
+            let k = lean::rope(&k, kvh, &rope.cos, &rope.sin, &rope.neg_sin)?;
+            let y = lean::attention(&q, &k, &v, mask)?;
+            return self.o.forward(&y, &c.slot(3));
+        }
+        let o = &c.o;
         let q = self
             .q
-            .forward(x, o)?
+            .forward(x, &c.slot(0))?
             .reshape((b, t, h, d))?
             .transpose(1, 2)?;
         let k = self
             .k
-            .forward(x, o)?
+            .forward(x, &c.slot(1))?
             .reshape((b, t, kvh, d))?
             .transpose(1, 2)?;
         let v = self
             .v
-            .forward(x, o)?
+            .forward(x, &c.slot(2))?
             .reshape((b, t, kvh, d))?
             .transpose(1, 2)?;
         let q = rope.apply(&q, o.grad)?;
@@ -417,7 +492,7 @@ impl Attention {
             .reshape((b, h, t, d))?
             .transpose(1, 2)?
             .reshape((b, t, h * d))?;
-        self.o.forward(&y, o)
+        self.o.forward(&y, &c.slot(3))
     }
 }
 
@@ -429,10 +504,15 @@ struct Mlp {
 }
 
 impl Mlp {
-    fn forward(&self, x: &Tensor, o: &ForwardOpts) -> Result<Tensor> {
-        let g = self.gate.forward(x, o)?.silu()?;
-        let u = self.up.forward(x, o)?;
-        self.down.forward(&(g * u)?, o)
+    fn forward(&self, x: &Tensor, c: &Ctx) -> Result<Tensor> {
+        let g = self.gate.forward(x, &c.slot(4))?;
+        let u = self.up.forward(x, &c.slot(5))?;
+        let a = if c.lean {
+            lean::swiglu(&g, &u)?
+        } else {
+            (g.silu()? * u)?
+        };
+        self.down.forward(&a, &c.slot(6))
     }
 }
 
@@ -456,6 +536,51 @@ pub const PROJECTIONS: [&str; 7] = [
 ];
 
 impl Block {
+    /// One decoder layer on `x` `[B, T, H]` (layer `i`, for the dropout seeds).
+    #[allow(clippy::too_many_arguments)]
+    fn forward(
+        &self,
+        i: usize,
+        x: &Tensor,
+        rope: &Rope,
+        bias: &Tensor,
+        slot: Option<(&mut Option<LayerKv>, usize)>,
+        c: &Ctx,
+        eps: f64,
+    ) -> Result<Tensor> {
+        let c = c.slot(i as u64);
+        let norm = |x: &Tensor, w: &Tensor| -> Result<Tensor> {
+            let w = c.param(w);
+            if c.lean {
+                lean::rms_norm(x, &w, eps)
+            } else {
+                rms_norm(x, &w, eps, c.o.grad)
+            }
+        };
+        let hn = norm(x, &self.ln1)?;
+        let a = self.attn.forward(&hn, rope, bias, slot, &c)?;
+        let x = (x + a)?;
+        let hn = norm(&x, &self.ln2)?;
+        Ok((&x + self.mlp.forward(&hn, &c)?)?)
+    }
+
+    /// The tensors of this layer that a gradient forward may train.
+    fn parameters(&self) -> Vec<Tensor> {
+        let mut out = vec![self.ln1.clone(), self.ln2.clone()];
+        for name in PROJECTIONS {
+            let l = self.projection(name).expect("known projection");
+            out.push(l.weight.clone());
+            out.extend(l.bias.iter().cloned());
+            out.extend(l.unmerged.iter().cloned());
+            if let Some(ad) = &l.adapter {
+                out.push(ad.a.as_tensor().clone());
+                out.push(ad.b.as_tensor().clone());
+                out.extend(ad.magnitude.iter().map(|m| m.as_tensor().clone()));
+            }
+        }
+        out
+    }
+
     /// The projection named `q_proj` … `down_proj`.
     fn projection_mut(&mut self, name: &str) -> Option<&mut Linear> {
         Some(match name {
@@ -519,6 +644,14 @@ pub struct CausalLM {
     inv_freq: Vec<f64>,
     /// The embedding matrix in GGUF blocks, used as the tied output projection when decoding.
     embed_packed: Option<Arc<PackedWeight>>,
+    /// Gradient forwards on CPU use the memory-lean kernels of [`lean`].
+    lean_kernels: bool,
+    /// Gradient forwards recompute each decoder layer in the backward pass.
+    checkpointing: bool,
+    /// Base seed of the lean kernels' dropout masks (`None`: fresh entropy per forward).
+    dropout_seed: Option<u64>,
+    /// Forwards run since the seed was set (each gets its own masks).
+    dropout_calls: Arc<AtomicU64>,
 }
 
 impl CausalLM {
@@ -601,6 +734,10 @@ impl CausalLM {
             lm_head,
             inv_freq,
             embed_packed: None,
+            lean_kernels: true,
+            checkpointing: false,
+            dropout_seed: None,
+            dropout_calls: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -617,6 +754,49 @@ impl CausalLM {
     /// The weights' dtype.
     pub fn dtype(&self) -> DType {
         self.dtype
+    }
+
+    /// Enables layer-wise activation checkpointing for gradient forwards (default off): only
+    /// each decoder layer's input is kept, and the backward pass recomputes the layer from it
+    /// (about one extra forward of compute) before backpropagating through it. Gradients are
+    /// those of plain autograd; `loss.backward()` is used as usual. Takes effect with the lean
+    /// kernels (CPU); adapter dropout masks are replayed exactly in the recomputation.
+    pub fn set_activation_checkpointing(&mut self, on: bool) {
+        self.checkpointing = on;
+    }
+
+    /// Whether layer-wise activation checkpointing is on.
+    pub fn activation_checkpointing(&self) -> bool {
+        self.checkpointing
+    }
+
+    /// Chooses the kernels of gradient forwards on CPU: the memory-lean ones with custom backward
+    /// passes (default), or plain candle autograd over composed ops (`false`; a reference, and
+    /// what other devices always use). Activation checkpointing needs the lean kernels.
+    pub fn set_lean_kernels(&mut self, on: bool) {
+        self.lean_kernels = on;
+    }
+
+    /// Whether gradient forwards use the memory-lean kernels (on CPU).
+    pub fn lean_kernels(&self) -> bool {
+        self.lean_kernels
+    }
+
+    /// Makes the adapter dropout masks of gradient forwards (lean kernels) reproducible: the
+    /// k-th forward after this call draws its masks from `(seed, k)`. `None` (the default) draws
+    /// fresh entropy for every forward.
+    pub fn set_dropout_seed(&mut self, seed: Option<u64>) {
+        self.dropout_seed = seed;
+        self.dropout_calls = Arc::new(AtomicU64::new(0));
+    }
+
+    fn ctx(&self, o: ForwardOpts) -> Ctx {
+        let seed = match (o.train, self.dropout_seed) {
+            (false, _) => 0,
+            (true, None) => rand::random(),
+            (true, Some(s)) => lean::mix_seed(s, self.dropout_calls.fetch_add(1, Ordering::Relaxed)),
+        };
+        Ctx::new(o, self.lean_kernels && self.device.is_cpu(), seed)
     }
 
     /// A fresh KV cache sized for `capacity` positions.
@@ -637,7 +817,8 @@ impl CausalLM {
         logits: LogitsMode,
         o: ForwardOpts,
     ) -> Result<Tensor> {
-        let h = self.hidden_states(input_ids, attention_mask, cache, o)?;
+        let c = self.ctx(o);
+        let h = self.hidden_states_ctx(input_ids, attention_mask, cache, &c)?;
         let h = match logits {
             LogitsMode::All => h,
             LogitsMode::Last => {
@@ -645,17 +826,29 @@ impl CausalLM {
                 h.narrow(1, t - 1, 1)?
             }
         };
-        self.lm_head(&h, &o)
+        self.lm_head_ctx(&h, &c)
     }
 
     /// Applies the output projection to final hidden states `[.., H]`.
     pub fn lm_head(&self, h: &Tensor, o: &ForwardOpts) -> Result<Tensor> {
+        self.lm_head_ctx(h, &self.ctx(*o))
+    }
+
+    fn lm_head_ctx(&self, h: &Tensor, c: &Ctx) -> Result<Tensor> {
         match &self.lm_head {
-            Some(l) => l.forward(h, o),
+            Some(l) => l.forward(h, c),
             None => match &self.embed_packed {
-                Some(p) if !o.grad && rows_of(h) <= PACKED_MAX_ROWS => p.matmul_t(h),
-                _ => matmul_t(h, &use_param(&self.embed, o.grad)),
+                Some(p) if !c.o.grad && rows_of(h) <= PACKED_MAX_ROWS => p.matmul_t(h),
+                _ => matmul_t_ctx(h, &c.param(&self.embed), c),
             },
+        }
+    }
+
+    /// The output projection's weight `[V, H]` as pass `c` uses it.
+    fn head_weight(&self, c: &Ctx) -> Tensor {
+        match &self.lm_head {
+            Some(l) => c.param(&l.weight),
+            None => c.param(&self.embed),
         }
     }
 
@@ -664,9 +857,20 @@ impl CausalLM {
         &self,
         input_ids: &Tensor,
         attention_mask: Option<&Tensor>,
-        mut cache: Option<&mut KvCache>,
+        cache: Option<&mut KvCache>,
         o: ForwardOpts,
     ) -> Result<Tensor> {
+        self.hidden_states_ctx(input_ids, attention_mask, cache, &self.ctx(o))
+    }
+
+    fn hidden_states_ctx(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        mut cache: Option<&mut KvCache>,
+        c: &Ctx,
+    ) -> Result<Tensor> {
+        let o = c.o;
         let (b, t) = input_ids.dims2().map_err(|_| {
             ModelError::Input(format!(
                 "input_ids must be [B, T], got {:?}",
@@ -734,25 +938,34 @@ impl CausalLM {
         let rope = Rope::new(&self.inv_freq, &positions, self.dtype, &self.device)?;
 
         let ids = input_ids.flatten_all()?;
-        let mut x = use_param(&self.embed, o.grad)
+        let mut x = c
+            .param(&self.embed)
             .index_select(&ids, 0)?
             .reshape((b, t, self.config.hidden_size))?;
         let eps = self.config.rms_norm_eps;
+        let checkpoint = c.lean && self.checkpointing && cache.is_none();
         for (i, blk) in self.blocks.iter().enumerate() {
-            let ln1 = use_param(&blk.ln1, o.grad);
-            let hn = rms_norm(&x, &ln1, eps, o.grad)?;
+            if checkpoint {
+                let (blk2, rope2, bias2, c2) = (blk.clone(), rope.clone(), bias.clone(), *c);
+                x = lean::checkpoint(&x, blk.parameters(), move |x, track| {
+                    let c = Ctx { track, ..c2 };
+                    blk2.forward(i, x, &rope2, &bias2, None, &c, eps)
+                })?;
+                continue;
+            }
             let slot = cache.as_deref_mut().map(|c| (&mut c.layers[i], c.capacity));
-            let a = blk.attn.forward(&hn, &rope, &bias, slot, &o)?;
-            x = (x + a)?;
-            let ln2 = use_param(&blk.ln2, o.grad);
-            let hn = rms_norm(&x, &ln2, eps, o.grad)?;
-            x = (&x + blk.mlp.forward(&hn, &o)?)?;
+            x = blk.forward(i, &x, &rope, &bias, slot, c, eps)?;
         }
         if let Some(c) = cache {
             c.mask = full_mask;
             c.next_pos = next_pos;
         }
-        rms_norm(&x, &use_param(&self.norm, o.grad), eps, o.grad)
+        let norm = c.param(&self.norm);
+        if c.lean {
+            lean::rms_norm(&x, &norm, eps)
+        } else {
+            rms_norm(&x, &norm, eps, o.grad)
+        }
     }
 
     /// Log-probabilities of each next token of `input_ids` (`[B, T]` → `[B, T-1]`), computed from
@@ -777,8 +990,21 @@ impl CausalLM {
                 "temperature must be > 0, got {temperature}"
             )));
         }
-        let h = self.hidden_states(input_ids, attention_mask, None, o)?;
+        let c = self.ctx(o);
+        let h = self.hidden_states_ctx(input_ids, attention_mask, None, &c)?;
         let targets = input_ids.i((.., 1..))?.contiguous()?;
+        if self.device.is_cpu() && (c.lean || !o.grad) {
+            // Chunked logsumexp + gather: the [B, T, V] logits never exist at once.
+            let hs = self.config.hidden_size;
+            let hc = h.narrow(1, 0, t - 1)?.contiguous()?.reshape((b * (t - 1), hs))?;
+            let w = self.head_weight(&c);
+            let tg = targets.flatten_all()?;
+            let (lp, ent) = lean::head_logprobs(&hc, &w, &tg, temperature, with_entropy)?;
+            return Ok(TokenLogprobs {
+                logprobs: lp.reshape((b, t - 1))?,
+                entropy: ent.map(|e| e.reshape((b, t - 1))).transpose()?,
+            });
+        }
         // Process a few rows at a time so that inference never materialises [B, T, V] at once.
         let chunk = if o.grad { b } else { 1 };
         let mut lps = Vec::new();
@@ -786,7 +1012,7 @@ impl CausalLM {
         for start in (0..b).step_by(chunk) {
             let n = chunk.min(b - start);
             let hc = h.narrow(0, start, n)?.narrow(1, 0, t - 1)?;
-            let mut logits = self.lm_head(&hc, &o)?;
+            let mut logits = self.lm_head_ctx(&hc, &c)?;
             if temperature != 1.0 {
                 logits = (logits / temperature)?;
             }

@@ -466,6 +466,9 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
         let (mut all_rewards, mut comp_sums, mut len_sum, mut trunc, mut gen_tokens) =
             (Vec::new(), vec![0.0; names.len()], 0usize, 0usize, 0usize);
         let mut kept_plain = Vec::new();
+        // The groups of the latest generation batch: what dynamic sampling falls back to when
+        // no group of any batch had differing rewards.
+        let mut last_groups = Vec::new();
         while !filter.done() {
             let prompts = self.next_prompts(n_prompts);
             let t0 = Instant::now();
@@ -515,6 +518,7 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
             }
             timing.score_s += t1.elapsed().as_secs_f64();
             if self.cfg.dynamic_sampling {
+                last_groups = batch.iter().map(|(grp, _)| grp.clone()).collect();
                 filter.offer(batch);
             } else {
                 filter.stats.gen_batches += 1;
@@ -526,7 +530,19 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
             }
         }
         let (kept, stats) = if self.cfg.dynamic_sampling {
-            filter.finish()
+            let (kept, stats) = filter.finish();
+            if kept.is_empty() {
+                // Every group agreed in every batch (e.g. a policy that solved the task): train
+                // on the last batch, whose zero advantages leave only the KL term, instead of
+                // aborting the run.
+                tracing::warn!(
+                    gen_batches = stats.gen_batches,
+                    "dynamic sampling found no group with differing rewards; using the last batch"
+                );
+                (last_groups, stats)
+            } else {
+                (kept, stats)
+            }
         } else {
             (kept_plain, filter.stats)
         };

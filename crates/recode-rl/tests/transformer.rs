@@ -77,7 +77,7 @@ fn tiny_model(arch: Arch, seed: u64) -> CausalLM {
     put(
         "model.embed_tokens.weight".into(),
         &[VOCAB, hs],
-        0.5,
+        0.2,
         &mut rng,
     );
     for i in 0..c.num_hidden_layers {

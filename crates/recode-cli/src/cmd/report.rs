@@ -311,14 +311,16 @@ fn training_sections(rows: &[Row], start: Option<&Value>) -> Vec<(String, Vec<Li
         let secs = num(v, "step_s")?;
         (secs > 0.0).then(|| num(v, "tokens").unwrap_or(0.0) / secs)
     };
-    // Validation points: step 0 from validation_start.json, then the steps where it ran.
+    // Validation points: step 0 from validation_start.json, then the steps where it ran
+    // (records over zero prompts carry no figures).
     let validation: Vec<Row> = start
         .map(|v| (0, v.clone()))
         .into_iter()
-        .chain(rows.iter().filter_map(|(s, v)| {
-            let val = v.get("validation").filter(|x| x.is_object())?;
-            Some((*s, val.clone()))
-        }))
+        .chain(
+            rows.iter()
+                .filter_map(|(s, v)| Some((*s, v.get("validation")?.clone()))),
+        )
+        .filter(|(_, v)| v.is_object() && num(v, "num_prompts") != Some(0.0))
         .collect();
     vec![
         (

@@ -1,0 +1,222 @@
+//! The memory-lean training kernels and layer-wise activation checkpointing give the gradients of
+//! plain candle autograd (tiny random Llama / Qwen2 configs in f64), including adapter dropout,
+//! whose masks the checkpoint recomputation replays.
+
+mod common;
+
+use candle_core::{DType, Device, Tensor, Var};
+use common::*;
+use recode_model::{AdapterConfig, AdapterKind, CausalLM, ForwardOpts};
+
+fn adapter_cfg(kind: AdapterKind, dropout: f32) -> AdapterConfig {
+    AdapterConfig {
+        kind,
+        r: 2,
+        alpha: 4.0,
+        dropout,
+        target_modules: recode_model::model::PROJECTIONS
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        use_rslora: false,
+    }
+}
+
+fn randomise_b(model: &CausalLM) {
+    for (name, v) in model.adapter_vars() {
+        if name.ends_with("lora_B.weight") {
+            let r = Tensor::randn(0.0f64, 0.3, v.dims(), v.device()).unwrap();
+            v.set(&r.to_dtype(v.dtype()).unwrap()).unwrap();
+        }
+    }
+}
+
+/// Per-token weights for the loss, zero where the position or its target is padding.
+fn loss_weights(mask: &Tensor) -> Tensor {
+    let (b, t) = mask.dims2().unwrap();
+    let m = mask.to_dtype(DType::F64).unwrap();
+    Tensor::randn(0.0f64, 1.0, (b, t - 1), &Device::Cpu)
+        .unwrap()
+        .mul(&m.narrow(1, 1, t - 1).unwrap())
+        .unwrap()
+        .mul(&m.narrow(1, 0, t - 1).unwrap())
+        .unwrap()
+}
+
+/// (loss, log-probs, gradient of every var) for one forward/backward.
+fn run(
+    model: &CausalLM,
+    ids: &Tensor,
+    mask: &Tensor,
+    w: &Tensor,
+    vars: &[(String, Var)],
+    o: ForwardOpts,
+) -> (f64, Vec<f64>, Vec<Vec<f64>>) {
+    let lp = model
+        .token_logprobs(ids, Some(mask), 0.7, false, o)
+        .unwrap()
+        .logprobs;
+    let loss = (&lp * w).unwrap().sum_all().unwrap();
+    let grads = loss.backward().unwrap();
+    let g = vars
+        .iter()
+        .map(|(name, v)| {
+            grads
+                .get(v.as_tensor())
+                .unwrap_or_else(|| panic!("no gradient for {name}"))
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap()
+        })
+        .collect();
+    let lp = (lp * w.ne(0.0).unwrap().to_dtype(DType::F64).unwrap())
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
+    (loss.to_scalar::<f64>().unwrap(), lp, g)
+}
+
+fn max_diff(a: &[Vec<f64>], b: &[Vec<f64>]) -> (f64, f64) {
+    let mut worst = 0.0f64;
+    let mut scale = 0.0f64;
+    for (x, y) in a.iter().zip(b) {
+        for (p, q) in x.iter().zip(y) {
+            worst = worst.max((p - q).abs());
+            scale = scale.max(p.abs());
+        }
+    }
+    (worst, scale)
+}
+
+fn compare(arch: &str, kind: AdapterKind, full: bool) {
+    let dir = make_tiny(arch, 21);
+    let (ids, mask, _) = expected(dir.path());
+    let mut model = load_tiny(dir.path(), DType::F64);
+    model.add_adapters(&adapter_cfg(kind, 0.0), 3).unwrap();
+    model.set_dora_detach_norm(false);
+    randomise_b(&model);
+    let mut vars = model.adapter_vars();
+    if full {
+        vars.extend(model.make_base_trainable().unwrap());
+    }
+    let w = loss_weights(&mask);
+    let o = ForwardOpts::TRAIN;
+    let what = format!("{arch} {kind:?} full={full}");
+
+    model.set_lean_kernels(false);
+    let (l_ref, lp_ref, g_ref) = run(&model, &ids, &mask, &w, &vars, o);
+    model.set_lean_kernels(true);
+    let (l_lean, lp_lean, g_lean) = run(&model, &ids, &mask, &w, &vars, o);
+    model.set_activation_checkpointing(true);
+    let (l_ck, lp_ck, g_ck) = run(&model, &ids, &mask, &w, &vars, o);
+    model.set_activation_checkpointing(false);
+
+    assert!((l_ref - l_lean).abs() < 1e-9, "{what}: lean loss");
+    assert!((l_ref - l_ck).abs() < 1e-9, "{what}: checkpointed loss");
+    let (d, _) = max_diff(&[lp_ref.clone()], &[lp_lean]);
+    assert!(d < 1e-9, "{what}: lean log-probs differ by {d}");
+    let (d, _) = max_diff(&[lp_ref], &[lp_ck]);
+    assert!(d < 1e-9, "{what}: checkpointed log-probs differ by {d}");
+    let (d, scale) = max_diff(&g_ref, &g_lean);
+    assert!(scale > 1e-3, "{what}: trivial gradients");
+    assert!(d < 1e-5, "{what}: lean gradients differ by {d}");
+    let (d, _) = max_diff(&g_ref, &g_ck);
+    assert!(d < 1e-5, "{what}: checkpointed gradients differ by {d}");
+}
+
+#[test]
+fn llama_lora_lean_and_checkpointed_gradients_equal_autograd() {
+    compare("llama", AdapterKind::Lora, false);
+}
+
+#[test]
+fn qwen2_lora_lean_and_checkpointed_gradients_equal_autograd() {
+    compare("qwen2", AdapterKind::Lora, false);
+}
+
+#[test]
+fn qwen2_dora_lean_and_checkpointed_gradients_equal_autograd() {
+    compare("qwen2", AdapterKind::Dora, false);
+}
+
+#[test]
+fn llama_full_finetune_lean_and_checkpointed_gradients_equal_autograd() {
+    compare("llama", AdapterKind::Lora, true);
+}
+
+/// With dropout the masks are a function of the dropout seed: the checkpointed backward replays
+/// them (same gradients as without checkpointing), and the gradients match finite differences of
+/// the loss under the same masks.
+#[test]
+fn adapter_dropout_is_replayed_by_checkpointing() {
+    for kind in [AdapterKind::Lora, AdapterKind::Dora] {
+        let dir = make_tiny("llama", 8);
+        let (ids, mask, _) = expected(dir.path());
+        let mut model = load_tiny(dir.path(), DType::F64);
+        model.add_adapters(&adapter_cfg(kind, 0.3), 4).unwrap();
+        // The true derivative (PEFT's detached DoRA norm is not what finite differences see).
+        model.set_dora_detach_norm(false);
+        randomise_b(&model);
+        let vars = model.adapter_vars();
+        let w = loss_weights(&mask);
+        let o = ForwardOpts::TRAIN;
+        let mut eval = |ckpt: bool| {
+            model.set_activation_checkpointing(ckpt);
+            model.set_dropout_seed(Some(99));
+            run(&model, &ids, &mask, &w, &vars, o)
+        };
+        let (l_plain, _, g_plain) = eval(false);
+        let (l_ck, _, g_ck) = eval(true);
+        assert!((l_plain - l_ck).abs() < 1e-9, "{kind:?}: loss");
+        let (d, _) = max_diff(&g_plain, &g_ck);
+        assert!(d < 1e-5, "{kind:?}: checkpointed dropout gradients differ by {d}");
+
+        // Dropout is active: a different seed gives a different loss.
+        model.set_dropout_seed(Some(100));
+        let (l_other, _, _) = run(&model, &ids, &mask, &w, &vars, o);
+        assert!((l_other - l_plain).abs() > 1e-6, "{kind:?}: dropout inactive");
+
+        // Finite differences under the same masks (seed reset before every loss).
+        model.set_activation_checkpointing(true);
+        let loss_at = |model: &mut CausalLM| {
+            model.set_dropout_seed(Some(99));
+            let lp = model
+                .token_logprobs(&ids, Some(&mask), 0.7, false, o)
+                .unwrap()
+                .logprobs;
+            (lp * &w)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
+        };
+        for (vi, (name, var)) in vars.iter().enumerate().step_by(5) {
+            let orig = var.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            let g = &g_ck[vi];
+            let idx = (0..g.len())
+                .max_by(|&a, &b| g[a].abs().total_cmp(&g[b].abs()))
+                .unwrap();
+            let mut at = |delta: f64| {
+                let mut p = orig.clone();
+                p[idx] += delta;
+                var.set(&Tensor::from_vec(p, var.dims(), var.device()).unwrap())
+                    .unwrap();
+                loss_at(&mut model)
+            };
+            let eps = 1e-5;
+            let fd = (at(eps) - at(-eps)) / (2.0 * eps);
+            var.set(&Tensor::from_vec(orig, var.dims(), var.device()).unwrap())
+                .unwrap();
+            let tol = 1e-6 + 1e-4 * fd.abs().max(g[idx].abs());
+            assert!(
+                (fd - g[idx]).abs() < tol,
+                "{kind:?} {name}[{idx}]: backprop {} vs finite difference {fd}",
+                g[idx]
+            );
+        }
+    }
+}
