@@ -91,13 +91,7 @@ pub struct Adapter {
 
 impl Adapter {
     /// Adds the adapter's contribution to `y = x W^T` (bias excluded).
-    pub(crate) fn apply(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        y: &Tensor,
-        c: &Ctx,
-    ) -> Result<Tensor> {
+    pub(crate) fn apply(&self, x: &Tensor, w: &Tensor, y: &Tensor, c: &Ctx) -> Result<Tensor> {
         let a = c.param(self.a.as_tensor());
         let b = c.param(self.b.as_tensor());
         let dropped = c.o.train && self.dropout > 0.0;
@@ -105,7 +99,8 @@ impl Adapter {
             x.clone()
         } else if c.lean {
             // Replayable mask (activation checkpointing recomputes this layer).
-            let m = crate::lean::dropout_mask(c.seed, x.dims(), self.dropout, x.dtype(), x.device())?;
+            let m =
+                crate::lean::dropout_mask(c.seed, x.dims(), self.dropout, x.dtype(), x.device())?;
             (x * m)?
         } else {
             candle_nn::ops::dropout(x, self.dropout)?

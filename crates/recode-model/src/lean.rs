@@ -127,7 +127,11 @@ impl CustomOp3 for GradOp {
         g: &Tensor,
     ) -> CResult<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let mut gs = one((self.bwd)(&det(&[a, b, c]), &res.detach(), g)?, 3)?.into_iter();
-        Ok((gs.next().flatten(), gs.next().flatten(), gs.next().flatten()))
+        Ok((
+            gs.next().flatten(),
+            gs.next().flatten(),
+            gs.next().flatten(),
+        ))
     }
 }
 
@@ -471,7 +475,9 @@ pub(crate) fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
             return Ok(vec![x_tracked.then_some(gx), None]);
         }
         let xf = x.to_dtype(up)?;
-        let r = (xf.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
+        let r = (xf.sqr()?.mean_keepdim(D::Minus1)? + eps)?
+            .sqrt()?
+            .recip()?;
         let nrm = xf.broadcast_mul(&r)?;
         let gf = g.to_dtype(up)?;
         let gx = if x_tracked {
@@ -549,11 +555,7 @@ pub(crate) fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
             return Ok(vec![gt.then_some(gx), ut.then_some(gu)]);
         }
         let sig = candle_nn::ops::sigmoid(x)?;
-        let gu = if ut {
-            Some((g * (x * &sig)?)?)
-        } else {
-            None
-        };
+        let gu = if ut { Some((g * (x * &sig)?)?) } else { None };
         let gg = if gt {
             // d silu / dx = σ(x) (1 + x (1 - σ(x)))
             let d = (&sig * ((x * sig.affine(-1.0, 1.0)?)? + 1.0)?)?;
@@ -889,7 +891,7 @@ pub(crate) fn head_logprobs(
             let m = rows.min(n - s);
             let z = logits_of(h, w, s, m)?;
             let coef = (g.narrow(0, s, m)? * inv_t)?.contiguous()?; // [m]
-            // d lp / d z = coef · (onehot(target) - p); z = h W^T / T.
+                                                                    // d lp / d z = coef · (onehot(target) - p); z = h W^T / T.
             let dz = match dt {
                 DType::F32 => head_grad_real::<f32>(&z, &tgv[s..s + m], &coef)?,
                 DType::F64 => head_grad_real::<f64>(&z, &tgv[s..s + m], &coef)?,
@@ -897,11 +899,9 @@ pub(crate) fn head_logprobs(
                     let tg = targets.narrow(0, s, m)?;
                     let p = candle_nn::ops::softmax_last_dim(&z)?;
                     let coef = coef.unsqueeze(1)?;
-                    let onehot = p.zeros_like()?.scatter_add(
-                        &tg.unsqueeze(1)?,
-                        &coef.ones_like()?,
-                        1,
-                    )?;
+                    let onehot =
+                        p.zeros_like()?
+                            .scatter_add(&tg.unsqueeze(1)?, &coef.ones_like()?, 1)?;
                     (onehot - p)?.broadcast_mul(&coef)?
                 }
             };

@@ -6,9 +6,9 @@
 //! log-probabilities for RL, and batched generation with a KV cache.
 
 pub mod adapter;
-mod lean;
 pub mod config;
 pub mod error;
+mod lean;
 pub mod model;
 pub mod packed;
 pub mod weights;

@@ -794,7 +794,9 @@ impl CausalLM {
         let seed = match (o.train, self.dropout_seed) {
             (false, _) => 0,
             (true, None) => rand::random(),
-            (true, Some(s)) => lean::mix_seed(s, self.dropout_calls.fetch_add(1, Ordering::Relaxed)),
+            (true, Some(s)) => {
+                lean::mix_seed(s, self.dropout_calls.fetch_add(1, Ordering::Relaxed))
+            }
         };
         Ctx::new(o, self.lean_kernels && self.device.is_cpu(), seed)
     }
@@ -938,10 +940,10 @@ impl CausalLM {
         let rope = Rope::new(&self.inv_freq, &positions, self.dtype, &self.device)?;
 
         let ids = input_ids.flatten_all()?;
-        let mut x = c
-            .param(&self.embed)
-            .index_select(&ids, 0)?
-            .reshape((b, t, self.config.hidden_size))?;
+        let mut x =
+            c.param(&self.embed)
+                .index_select(&ids, 0)?
+                .reshape((b, t, self.config.hidden_size))?;
         let eps = self.config.rms_norm_eps;
         let checkpoint = c.lean && self.checkpointing && cache.is_none();
         for (i, blk) in self.blocks.iter().enumerate() {
@@ -996,7 +998,10 @@ impl CausalLM {
         if self.device.is_cpu() && (c.lean || !o.grad) {
             // Chunked logsumexp + gather: the [B, T, V] logits never exist at once.
             let hs = self.config.hidden_size;
-            let hc = h.narrow(1, 0, t - 1)?.contiguous()?.reshape((b * (t - 1), hs))?;
+            let hc = h
+                .narrow(1, 0, t - 1)?
+                .contiguous()?
+                .reshape((b * (t - 1), hs))?;
             let w = self.head_weight(&c);
             let tg = targets.flatten_all()?;
             let (lp, ent) = lean::head_logprobs(&hc, &w, &tg, temperature, with_entropy)?;

@@ -116,7 +116,7 @@ fn compare(arch: &str, kind: AdapterKind, full: bool) {
 
     assert!((l_ref - l_lean).abs() < 1e-9, "{what}: lean loss");
     assert!((l_ref - l_ck).abs() < 1e-9, "{what}: checkpointed loss");
-    let (d, _) = max_diff(&[lp_ref.clone()], &[lp_lean]);
+    let (d, _) = max_diff(std::slice::from_ref(&lp_ref), &[lp_lean]);
     assert!(d < 1e-9, "{what}: lean log-probs differ by {d}");
     let (d, _) = max_diff(&[lp_ref], &[lp_ck]);
     assert!(d < 1e-9, "{what}: checkpointed log-probs differ by {d}");
@@ -172,12 +172,18 @@ fn adapter_dropout_is_replayed_by_checkpointing() {
         let (l_ck, _, g_ck) = eval(true);
         assert!((l_plain - l_ck).abs() < 1e-9, "{kind:?}: loss");
         let (d, _) = max_diff(&g_plain, &g_ck);
-        assert!(d < 1e-5, "{kind:?}: checkpointed dropout gradients differ by {d}");
+        assert!(
+            d < 1e-5,
+            "{kind:?}: checkpointed dropout gradients differ by {d}"
+        );
 
         // Dropout is active: a different seed gives a different loss.
         model.set_dropout_seed(Some(100));
         let (l_other, _, _) = run(&model, &ids, &mask, &w, &vars, o);
-        assert!((l_other - l_plain).abs() > 1e-6, "{kind:?}: dropout inactive");
+        assert!(
+            (l_other - l_plain).abs() > 1e-6,
+            "{kind:?}: dropout inactive"
+        );
 
         // Finite differences under the same masks (seed reset before every loss).
         model.set_activation_checkpointing(true);
@@ -195,7 +201,12 @@ fn adapter_dropout_is_replayed_by_checkpointing() {
                 .unwrap()
         };
         for (vi, (name, var)) in vars.iter().enumerate().step_by(5) {
-            let orig = var.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            let orig = var
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap();
             let g = &g_ck[vi];
             let idx = (0..g.len())
                 .max_by(|&a, &b| g[a].abs().total_cmp(&g[b].abs()))
