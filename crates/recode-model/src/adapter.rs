@@ -1,6 +1,7 @@
 //! LoRA and DoRA adapters on the projection modules, with merge/unmerge, enable/disable (through
-//! [`ForwardOpts::use_adapters`]) and save/load in PEFT's layout (`adapter_model.safetensors` +
-//! `adapter_config.json`), so adapters trained here load in PEFT and vice versa.
+//! [`ForwardOpts::use_adapters`](crate::ForwardOpts::use_adapters)) and save/load in PEFT's
+//! layout (`adapter_model.safetensors` + `adapter_config.json`), so adapters trained here load in
+//! PEFT and vice versa.
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -1,7 +1,10 @@
 //! The decoder: Llama / Qwen2 blocks written with plain candle ops so that gradients flow through
 //! every parameter (base weights when made trainable, LoRA/DoRA adapters), plus a KV cache for
 //! inference. Inference mode swaps in candle's fused kernels (RoPE, RMS norm, softmax), which have
-//! no backward pass; training mode uses differentiable compositions of the same maths.
+//! no backward pass. Gradient forwards on CPU use the memory-lean kernels of `lean` (custom
+//! backward passes that keep only each op's inputs, no gradients for frozen weights, chunked
+//! log-probs, optional layer-wise activation checkpointing); elsewhere, or with
+//! [`CausalLM::set_lean_kernels`]`(false)`, differentiable compositions of the same maths.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

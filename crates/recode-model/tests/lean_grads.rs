@@ -108,11 +108,36 @@ fn compare(arch: &str, kind: AdapterKind, full: bool) {
 
     model.set_lean_kernels(false);
     let (l_ref, lp_ref, g_ref) = run(&model, &ids, &mask, &w, &vars, o);
+    // Entropies: the composed head (gradient forward, plain kernels) vs the chunked one.
+    let keep = w.ne(0.0).unwrap().to_dtype(DType::F64).unwrap();
+    let entropy = |model: &CausalLM, o: ForwardOpts| -> Vec<f64> {
+        let e = model
+            .token_logprobs(&ids, Some(&mask), 0.7, true, o)
+            .unwrap()
+            .entropy
+            .unwrap();
+        (e * &keep)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    };
+    let e_ref = entropy(&model, o);
     model.set_lean_kernels(true);
     let (l_lean, lp_lean, g_lean) = run(&model, &ids, &mask, &w, &vars, o);
     model.set_activation_checkpointing(true);
     let (l_ck, lp_ck, g_ck) = run(&model, &ids, &mask, &w, &vars, o);
+    let e_ck = entropy(&model, o);
     model.set_activation_checkpointing(false);
+    let e_inf = entropy(&model, ForwardOpts::INFERENCE);
+    for (e, mode) in [(e_ck, "checkpointed"), (e_inf, "inference")] {
+        let (d, scale) = max_diff(std::slice::from_ref(&e_ref), &[e]);
+        assert!(
+            scale > 0.1 && d < 1e-9,
+            "{what}: {mode} entropy differs by {d}"
+        );
+    }
 
     assert!((l_ref - l_lean).abs() < 1e-9, "{what}: lean loss");
     assert!((l_ref - l_ck).abs() < 1e-9, "{what}: checkpointed loss");

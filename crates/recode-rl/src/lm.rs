@@ -119,6 +119,14 @@ impl LmPolicy {
         self.temperature = if t > 0.0 { t } else { 1.0 };
     }
 
+    /// Memory/reproducibility knobs of the network's training forwards: layer-wise activation
+    /// checkpointing, and a dropout seed so adapter-dropout masks repeat from run to run.
+    pub fn set_training_options(&mut self, activation_checkpointing: bool, dropout_seed: u64) {
+        self.model
+            .set_activation_checkpointing(activation_checkpointing);
+        self.model.set_dropout_seed(Some(dropout_seed));
+    }
+
     /// The network (for generation outside the trainer).
     pub fn model(&self) -> &CausalLM {
         &self.model

@@ -144,9 +144,12 @@ pub fn accumulate_grads(
 ) -> candle_core::Result<()> {
     for (slot, (_, var)) in acc.iter_mut().zip(vars) {
         if let Some(g) = store.get(var.as_tensor()) {
+            // Detached: a gradient still attached to its graph would keep the whole
+            // micro-batch's activations alive until the optimizer step.
+            let g = g.detach();
             *slot = Some(match slot.take() {
-                Some(prev) => (prev + g)?,
-                None => g.clone(),
+                Some(prev) => (prev + g)?.detach(),
+                None => g,
             });
         }
     }

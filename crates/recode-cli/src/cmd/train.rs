@@ -184,6 +184,7 @@ fn build_policy(p: &Prepared, init_adapter: Option<&PathBuf>) -> anyhow::Result<
         LmPolicy::full(model, reference, &p.spec)?
     };
     policy.set_temperature(p.cfg.temperature);
+    policy.set_training_options(p.cfg.gradient_checkpointing, p.cfg.seed);
     Ok(policy)
 }
 
