@@ -241,6 +241,23 @@ pub fn missing_generations(
         .sum()
 }
 
+/// Cuts a partial last line (an interrupted append) off `path`, so that new records start on
+/// a line of their own; [`load_generations`] already ignores such a line.
+fn drop_torn_tail(path: &Path) -> std::io::Result<()> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if bytes.last().is_none_or(|&b| b == b'\n') {
+        return Ok(());
+    }
+    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let file = std::fs::OpenOptions::new().write(true).open(path)?;
+    file.set_len(keep as u64)?;
+    file.sync_all()
+}
+
 /// Generates every missing completion and appends it to `cache_path` after each batch.
 /// Returns the number of completions written. `progress(done, total)` follows the batches.
 pub fn generate_missing(
@@ -258,6 +275,7 @@ pub fn generate_missing(
     if todo.is_empty() {
         return Ok(0);
     }
+    drop_torn_tail(cache_path).map_err(io_err(cache_path))?;
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
