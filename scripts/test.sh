@@ -24,7 +24,7 @@ step "evaluation virtualenv (pinned benchmark packages; cached after the first r
 "$RECODE_BIN" eval setup
 
 step "cargo test"
-cargo test --workspace --quiet 2>&1 | tee /tmp/recode-cargo-test.log | grep -Ev '^(running [0-9]+ tests?|test .* \.\.\. ok)$' || true
+cargo test --workspace --no-fail-fast --quiet 2>&1 | tee /tmp/recode-cargo-test.log | grep -Ev '^(running [0-9]+ tests?|test .* \.\.\. ok)$' || true
 test "${PIPESTATUS[0]}" -eq 0
 
 step "Python bindings (maturin) and pytest"
