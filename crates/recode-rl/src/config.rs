@@ -383,6 +383,11 @@ impl TrainConfig {
         toml::to_string(self).unwrap_or_else(|e| format!("# unprintable config: {e}\n"))
     }
 
+    /// Whether a checkpoint is written after optimizer step `step` (every `save_steps`, and the last).
+    pub fn checkpoint_due(&self, step: usize) -> bool {
+        (self.save_steps > 0 && step % self.save_steps == 0) || step == self.max_steps
+    }
+
     /// Completions consumed by one optimizer step.
     pub fn generation_batch_size(&self) -> usize {
         self.per_device_train_batch_size * self.gradient_accumulation_steps

@@ -218,11 +218,7 @@ impl<P: Policy> SftTrainer<P> {
         while (self.step as usize) < self.cfg.max_steps {
             let m = self.train_step()?;
             on_step(&m);
-            let s = self.step as usize;
-            if self.output.is_some()
-                && ((self.cfg.save_steps > 0 && s % self.cfg.save_steps == 0)
-                    || s == self.cfg.max_steps)
-            {
+            if self.output.is_some() && self.cfg.checkpoint_due(self.step as usize) {
                 self.save_checkpoint()?;
             }
         }

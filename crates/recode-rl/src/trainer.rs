@@ -302,11 +302,7 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
         }
         while (self.step as usize) < self.cfg.max_steps {
             on_step(&self.train_step()?);
-            let s = self.step as usize;
-            if self.output.is_some()
-                && ((self.cfg.save_steps > 0 && s % self.cfg.save_steps == 0)
-                    || s == self.cfg.max_steps)
-            {
+            if self.output.is_some() && self.cfg.checkpoint_due(self.step as usize) {
                 self.save_checkpoint()?;
             }
         }

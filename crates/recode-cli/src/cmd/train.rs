@@ -232,6 +232,27 @@ fn validate_start(
     Ok(())
 }
 
+/// The held-out prompts, sampler and rewarder of greedy validation, with the starting point
+/// already validated (shared by `train` and `sft`).
+fn validation_setup(
+    p: &Prepared,
+    policy: &LmPolicy,
+) -> anyhow::Result<(Vec<PromptItem>, LmSampler, RecodeRewarder)> {
+    let tok = &p.loaded.tokenizer;
+    let template = chat_template_of(tok)?;
+    let val = prompt_items(
+        &p.val_rows,
+        &p.source,
+        &template,
+        tok,
+        p.cfg.max_prompt_length,
+    )?;
+    let mut sampler = LmSampler::new(tok.clone());
+    let rewarder = RecodeRewarder::from_config(&p.cfg)?;
+    validate_start(p, policy, &mut sampler, &rewarder, &val)?;
+    Ok((val, sampler, rewarder))
+}
+
 /// Runs `recode train`.
 pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     let algo: Algo = args.algo.parse()?;
@@ -248,16 +269,7 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         tok,
         p.cfg.max_prompt_length,
     )?;
-    let val = prompt_items(
-        &p.val_rows,
-        &p.source,
-        &template,
-        tok,
-        p.cfg.max_prompt_length,
-    )?;
-    let mut sampler = LmSampler::new(tok.clone());
-    let rewarder = RecodeRewarder::from_config(&p.cfg)?;
-    validate_start(&p, &policy, &mut sampler, &rewarder, &val)?;
+    let (val, sampler, rewarder) = validation_setup(&p, &policy)?;
     eprintln!(
         "training {} on {} prompts ({} held out) → {}",
         algo_name(algo),
@@ -334,18 +346,7 @@ pub fn run_sft(args: SftArgs) -> anyhow::Result<()> {
     let mut policy = build_policy(&p, args.run.init_adapter.as_ref())?;
     policy.set_temperature(1.0);
     let data = sft_examples(&p)?;
-    let tok = &p.loaded.tokenizer;
-    let template = chat_template_of(tok)?;
-    let val = prompt_items(
-        &p.val_rows,
-        &p.source,
-        &template,
-        tok,
-        p.cfg.max_prompt_length,
-    )?;
-    let mut sampler = LmSampler::new(tok.clone());
-    let rewarder = RecodeRewarder::from_config(&p.cfg)?;
-    validate_start(&p, &policy, &mut sampler, &rewarder, &val)?;
+    let (val, mut sampler, rewarder) = validation_setup(&p, &policy)?;
     eprintln!(
         "SFT on {} examples ({} held out) → {}",
         data.len(),
