@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up of the peer environment for `recode bench generate` (not used by CI):
-#  - a virtualenv $RECODE_CACHE/venv-bench with PyTorch (CPU use), transformers and gguf from PyPI,
+#  - a virtualenv $RECODE_CACHE/venv-bench with PyTorch (CPU use), transformers, gguf, PEFT and TRL
+#    from PyPI (TRL+PEFT are the peer of `recode bench train`),
 #    so python/bench/generate_peer.py can run Hugging Face `generate` on the same SmolLM2 GGUF;
 #  - with RECODE_BENCH_LLAMACPP=1, also llama-cpp-python (built from the PyPI sdist; slow).
 # Re-installs only when the package list below changes. Prints the variable to export at the end.
@@ -9,7 +10,7 @@ cache=${RECODE_CACHE:-$HOME/.cache/recode}
 venv=$cache/venv-bench
 log() { printf '[setup-bench] %s\n' "$*" >&2; }
 
-pkgs=("torch>=2.4" "transformers>=4.46" "accelerate>=1.0" "gguf>=0.10" "numpy>=1.26" "psutil>=5.9")
+pkgs=("torch>=2.4" "transformers>=4.46" "accelerate>=1.0" "gguf>=0.10" "numpy>=1.26" "psutil>=5.9" "peft>=0.13" "trl>=0.12")
 if [ "${RECODE_BENCH_LLAMACPP:-0}" = 1 ]; then
   pkgs+=("llama-cpp-python>=0.3")
 fi

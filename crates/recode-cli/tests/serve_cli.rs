@@ -3,61 +3,22 @@
 //! in-flight request, closes idle keep-alive connections and exits 0 within 10 s.
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use common::{start_server, Guard, BIN};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_recode");
-
-/// Kills the child if the test fails before it exits.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 /// Starts the server and returns it with the address it printed.
 fn start() -> (Guard, SocketAddr, mpsc::Receiver<String>) {
-    let mut child = Command::new(BIN)
-        .args(["serve", "reward", "--host", "127.0.0.1", "--port", "0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn recode serve reward");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let guard = Guard(child);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut seen = Vec::new();
-    while Instant::now() < deadline {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(line) => {
-                if let Some(rest) = line.split("recode reward server on http://").nth(1) {
-                    let addr: SocketAddr = rest.trim().parse().expect("bound address");
-                    assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
-                    return (guard, addr, rx);
-                }
-                seen.push(line);
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        }
-    }
-    panic!("server did not print its address; stderr: {seen:?}");
+    start_server(
+        &["serve", "reward", "--host", "127.0.0.1", "--port", "0"],
+        "recode reward server on http://",
+        Duration::from_secs(60),
+    )
 }
 
 /// Reads one HTTP/1.1 response (Content-Length framed) from a keep-alive stream.

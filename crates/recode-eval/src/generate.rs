@@ -114,12 +114,15 @@ impl LocalGenerator {
     }
 }
 
-impl Generator for LocalGenerator {
-    fn generate(
+impl LocalGenerator {
+    /// Renders and tokenises each conversation, then samples with `sp` (all of recode-model's
+    /// settings: stop strings, seeds, n); returns the completions and each prompt's length in
+    /// tokens.
+    pub fn complete(
         &self,
         prompts: &[Vec<ChatMessage>],
-        params: &GenParams,
-    ) -> Result<Vec<Vec<String>>, GenError> {
+        sp: &SamplingParams,
+    ) -> Result<(Vec<recode_model::Completion>, Vec<usize>), GenError> {
         let ids = prompts
             .iter()
             .map(|m| {
@@ -130,19 +133,11 @@ impl Generator for LocalGenerator {
                     .map_err(|e| GenError::Model(format!("tokenising: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let sp = SamplingParams {
-            temperature: params.temperature,
-            top_p: params.top_p,
-            max_new_tokens: params.max_new_tokens,
-            seed: params.seed,
-            n: params.n,
-            ..Default::default()
-        };
         let (outs, stats) = recode_model::generate(
             &self.model.model,
             &self.model.tokenizer,
             &ids,
-            &sp,
+            sp,
             ForwardOpts::INFERENCE,
             None,
         )
@@ -152,6 +147,25 @@ impl Generator for LocalGenerator {
             secs = stats.prefill_secs + stats.decode_secs,
             "local generation batch"
         );
+        Ok((outs, ids.iter().map(Vec::len).collect()))
+    }
+}
+
+impl Generator for LocalGenerator {
+    fn generate(
+        &self,
+        prompts: &[Vec<ChatMessage>],
+        params: &GenParams,
+    ) -> Result<Vec<Vec<String>>, GenError> {
+        let sp = SamplingParams {
+            temperature: params.temperature,
+            top_p: params.top_p,
+            max_new_tokens: params.max_new_tokens,
+            seed: params.seed,
+            n: params.n,
+            ..Default::default()
+        };
+        let (outs, _) = self.complete(prompts, &sp)?;
         let mut out = vec![vec![String::new(); params.n]; prompts.len()];
         for c in outs {
             if let Some(slot) = out

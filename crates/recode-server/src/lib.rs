@@ -15,6 +15,9 @@
 //! `{"error": "..."}`. Scoring runs on rayon threads (via `spawn_blocking`), never on the
 //! async workers. [`run_blocking`] handles SIGTERM and ctrl-c with a graceful shutdown.
 //!
+//! [`chat`] is an OpenAI-compatible `/v1/chat/completions` service over any
+//! [`chat::ChatBackend`] (`recode serve model` puts the local model runtime behind it).
+//!
 //! [`load`] runs the server in-process ([`BackgroundServer`]) and measures loopback
 //! throughput with keep-alive clients ([`run_load`]), for `recode bench reward`.
 
@@ -33,6 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+pub mod chat;
 pub mod load;
 pub use load::{run_load, BackgroundServer, LoadBody, LoadOptions, LoadReport};
 
@@ -88,7 +92,7 @@ struct AppState {
 }
 
 /// A JSON error response.
-struct ApiError(StatusCode, String);
+pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -116,23 +120,29 @@ pub fn router(config: ServerConfig) -> Router {
         .with_state(state)
 }
 
-/// Parses a JSON body, mapping every failure to a 4xx JSON error.
+/// Parses a JSON body: 400 for malformed JSON, 422 for a wrong shape, the extractor's own
+/// status (e.g. 413) when the body could not be read.
+pub(crate) fn parse_json<T: for<'de> Deserialize<'de>>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let bytes = body.map_err(|e| ApiError(e.status(), e.body_text()))?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?;
+    serde_json::from_value(value).map_err(|e| {
+        ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("unexpected request shape: {e}"),
+        )
+    })
+}
+
+/// [`parse_json`], counting failures in the reward service's metrics.
 fn parse_body<T: for<'de> Deserialize<'de>>(
     state: &AppState,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, ApiError> {
-    let fail = |status: StatusCode, msg: String| {
+    parse_json(body).inspect_err(|_| {
         state.metrics.client_errors.fetch_add(1, Ordering::Relaxed);
-        ApiError(status, msg)
-    };
-    let bytes = body.map_err(|e| fail(e.status(), e.body_text()))?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| fail(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?;
-    serde_json::from_value(value).map_err(|e| {
-        fail(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("unexpected request shape: {e}"),
-        )
     })
 }
 
@@ -269,15 +279,28 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-/// Serves on `listener` until `shutdown` completes, then drains in-flight requests.
+/// Serves the reward service on `listener` until `shutdown` completes, then drains in-flight
+/// requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let addr = listener.local_addr().unwrap_or(config.addr);
-    tracing::info!(%addr, mode = %config.mode, "reward server listening");
-    axum::serve(listener, router(config))
+    tracing::info!(mode = %config.mode, "reward service");
+    serve_router(listener, router(config), shutdown).await
+}
+
+/// Serves any router on `listener` until `shutdown` completes, then drains in-flight requests.
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+    tracing::info!(%addr, "listening");
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|source| ServerError::Io { addr, source })
@@ -321,9 +344,16 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     }
 }
 
-/// Binds `config.addr` and serves until SIGTERM/ctrl-c, on its own tokio runtime (for the CLI).
+/// Binds `config.addr` and serves the reward service until SIGTERM/ctrl-c, on its own tokio
+/// runtime (for the CLI).
 pub fn run_blocking(config: ServerConfig) -> Result<(), ServerError> {
     let addr = config.addr;
+    run_router_blocking(addr, router(config), "reward server")
+}
+
+/// Binds `addr` and serves `app` until SIGTERM/ctrl-c on its own tokio runtime, printing
+/// `recode {what} on http://ADDR` on stderr once bound (port 0 picks a free port).
+pub fn run_router_blocking(addr: SocketAddr, app: Router, what: &str) -> Result<(), ServerError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -335,9 +365,9 @@ pub fn run_blocking(config: ServerConfig) -> Result<(), ServerError> {
         // Handlers first, then the address: whoever reads it may signal us at once.
         let shutdown = shutdown_signal();
         eprintln!(
-            "recode reward server on http://{}",
+            "recode {what} on http://{}",
             listener.local_addr().unwrap_or(addr)
         );
-        serve(listener, config, shutdown).await
+        serve_router(listener, app, shutdown).await
     })
 }

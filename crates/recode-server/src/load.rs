@@ -3,13 +3,13 @@
 //! requests/s, items/s and latency percentiles. Used by `recode bench reward` and the
 //! throughput test.
 
-use crate::{serve, ServerConfig, ServerError};
+use crate::{serve_router, ServerConfig, ServerError};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A reward server running on a background thread with its own tokio runtime.
+/// A server (reward service or any router) on a background thread with its own tokio runtime.
 pub struct BackgroundServer {
     addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -17,9 +17,14 @@ pub struct BackgroundServer {
 }
 
 impl BackgroundServer {
-    /// Binds `config.addr` (port 0 picks a free port) and starts serving.
+    /// Binds `config.addr` (port 0 picks a free port) and starts the reward service.
     pub fn start(config: ServerConfig) -> Result<Self, ServerError> {
         let addr = config.addr;
+        Self::start_router(addr, crate::router(config))
+    }
+
+    /// Binds `addr` (port 0 picks a free port) and starts serving `app`.
+    pub fn start_router(addr: SocketAddr, app: axum::Router) -> Result<Self, ServerError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -32,9 +37,9 @@ impl BackgroundServer {
             .map_err(|source| ServerError::Io { addr, source })?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
-            .name("recode-reward-server".into())
+            .name("recode-server".into())
             .spawn(move || {
-                rt.block_on(serve(listener, config, async {
+                rt.block_on(serve_router(listener, app, async {
                     let _ = rx.await;
                 }))
             })

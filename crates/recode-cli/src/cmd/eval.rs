@@ -178,20 +178,43 @@ fn progress_bar(len: usize) -> ProgressBar {
     pb
 }
 
+/// Which examples of a CodeUpdateArena file a command uses.
+#[derive(Clone, Copy)]
+enum Selection {
+    /// Every example.
+    All,
+    /// The first N examples in file order (quick runs).
+    First(usize),
+    /// N examples spread evenly over the file, so every package is represented (benchmarks:
+    /// the file is sorted by package, and the first examples import nothing heavy).
+    Spread(usize),
+}
+
 fn load_prepared(
     data: &Path,
     fixed: bool,
-    limit: Option<usize>,
+    selection: Selection,
 ) -> anyhow::Result<recode_eval::arena::PreparedSet> {
     let mut records = load_arena(data)?;
-    if let Some(limit) = limit {
-        let mut left = limit;
-        records.retain_mut(|r| {
-            r.examples.truncate(left);
-            left -= r.examples.len();
-            !r.examples.is_empty()
+    let total: usize = records.iter().map(|r| r.examples.len()).sum();
+    let keep: Box<dyn Fn(usize) -> bool> = match selection {
+        Selection::All => Box::new(|_| true),
+        Selection::First(n) => Box::new(move |i| i < n),
+        // Example i is kept when it opens one of n equal buckets of the file: exactly n picks.
+        Selection::Spread(n) => {
+            let n = n.min(total).max(1);
+            Box::new(move |i| i == 0 || (i * n) / total != ((i - 1) * n) / total)
+        }
+    };
+    let mut index = 0;
+    for r in records.iter_mut() {
+        r.examples.retain(|_| {
+            let k = keep(index);
+            index += 1;
+            k
         });
     }
+    records.retain(|r| !r.examples.is_empty());
     let mode = if fixed {
         SplitMode::GlueFragments
     } else {
@@ -206,7 +229,11 @@ fn run_check_refs(a: CheckRefsArgs) -> anyhow::Result<()> {
         "check-refs supports --bench codeupdatearena, got `{}`",
         a.bench
     );
-    let set = load_prepared(&a.data, a.fixed_fragments, a.limit)?;
+    let set = load_prepared(
+        &a.data,
+        a.fixed_fragments,
+        a.limit.map_or(Selection::All, Selection::First),
+    )?;
     for (id, line, why) in &set.rejected {
         tracing::warn!("{}:{line}: {id} rejected: {why}", a.data.display());
     }
@@ -343,7 +370,7 @@ fn load_benchmark(a: &RunArgs, python: &Path) -> anyhow::Result<Benchmark> {
                 .data
                 .as_ref()
                 .context("--bench codeupdatearena needs --data FILE.jsonl")?;
-            let set = load_prepared(data, a.fixed_fragments, None)?;
+            let set = load_prepared(data, a.fixed_fragments, Selection::All)?;
             for (id, line, why) in &set.rejected {
                 tracing::warn!("{}:{line}: {id} rejected: {why}", data.display());
             }
@@ -372,11 +399,7 @@ fn open_generator(a: &RunArgs) -> anyhow::Result<Box<dyn Generator>> {
             .with_retries(a.retries, std::time::Duration::from_millis(500));
         return Ok(Box::new(client));
     }
-    let spec = match &a.model {
-        Some(m) => m.clone(),
-        None => std::env::var("RECODE_SMOLLM2_GGUF")
-            .context("give --model PATH (or --endpoint URL --model NAME)")?,
-    };
+    let spec = crate::cmd::generate::model_spec(&a.model)?;
     let t = Instant::now();
     let g = LocalGenerator::load(&spec, a.adapter.as_deref(), a.batch_size)?;
     tracing::info!(
@@ -483,7 +506,8 @@ pub struct BenchEvalArgs {
     /// CodeUpdateArena JSONL file.
     #[arg(long)]
     pub data: PathBuf,
-    /// First N examples only (the fresh-interpreter peer takes ~0.15 s per program).
+    /// N examples spread evenly over the file, every package represented (the fresh-interpreter
+    /// peer pays numpy/torch imports per program: ~0.3 s each).
     #[arg(long, default_value_t = 40)]
     pub limit: usize,
     /// Executor options (also used by the peers: interpreter, workers, timeouts).
@@ -564,7 +588,7 @@ fn in_lanes(
 /// `recode bench eval`: check-refs programs/s of recode's sandboxed fork-server pool vs (a) a
 /// fresh `python` per program and (b) the benchmark's unguarded fork-per-program parent.
 pub fn bench_eval(args: BenchEvalArgs) -> anyhow::Result<()> {
-    let set = load_prepared(&args.data, false, Some(args.limit))?;
+    let set = load_prepared(&args.data, false, Selection::Spread(args.limit))?;
     let (_, programs) = reference_programs(&set);
     let cfg = args.exec.config()?;
     let (python, workers) = (cfg.python.clone(), cfg.workers);

@@ -69,7 +69,9 @@ pub struct GenerateArgs {
     pub batch_size: usize,
 }
 
-fn model_spec(model: &Option<String>) -> anyhow::Result<String> {
+/// The model to load: `--model` if given, else `$RECODE_SMOLLM2_GGUF` (what `scripts/setup.sh`
+/// installs), else an error saying so.
+pub fn model_spec(model: &Option<String>) -> anyhow::Result<String> {
     match model {
         Some(m) => Ok(m.clone()),
         None => std::env::var(DEFAULT_MODEL_ENV).with_context(|| {

@@ -88,9 +88,6 @@ pub struct MergeArgs {
     pub output: Option<PathBuf>,
 }
 
-/// Environment variable naming the default model (set by scripts/setup.sh).
-const DEFAULT_MODEL_ENV: &str = "RECODE_SMOLLM2_GGUF";
-
 /// A checkpoint directory, or the latest complete checkpoint inside a run directory.
 fn resolve_resume(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
     if dir.join(recode_rl::checkpoint::STATE_FILE).is_file() {
@@ -122,12 +119,7 @@ fn prepare(algo: Algo, a: &RunArgs) -> anyhow::Result<Option<Prepared>> {
     let (Some(data), Some(output)) = (&a.data, &a.output) else {
         bail!("needs --data and --output (or --print-config)");
     };
-    let spec = match &a.model {
-        Some(m) => m.clone(),
-        None => std::env::var(DEFAULT_MODEL_ENV).with_context(|| {
-            format!("no --model given and ${DEFAULT_MODEL_ENV} is not set (scripts/setup.sh installs SmolLM2)")
-        })?,
-    };
+    let spec = crate::cmd::generate::model_spec(&a.model)?;
     let opts = recode_data::LoadOptions::default();
     let ds = recode_data::load(data, opts).with_context(|| format!("loading --data {data}"))?;
     let (train_rows, val_rows) = match &a.val_data {
@@ -385,11 +377,7 @@ pub fn run_merge(args: MergeArgs) -> anyhow::Result<()> {
     let (Some(adapter), Some(output)) = (&args.adapter, &args.output) else {
         bail!("recode merge needs --adapter DIR and --output FILE.safetensors");
     };
-    let spec = match &args.model {
-        Some(m) => m.clone(),
-        None => std::env::var(DEFAULT_MODEL_ENV)
-            .with_context(|| format!("no --model given and ${DEFAULT_MODEL_ENV} is not set"))?,
-    };
+    let spec = crate::cmd::generate::model_spec(&args.model)?;
     let mut m = load_model(&spec, DType::F32, &Device::Cpu)
         .with_context(|| format!("loading model {spec}"))?;
     m.model

@@ -1,0 +1,65 @@
+//! Helpers shared by the CLI integration tests that start `recode serve …` as a real process.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The CLI binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_recode");
+
+/// Kills the child if the test fails before it exits.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Starts `recode ARGS…` and waits up to `wait` for the `BANNER ADDR` line on stderr; returns
+/// the process, the loopback address it bound and the rest of its stderr lines.
+pub fn start_server(
+    args: &[&str],
+    banner: &str,
+    wait: Duration,
+) -> (Guard, SocketAddr, mpsc::Receiver<String>) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn recode");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let guard = Guard(child);
+    let deadline = Instant::now() + wait;
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                if let Some(rest) = line.split(banner).nth(1) {
+                    let addr: SocketAddr = rest.trim().parse().expect("bound address");
+                    assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
+                    return (guard, addr, rx);
+                }
+                seen.push(line);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    panic!("server did not print `{banner}`; stderr: {seen:?}");
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The longer learning experiment on the default small model (SmolLM2-135M-Instruct, CPU):
+#   (a) GRPO with LoRA from the raw model,
+#   (b) `recode sft` for a few hundred steps, then GRPO and DAPO from that adapter,
+# each validating greedily on the same held-out prompts, then one HTML report per run and a
+# summary table (validation ES* / exact match: SFT alone vs RL after SFT) on stdout.
+# Takes about two hours on 2 cores. Outputs go to $1 (default runs/learning). Stages whose
+# final checkpoint exists are skipped, so re-running after an interruption picks up where it
+# stopped (a stage cut mid-way resumes from its latest checkpoint).
+# Scale with LEARN_SFT_STEPS / LEARN_RL_STEPS / LEARN_RAW_STEPS / LEARN_VAL_LIMIT.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+eval "$(scripts/setup.sh)"
+export RECODE_VENV RECODE_SMOLLM2_GGUF RECODE_QWEN_TOKENIZER_DIR
+out=${1:-runs/learning}
+mkdir -p "$out"
+data=${RECODE_DATA:-$root/../shared/data/recode/api_update.jsonl}
+sft_steps=${LEARN_SFT_STEPS:-300}
+rl_steps=${LEARN_RL_STEPS:-20}
+raw_steps=${LEARN_RAW_STEPS:-10}
+val_limit=${LEARN_VAL_LIMIT:-16}
+
+step() { printf '\n==> [%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+if [ -z "${RECODE_BIN:-}" ]; then
+  step "build (release)"
+  cargo build --release --quiet -p recode-cli
+fi
+recode=${RECODE_BIN:-$root/target/release/recode}
+
+step "data: clean and split (seed 42)"
+"$recode" data clean "$data" "$out/clean.jsonl"
+"$recode" data split "$out/clean.jsonl" --val 0.05 --seed 42 -o "$out"
+train=$out/clean.train.jsonl
+val=$out/clean.val.jsonl
+
+small=(--set use_dora=false --set lora_r=16 --set lora_alpha=32 --set max_prompt_length=512)
+# 1 prompt x 8 rollouts per step (the paper's G), 192 new tokens: room for <think> + <answer>.
+rl=(--set num_generations=8 --set per_device_train_batch_size=4 --set gradient_accumulation_steps=2
+  --set max_completion_length=192 --set learning_rate=1e-4 --set eval_steps=10 --set save_steps=10)
+
+# run_stage NAME STEPS CMD...: runs CMD with --output $out/NAME, resuming a cut run, skipping a
+# finished one.
+run_stage() {
+  local name=$1 steps=$2
+  shift 2
+  local dir=$out/$name
+  if [ -d "$dir/checkpoint-$steps" ]; then
+    step "$name: finished earlier (checkpoint-$steps), skipped"
+    return
+  fi
+  local resume=()
+  if compgen -G "$dir/checkpoint-*" > /dev/null; then
+    resume=(--resume "$dir")
+  fi
+  step "$name: $steps steps"
+  local t0=$SECONDS
+  "$@" --output "$dir" "${resume[@]}" --quiet
+  echo "$((SECONDS - t0))" > "$dir/wall_seconds"
+  step "$name: done in $((SECONDS - t0)) s"
+}
+
+run_stage sft "$sft_steps" "$recode" sft --data "$train" --val-data "$val" --val-limit "$val_limit" \
+  "${small[@]}" --set max_steps="$sft_steps" --set learning_rate=2e-4 \
+  --set per_device_train_batch_size=1 --set gradient_accumulation_steps=2 \
+  --set max_completion_length=256 --set save_steps=100 --set eval_steps=50
+sft_ckpt=$out/sft/checkpoint-$sft_steps
+
+run_stage grpo-after-sft "$rl_steps" "$recode" train --algo grpo --init-adapter "$sft_ckpt" \
+  --data "$train" --val-data "$val" --val-limit "$val_limit" "${small[@]}" "${rl[@]}" \
+  --set max_steps="$rl_steps"
+
+run_stage dapo-after-sft "$rl_steps" "$recode" train --algo dapo --init-adapter "$sft_ckpt" \
+  --data "$train" --val-data "$val" --val-limit "$val_limit" "${small[@]}" "${rl[@]}" \
+  --set use_peft=true --set max_steps="$rl_steps" --set overlong_buffer_len=64 \
+  --set max_num_gen_batches=3
+
+run_stage grpo-raw "$raw_steps" "$recode" train --algo grpo --data "$train" --val-data "$val" \
+  --val-limit "$val_limit" "${small[@]}" "${rl[@]}" --set max_steps="$raw_steps"
+
+step "reports"
+for name in sft grpo-after-sft dapo-after-sft grpo-raw; do
+  "$recode" report train "$out/$name" -o "$out/$name/report.html"
+done
+step "validation (greedy, $val_limit held-out prompts): first and last evaluation of each run"
+"$recode" report compare-runs "$out/sft" "$out/grpo-after-sft" "$out/dapo-after-sft" "$out/grpo-raw" \
+  -o "$out/runs.html"
