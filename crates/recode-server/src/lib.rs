@@ -92,6 +92,7 @@ struct AppState {
 }
 
 /// A JSON error response.
+#[derive(Debug)]
 pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for ApiError {
