@@ -304,6 +304,60 @@ pub struct BenchGenerateArgs {
     /// Write the figures as JSON here.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Python with torch + transformers + gguf for the peer (default: the venv that
+    /// scripts/setup-bench.sh makes, $RECODE_BENCH_VENV or ~/.cache/recode/venv-bench).
+    #[arg(long)]
+    pub peer_python: Option<PathBuf>,
+    /// Measure recode alone (no peer, no ratio).
+    #[arg(long)]
+    pub no_peer: bool,
+}
+
+/// The peer interpreter of the side-by-side benchmarks: `explicit`, else the bench venv of
+/// scripts/setup-bench.sh; an error telling how to create it when absent.
+pub fn bench_python(explicit: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    let venv = match std::env::var_os("RECODE_BENCH_VENV") {
+        Some(v) => PathBuf::from(v),
+        None => {
+            let cache = std::env::var_os("RECODE_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+                PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/recode")
+            });
+            cache.join("venv-bench")
+        }
+    };
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        bail!(
+            "no peer environment at {}: run scripts/setup-bench.sh (PyTorch, transformers, TRL), \
+             pass --peer-python, or --no-peer for recode alone",
+            venv.display()
+        );
+    }
+    Ok(python)
+}
+
+/// Runs a Python peer script (`source`, written to a temp file so it keeps its `__doc__`) with
+/// `args`; returns its last stdout line parsed as JSON. Its stderr goes to ours.
+pub fn run_peer_script(python: &std::path::Path, name: &str, source: &str, args: &[String]) -> anyhow::Result<serde_json::Value> {
+    let dir = tempfile::tempdir().context("temp dir for the peer script")?;
+    let script = dir.path().join(name);
+    std::fs::write(&script, source).with_context(|| format!("writing {}", script.display()))?;
+    eprintln!("running the peer: {} {name}", python.display());
+    let out = std::process::Command::new(python)
+        .arg(&script)
+        .args(args)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("starting {}", python.display()))?;
+    if !out.status.success() {
+        bail!("peer {name} failed ({})", out.status);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    serde_json::from_str(last).with_context(|| format!("peer {name} printed no JSON: {text:.300}"))
 }
 
 /// Peak resident memory of this process in bytes (Linux VmHWM).
@@ -325,11 +379,19 @@ const BENCH_PROMPTS: [&str; 8] = [
     "Describe what a Python generator is, with a short example.",
 ];
 
-/// `recode bench generate`: prefill and decode throughput and peak RSS of recode on SmolLM2 at
-/// batch N × M sampled tokens and at batch 1 greedy. Peer figures (transformers) are quoted from
-/// the reference measurement unless a peer environment is available.
+/// The peer side of `recode bench generate` (Hugging Face transformers on PyTorch CPU).
+const GENERATE_PEER_PY: &str = include_str!("../../../../python/bench/generate_peer.py");
+
+/// `recode bench generate`: prefill and decode throughput and peak RSS at batch N × M sampled
+/// tokens and at batch 1 greedy, for recode and, side by side on the same GGUF and the same
+/// token ids, Hugging Face transformers `generate` (python/bench/generate_peer.py).
 pub fn bench_generate(args: BenchGenerateArgs) -> anyhow::Result<()> {
     let spec = model_spec(&args.model)?;
+    let peer_python = if args.no_peer {
+        None
+    } else {
+        Some(bench_python(args.peer_python.as_deref())?)
+    };
     let m = open(&spec, None)?;
     let msgs: Vec<Vec<ChatMessage>> = (0..args.batch)
         .map(|i| {
@@ -340,22 +402,29 @@ pub fn bench_generate(args: BenchGenerateArgs) -> anyhow::Result<()> {
         })
         .collect();
     let ids = tokenise(&m, &msgs, false)?;
-    let mut results = Vec::new();
-    for (name, prompts, temperature) in [
+    let runs = [
         ("sampled", ids.clone(), 1.0),
         ("greedy_batch1", ids[..1].to_vec(), 0.0),
-    ] {
+    ];
+    let mut results = Vec::new();
+    for (name, prompts, temperature) in &runs {
         let params = SamplingParams {
-            temperature,
+            temperature: *temperature,
             max_new_tokens: args.new_tokens,
             ignore_eos: true,
             seed: 1,
             ..Default::default()
         };
+        // Warm-up, as the peer does (first-call allocations are not what we measure).
+        let warm = SamplingParams {
+            max_new_tokens: 2,
+            ..params.clone()
+        };
+        generate(&m.model, &m.tokenizer, prompts, &warm, ForwardOpts::INFERENCE, None)?;
         let (_, s) = generate(
             &m.model,
             &m.tokenizer,
-            &prompts,
+            prompts,
             &params,
             ForwardOpts::INFERENCE,
             None,
@@ -368,29 +437,68 @@ pub fn bench_generate(args: BenchGenerateArgs) -> anyhow::Result<()> {
             "prefill_tok_s": s.prompt_tokens as f64 / s.prefill_secs,
             "decode_tok_s": s.generated_tokens as f64 / s.decode_secs,
         });
-        eprintln!("{r}");
+        eprintln!("recode: {r}");
         results.push(r);
     }
     let rss = peak_rss().unwrap_or(0);
-    let reference = serde_json::json!({
-        "source": "transformers 5.24 / torch 2.15, f32, 2 threads (measured on this machine, quoted)",
-        "prefill_tok_s": 683.0, "decode_tok_s_batch8": 74.8, "decode_tok_s_batch1_greedy": 17.9,
-        "peak_rss_bytes": 1.58e9,
-    });
-    let ratio_b8 = results[0]["decode_tok_s"].as_f64().unwrap_or(0.0) / 74.8;
-    let ratio_b1 = results[1]["decode_tok_s"].as_f64().unwrap_or(0.0) / 17.9;
-    let report = serde_json::json!({
+    drop(m);
+    let mut report = serde_json::json!({
         "model": spec,
         "threads": rayon_threads(),
         "recode": results,
         "recode_peak_rss_bytes": rss,
-        "transformers_reference": reference,
-        "decode_ratio_batch8": ratio_b8,
-        "decode_ratio_batch1": ratio_b1,
     });
+    if let Some(python) = peer_python {
+        let dir = tempfile::tempdir()?;
+        let runs_path = dir.path().join("runs.json");
+        let runs_json: Vec<serde_json::Value> = runs
+            .iter()
+            .map(|(name, prompts, t)| {
+                serde_json::json!({"name": name, "prompts": prompts, "temperature": t,
+                                   "new_tokens": args.new_tokens, "seed": 1})
+            })
+            .collect();
+        std::fs::write(&runs_path, serde_json::to_vec(&runs_json)?)?;
+        let peer = run_peer_script(
+            &python,
+            "generate_peer.py",
+            GENERATE_PEER_PY,
+            &[
+                "--model".into(),
+                spec.clone(),
+                "--runs".into(),
+                runs_path.display().to_string(),
+                "--threads".into(),
+                rayon_threads().to_string(),
+            ],
+        )?;
+        let rate = |v: &serde_json::Value, run: usize, key: &str| {
+            v[run][key].as_f64().unwrap_or(f64::NAN)
+        };
+        let ratios = serde_json::json!({
+            "prefill_batch8": rate(&report["recode"], 0, "prefill_tok_s") / rate(&peer["runs"], 0, "prefill_tok_s"),
+            "decode_batch8": rate(&report["recode"], 0, "decode_tok_s") / rate(&peer["runs"], 0, "decode_tok_s"),
+            "decode_batch1_greedy": rate(&report["recode"], 1, "decode_tok_s") / rate(&peer["runs"], 1, "decode_tok_s"),
+            "peak_rss": rss as f64 / peer["peak_rss_bytes"].as_f64().unwrap_or(f64::NAN),
+        });
+        eprintln!("\nrun             recode tok/s   transformers tok/s   ratio");
+        for (i, (name, _, _)) in runs.iter().enumerate() {
+            for key in ["prefill_tok_s", "decode_tok_s"] {
+                let (a, b) = (rate(&report["recode"], i, key), rate(&peer["runs"], i, key));
+                eprintln!("{name:<14} {key:<14} {a:>9.1} {b:>12.1} {:>10.2}x", a / b);
+            }
+        }
+        eprintln!(
+            "peak RSS       recode {:.2} GB, transformers {:.2} GB",
+            rss as f64 / 1e9,
+            peer["peak_rss_bytes"].as_f64().unwrap_or(0.0) / 1e9
+        );
+        report["transformers"] = peer;
+        report["ratio_recode_over_transformers"] = ratios;
+    }
     println!("{}", serde_json::to_string_pretty(&report)?);
     if let Some(p) = args.out {
-        std::fs::write(&p, serde_json::to_string_pretty(&report)?)
+        recode_data::atomic::write_atomic(&p, serde_json::to_string_pretty(&report)?.as_bytes())
             .with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())
