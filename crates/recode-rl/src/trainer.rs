@@ -122,7 +122,10 @@ pub struct ValidationMetrics {
 #[derive(Debug, Clone)]
 struct RolloutBatch {
     batch: TokenBatch,
-    old_logprobs: Tensor,
+    /// Log-probs under the sampling policy; `None` when μ = 1: every micro-batch of the single
+    /// update then sees the sampling weights, so the current log-probs, detached, are the old
+    /// ones (as TRL does), and a forward pass is saved.
+    old_logprobs: Option<Tensor>,
     ref_logprobs: Option<Tensor>,
     advantages: Tensor,
     metrics: RolloutMetrics,
@@ -235,7 +238,7 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
                         input_ids: get("input_ids")?,
                         completion_mask: get("completion_mask")?,
                     },
-                    old_logprobs: get("old_logprobs")?,
+                    old_logprobs: t.get("old_logprobs").cloned(),
                     ref_logprobs: t.get("ref_logprobs").cloned(),
                     advantages: get("advantages")?,
                     metrics,
@@ -396,9 +399,11 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
                             "completion_mask".to_string(),
                             r.batch.completion_mask.clone(),
                         ),
-                        ("old_logprobs".to_string(), r.old_logprobs.clone()),
                         ("advantages".to_string(), r.advantages.clone()),
                     ]);
+                    if let Some(old) = &r.old_logprobs {
+                        t.insert("old_logprobs".into(), old.clone());
+                    }
                     if let Some(rf) = &r.ref_logprobs {
                         t.insert("ref_logprobs".into(), rf.clone());
                     }
@@ -589,7 +594,11 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
         )?;
         let t2 = Instant::now();
         let mb = self.cfg.per_device_train_batch_size;
-        let old_logprobs = map_micro(&batch, mb, |b| self.policy.rollout_logprobs(b))?;
+        let old_logprobs = if self.cfg.num_iterations > 1 {
+            Some(map_micro(&batch, mb, |b| self.policy.rollout_logprobs(b))?)
+        } else {
+            None
+        };
         let ref_logprobs = if self.cfg.beta > 0.0 {
             Some(map_micro(&batch, mb, |b| {
                 self.policy.reference_logprobs(b)
@@ -740,10 +749,11 @@ pub(crate) fn map_micro(
 
 /// Gradient of the loss over the whole batch, accumulated over micro-batches of `mb`
 /// rows with global normalisation; returns (loss, stats, per-variable gradients).
+/// `old_logprobs: None` means on-policy: the current log-probs, detached, stand in for them.
 pub fn batch_gradients<P: Policy>(
     policy: &P,
     batch: &TokenBatch,
-    old_logprobs: &Tensor,
+    old_logprobs: Option<&Tensor>,
     ref_logprobs: Option<&Tensor>,
     advantages: &Tensor,
     params: &LossParams,
@@ -758,7 +768,10 @@ pub fn batch_gradients<P: Policy>(
         let len = mb.min(n - start);
         let sub = slice_batch(batch, start, len)?;
         let out = policy.token_logprobs(&sub, true)?;
-        let old = old_logprobs.narrow(0, start, len)?;
+        let old = match old_logprobs {
+            Some(o) => o.narrow(0, start, len)?,
+            None => out.logprobs.detach(),
+        };
         let rf = ref_logprobs.map(|r| r.narrow(0, start, len)).transpose()?;
         let adv = advantages.narrow(0, start, len)?;
         let inp = LossInputs {
@@ -788,7 +801,7 @@ fn learn<P: Policy>(
     let (loss, stats, mut grads) = batch_gradients(
         policy,
         &r.batch,
-        &r.old_logprobs,
+        r.old_logprobs.as_ref(),
         r.ref_logprobs.as_ref(),
         &r.advantages,
         &LossParams::from(cfg),

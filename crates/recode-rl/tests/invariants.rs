@@ -101,7 +101,7 @@ fn gradient_is_invariant_to_micro_batch_split() {
     for lt in ALL_LOSS_TYPES {
         let p = params(lt, Some(3.0), 0.1, KlEstimator::K3);
         let (l_big, s_big, g_big) =
-            batch_gradients(&policy, &batch, &old, Some(&rf), &adv, &p, 7).unwrap();
+            batch_gradients(&policy, &batch, Some(&old), Some(&rf), &adv, &p, 7).unwrap();
         let g_big = grad_vec(&g_big);
         assert!(
             g_big.iter().any(|x| x.abs() > 1e-3),
@@ -110,7 +110,7 @@ fn gradient_is_invariant_to_micro_batch_split() {
         assert!(s_big.clipped > 0.0, "fixture should exercise clipping");
         for mb in [1, 2, 3, 5] {
             let (l, s, g) =
-                batch_gradients(&policy, &batch, &old, Some(&rf), &adv, &p, mb).unwrap();
+                batch_gradients(&policy, &batch, Some(&old), Some(&rf), &adv, &p, mb).unwrap();
             let d = max_abs_diff(&g_big, &grad_vec(&g));
             assert!(d < 1e-6, "{lt:?} mb={mb}: grad diff {d}");
             assert!(
@@ -119,6 +119,29 @@ fn gradient_is_invariant_to_micro_batch_split() {
             );
             assert_eq!(s.tokens, s_big.tokens);
         }
+    }
+}
+
+#[test]
+fn on_policy_shortcut_equals_explicit_old_logprobs() {
+    // μ = 1 skips the old-log-prob pass: the detached current log-probs must give the same
+    // loss and gradient as log-probs from a separate no-grad pass of the same weights.
+    let policy = BigramPolicy::new(6, 1.0, 5).unwrap();
+    let (batch, _, rf, adv) = fixture(&policy);
+    let old = policy.rollout_logprobs(&batch).unwrap();
+    for lt in ALL_LOSS_TYPES {
+        let p = params(lt, Some(3.0), 0.1, KlEstimator::K3);
+        let (l1, s1, g1) =
+            batch_gradients(&policy, &batch, Some(&old), Some(&rf), &adv, &p, 3).unwrap();
+        let (l2, s2, g2) = batch_gradients(&policy, &batch, None, Some(&rf), &adv, &p, 3).unwrap();
+        let d = max_abs_diff(&grad_vec(&g1), &grad_vec(&g2));
+        assert!(d < 1e-12, "{lt:?}: grad diff {d}");
+        assert!((l1 - l2).abs() < 1e-12, "{lt:?}: loss {l1} vs {l2}");
+        assert_eq!(
+            (s1.clipped, s2.clipped),
+            (0.0, 0.0),
+            "{lt:?}: ratio must be 1"
+        );
     }
 }
 
@@ -139,7 +162,7 @@ fn beta_zero_single_update_equals_reinforce_with_group_baseline() {
     let adv_v = adv.to_vec1::<f64>().unwrap();
     for lt in ALL_LOSS_TYPES {
         let p = params(lt, Some(10.0), 0.0, KlEstimator::K3);
-        let (_, _, g) = batch_gradients(&policy, &batch, &old, None, &adv, &p, 3).unwrap();
+        let (_, _, g) = batch_gradients(&policy, &batch, Some(&old), None, &adv, &p, 3).unwrap();
         // REINFORCE surrogate: −Σ_i A_i · w_i · Σ_t log π(o_it), weights per aggregation.
         let lp = policy.token_logprobs(&batch, false).unwrap().logprobs;
         let lens = mask.sum(1).unwrap().to_vec1::<f64>().unwrap();
@@ -186,7 +209,7 @@ fn kl_is_zero_when_policy_equals_reference() {
         let (_, s, g_kl) = batch_gradients(
             &policy,
             &batch,
-            &old,
+            Some(&old),
             Some(&rf),
             &adv,
             &params(LossType::TokenMean, None, 0.5, kl),
@@ -199,7 +222,7 @@ fn kl_is_zero_when_policy_equals_reference() {
             let (_, _, g0) = batch_gradients(
                 &policy,
                 &batch,
-                &old,
+                Some(&old),
                 Some(&rf),
                 &adv,
                 &params(LossType::TokenMean, None, 0.0, kl),
@@ -259,9 +282,18 @@ fn masks_cover_completion_tokens_only() {
     let junk_rf = (&off + &rf).unwrap();
     for lt in ALL_LOSS_TYPES {
         let p = params(lt, Some(3.0), 0.1, KlEstimator::K3);
-        let (l0, _, g0) = batch_gradients(&policy, &batch, &old, Some(&rf), &adv, &p, 7).unwrap();
-        let (l1, _, g1) =
-            batch_gradients(&policy, &batch, &junk_old, Some(&junk_rf), &adv, &p, 3).unwrap();
+        let (l0, _, g0) =
+            batch_gradients(&policy, &batch, Some(&old), Some(&rf), &adv, &p, 7).unwrap();
+        let (l1, _, g1) = batch_gradients(
+            &policy,
+            &batch,
+            Some(&junk_old),
+            Some(&junk_rf),
+            &adv,
+            &p,
+            3,
+        )
+        .unwrap();
         assert!((l0 - l1).abs() < 1e-12, "{lt:?}: {l0} vs {l1}");
         assert!(
             max_abs_diff(&grad_vec(&g0), &grad_vec(&g1)) < 1e-12,
@@ -277,7 +309,8 @@ fn loss_gradient_matches_finite_differences() {
     let policy = BigramPolicy::new(6, 0.8, 17).unwrap();
     for lt in ALL_LOSS_TYPES {
         let p = params(lt, Some(3.0), 0.2, KlEstimator::K3);
-        let (_, _, g) = batch_gradients(&policy, &batch, &old, Some(&rf), &adv, &p, 7).unwrap();
+        let (_, _, g) =
+            batch_gradients(&policy, &batch, Some(&old), Some(&rf), &adv, &p, 7).unwrap();
         let g = grad_vec(&g);
         let loss_at = |table: &Tensor| -> f64 {
             policy.table().set(table).unwrap();

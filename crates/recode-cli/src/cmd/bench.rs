@@ -10,6 +10,8 @@ pub enum BenchCommand {
     Reward(crate::cmd::reward::BenchRewardArgs),
     /// Generation throughput and memory vs Hugging Face transformers on the same weights.
     Generate(crate::cmd::generate::BenchGenerateArgs),
+    /// Seconds per GRPO step and peak memory vs TRL GRPOTrainer + PEFT, same model and config.
+    Train(crate::cmd::train::BenchTrainArgs),
     /// Sandboxed executor throughput vs a fresh python per program and an unguarded fork parent.
     Eval(crate::cmd::eval::BenchEvalArgs),
 }
@@ -20,6 +22,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Data(a) => crate::cmd::data::bench_data(a),
         BenchCommand::Reward(a) => crate::cmd::reward::bench_reward(a),
         BenchCommand::Generate(a) => crate::cmd::generate::bench_generate(a),
+        BenchCommand::Train(a) => crate::cmd::train::bench_train(a),
         BenchCommand::Eval(a) => crate::cmd::eval::bench_eval(a),
     }
 }

@@ -322,9 +322,12 @@ pub fn bench_python(explicit: Option<&std::path::Path>) -> anyhow::Result<PathBu
     let venv = match std::env::var_os("RECODE_BENCH_VENV") {
         Some(v) => PathBuf::from(v),
         None => {
-            let cache = std::env::var_os("RECODE_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-                PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/recode")
-            });
+            let cache = std::env::var_os("RECODE_CACHE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                        .join(".cache/recode")
+                });
             cache.join("venv-bench")
         }
     };
@@ -341,7 +344,12 @@ pub fn bench_python(explicit: Option<&std::path::Path>) -> anyhow::Result<PathBu
 
 /// Runs a Python peer script (`source`, written to a temp file so it keeps its `__doc__`) with
 /// `args`; returns its last stdout line parsed as JSON. Its stderr goes to ours.
-pub fn run_peer_script(python: &std::path::Path, name: &str, source: &str, args: &[String]) -> anyhow::Result<serde_json::Value> {
+pub fn run_peer_script(
+    python: &std::path::Path,
+    name: &str,
+    source: &str,
+    args: &[String],
+) -> anyhow::Result<serde_json::Value> {
     let dir = tempfile::tempdir().context("temp dir for the peer script")?;
     let script = dir.path().join(name);
     std::fs::write(&script, source).with_context(|| format!("writing {}", script.display()))?;
@@ -356,7 +364,11 @@ pub fn run_peer_script(python: &std::path::Path, name: &str, source: &str, args:
         bail!("peer {name} failed ({})", out.status);
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
     serde_json::from_str(last).with_context(|| format!("peer {name} printed no JSON: {text:.300}"))
 }
 
@@ -420,7 +432,14 @@ pub fn bench_generate(args: BenchGenerateArgs) -> anyhow::Result<()> {
             max_new_tokens: 2,
             ..params.clone()
         };
-        generate(&m.model, &m.tokenizer, prompts, &warm, ForwardOpts::INFERENCE, None)?;
+        generate(
+            &m.model,
+            &m.tokenizer,
+            prompts,
+            &warm,
+            ForwardOpts::INFERENCE,
+            None,
+        )?;
         let (_, s) = generate(
             &m.model,
             &m.tokenizer,
@@ -472,9 +491,8 @@ pub fn bench_generate(args: BenchGenerateArgs) -> anyhow::Result<()> {
                 rayon_threads().to_string(),
             ],
         )?;
-        let rate = |v: &serde_json::Value, run: usize, key: &str| {
-            v[run][key].as_f64().unwrap_or(f64::NAN)
-        };
+        let rate =
+            |v: &serde_json::Value, run: usize, key: &str| v[run][key].as_f64().unwrap_or(f64::NAN);
         let ratios = serde_json::json!({
             "prefill_batch8": rate(&report["recode"], 0, "prefill_tok_s") / rate(&peer["runs"], 0, "prefill_tok_s"),
             "decode_batch8": rate(&report["recode"], 0, "decode_tok_s") / rate(&peer["runs"], 0, "decode_tok_s"),
