@@ -84,5 +84,5 @@ for name in sft grpo-after-sft dapo-after-sft grpo-raw; do
   "$recode" report train "$out/$name" -o "$out/$name/report.html"
 done
 step "validation (greedy, $val_limit held-out prompts): first and last evaluation of each run"
-"$recode" report compare-runs "$out/sft" "$out/grpo-after-sft" "$out/dapo-after-sft" "$out/grpo-raw" \
+"$recode" report runs "$out/sft" "$out/grpo-after-sft" "$out/dapo-after-sft" "$out/grpo-raw" \
   -o "$out/runs.html"

@@ -387,3 +387,65 @@ fn compare_and_single_eval_reports() {
         String::from_utf8_lossy(&recode(&["report", "eval", s(root.path())]).stderr).into_owned();
     assert!(err.contains("summary.json"), "{err}");
 }
+
+#[test]
+fn runs_report_overlays_validation_of_several_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    // An SFT-like run validated at step 0 (validation_start.json) and every third step, and
+    // an RL run of 7 steps; both get their own line in every chart.
+    let (a, b) = (dir.path().join("sft"), dir.path().join("grpo"));
+    for (run, steps) in [(&a, 9u64), (&b, 7)] {
+        std::fs::create_dir_all(run).unwrap();
+        let rows: Vec<StepMetrics> = (1..=steps).map(rl_step).collect();
+        write_lines(&run.join("metrics.jsonl"), &rows);
+    }
+    std::fs::write(
+        a.join("validation_start.json"),
+        serde_json::to_string(&validation(0)).unwrap(),
+    )
+    .unwrap();
+    let out = dir.path().join("runs.html");
+    ok(&[
+        "report",
+        "runs",
+        s(&a),
+        s(&b),
+        "--labels",
+        "SFT,GRPO",
+        "-o",
+        s(&out),
+    ]);
+    let html = std::fs::read_to_string(&out).unwrap();
+    // Validation at steps 0, 3, 6, 9 for SFT (4 points) and 3, 6 for GRPO (2 points).
+    let es = chart(&html, "validation ES*");
+    assert_eq!(polyline_points(es, "SFT"), 4);
+    assert_eq!(polyline_points(es, "GRPO"), 2);
+    let em = chart(&html, "validation exact match");
+    assert_eq!(polyline_points(em, "SFT"), 4);
+    assert_eq!(
+        polyline_points(chart(&html, "rollout reward (mean)"), "GRPO"),
+        7
+    );
+    // The first-vs-last table has a row per run: SFT's ES* goes 0.3 → 0.3 + 0.02·9 = 0.48.
+    let row = html
+        .split("<tr>")
+        .find(|r| r.contains("validation ES*") && r.contains("<td>SFT</td>"))
+        .expect("no SFT row for validation ES*");
+    assert!(
+        row.contains("<td>0.3</td>") && row.contains("<td>0.48</td>"),
+        "{row}"
+    );
+    // Mismatched labels are an error naming the counts.
+    let bad = recode(&[
+        "report",
+        "runs",
+        s(&a),
+        s(&b),
+        "--labels",
+        "x",
+        "-o",
+        s(&out),
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("1 entries for 2 run directories"));
+}

@@ -36,6 +36,9 @@ pub enum ReportCommand {
     Eval(EvalReportArgs),
     /// Compare evaluation results (e.g. base vs trained); the first is the baseline.
     Compare(CompareArgs),
+    /// Overlay several training runs (e.g. SFT, then GRPO and DAPO from it): validation ES*,
+    /// exact match and format rate per step, and the rollout reward, one line per run.
+    Runs(RunsArgs),
     /// `recode report RUN_DIR …`: shorthand for `recode report train RUN_DIR …`.
     #[command(external_subcommand)]
     RunDir(Vec<OsString>),
@@ -80,12 +83,27 @@ pub struct CompareArgs {
     pub output: PathBuf,
 }
 
+/// Arguments of `recode report runs`.
+#[derive(Args)]
+pub struct RunsArgs {
+    /// Run directories of `recode train` / `recode sft` (metrics.jsonl, validation_start.json).
+    #[arg(required = true, num_args = 1..)]
+    pub run_dirs: Vec<PathBuf>,
+    /// Comma-separated labels, one per run [default: the directory names].
+    #[arg(long, value_delimiter = ',')]
+    pub labels: Vec<String>,
+    /// Output HTML file.
+    #[arg(short, long, default_value = "runs.html")]
+    pub output: PathBuf,
+}
+
 /// Runs a `recode report` subcommand.
 pub fn run(cmd: ReportCommand) -> anyhow::Result<()> {
     match cmd {
         ReportCommand::Train(a) => run_train(&a),
         ReportCommand::Eval(a) => run_eval(&a),
         ReportCommand::Compare(a) => run_compare(&a),
+        ReportCommand::Runs(a) => run_runs(&a),
         ReportCommand::RunDir(args) => {
             let argv = std::iter::once(OsString::from("recode report")).chain(args);
             run_train(&TrainReportArgs::try_parse_from(argv).unwrap_or_else(|e| e.exit()))
@@ -294,6 +312,20 @@ fn reward_total(rows: &[Row]) -> Series {
     }
 }
 
+/// Validation points: step 0 from validation_start.json, then the steps where it ran
+/// (records over zero prompts carry no figures).
+fn validation_points(rows: &[Row], start: Option<&Value>) -> Vec<Row> {
+    start
+        .map(|v| (0, v.clone()))
+        .into_iter()
+        .chain(
+            rows.iter()
+                .filter_map(|(s, v)| Some((*s, v.get("validation")?.clone()))),
+        )
+        .filter(|(_, v)| v.is_object() && num(v, "num_prompts") != Some(0.0))
+        .collect()
+}
+
 /// The chart sections of a run (RL and SFT metrics lines alike; absent fields give no line).
 fn training_sections(rows: &[Row], start: Option<&Value>) -> Vec<(String, Vec<LineChart>)> {
     let kept = |v: &Value| {
@@ -311,17 +343,7 @@ fn training_sections(rows: &[Row], start: Option<&Value>) -> Vec<(String, Vec<Li
         let secs = num(v, "step_s")?;
         (secs > 0.0).then(|| num(v, "tokens").unwrap_or(0.0) / secs)
     };
-    // Validation points: step 0 from validation_start.json, then the steps where it ran
-    // (records over zero prompts carry no figures).
-    let validation: Vec<Row> = start
-        .map(|v| (0, v.clone()))
-        .into_iter()
-        .chain(
-            rows.iter()
-                .filter_map(|(s, v)| Some((*s, v.get("validation")?.clone()))),
-        )
-        .filter(|(_, v)| v.is_object() && num(v, "num_prompts") != Some(0.0))
-        .collect();
+    let validation = validation_points(rows, start);
     vec![
         (
             "reward".into(),
@@ -502,4 +524,84 @@ fn run_train(a: &TrainReportArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| a.run_dir.join("report.html"));
     write_html(&out, &render_training_report(&report))
+}
+
+/// Loads a run directory: its metrics rows and step-0 validation.
+fn load_run(dir: &Path) -> anyhow::Result<(Vec<Row>, Option<Value>)> {
+    if !dir.is_dir() {
+        bail!("{}: no such run directory", dir.display());
+    }
+    let rows = load_metrics(&dir.join("metrics.jsonl"))?;
+    let start = load_start(&dir.join("validation_start.json"))?;
+    Ok((rows, start))
+}
+
+fn run_runs(a: &RunsArgs) -> anyhow::Result<()> {
+    if !a.labels.is_empty() && a.labels.len() != a.run_dirs.len() {
+        bail!(
+            "--labels has {} entries for {} run directories",
+            a.labels.len(),
+            a.run_dirs.len()
+        );
+    }
+    let mut facts = Vec::new();
+    let metric_charts: [(&str, &str, &str, bool); 3] = [
+        (
+            "validation ES*",
+            "mean ES*",
+            "reward_components.es_star",
+            false,
+        ),
+        (
+            "validation exact match",
+            "rate",
+            "indicators.exact_match",
+            true,
+        ),
+        (
+            "validation format correct",
+            "rate",
+            "indicators.format_ok",
+            true,
+        ),
+    ];
+    let mut validation: Vec<Vec<Series>> = vec![Vec::new(); metric_charts.len()];
+    let mut reward = Vec::new();
+    for (i, dir) in a.run_dirs.iter().enumerate() {
+        let label = a.labels.get(i).cloned().unwrap_or_else(|| {
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| dir.display().to_string())
+        });
+        let (rows, start) = load_run(dir)?;
+        let points = validation_points(&rows, start.as_ref());
+        facts.push((
+            label.clone(),
+            format!(
+                "{}: {} steps, {} validations",
+                dir.display(),
+                rows.len(),
+                points.len()
+            ),
+        ));
+        for (slot, (_, _, path, _)) in validation.iter_mut().zip(metric_charts) {
+            slot.push(field(&points, &label, path));
+        }
+        reward.push(field(&rows, &label, "rollout.reward_mean"));
+    }
+    let mut charts: Vec<LineChart> = metric_charts
+        .iter()
+        .zip(validation)
+        .map(|((title, y, _, rate), series)| chart(title, y, series, *rate))
+        .collect();
+    charts.push(chart("rollout reward (mean)", "reward", reward, false));
+    let report = TrainingReport {
+        title: "recode: training runs compared".into(),
+        facts,
+        sections: vec![(
+            "validation (greedy, held-out split) and reward".into(),
+            charts,
+        )],
+    };
+    write_html(&a.output, &render_training_report(&report))
 }
