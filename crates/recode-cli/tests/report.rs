@@ -432,7 +432,7 @@ fn runs_report_overlays_validation_of_several_runs() {
         .find(|r| r.contains("validation ES*") && r.contains("<td>SFT</td>"))
         .expect("no SFT row for validation ES*");
     assert!(
-        row.contains("<td>0.3</td>") && row.contains("<td>0.48</td>"),
+        row.contains("<td>0.3000</td>") && row.contains("<td>0.4800</td>"),
         "{row}"
     );
     // Mismatched labels are an error naming the counts.
