@@ -793,6 +793,16 @@ impl CausalLM {
         self.dropout_calls = Arc::new(AtomicU64::new(0));
     }
 
+    /// How many seeded dropout draws (training forwards) happened since `set_dropout_seed`.
+    pub fn dropout_position(&self) -> u64 {
+        self.dropout_calls.load(Ordering::Relaxed)
+    }
+
+    /// Continues the seeded dropout stream at draw `position` (resuming a checkpoint).
+    pub fn set_dropout_position(&self, position: u64) {
+        self.dropout_calls.store(position, Ordering::Relaxed);
+    }
+
     fn ctx(&self, o: ForwardOpts) -> Ctx {
         let seed = match (o.train, self.dropout_seed) {
             (false, _) => 0,

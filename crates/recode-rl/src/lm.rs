@@ -200,6 +200,14 @@ impl Policy for LmPolicy {
         Ok(Self::logprobs(&self.model, batch, self.temperature, false, o)?.logprobs)
     }
 
+    fn dropout_position(&self) -> u64 {
+        self.model.dropout_position()
+    }
+
+    fn set_dropout_position(&self, position: u64) {
+        self.model.set_dropout_position(position);
+    }
+
     fn trainable_vars(&self) -> Vec<(String, Var)> {
         self.vars.clone()
     }

@@ -47,6 +47,13 @@ pub trait Policy {
     fn rollout_logprobs(&self, batch: &TokenBatch) -> candle_core::Result<Tensor> {
         Ok(self.token_logprobs(batch, false)?.logprobs.detach())
     }
+    /// Position in the seeded stream of training-forward dropout masks (saved in checkpoints
+    /// so a resumed run draws the same masks). Default: 0 (no dropout stream).
+    fn dropout_position(&self) -> u64 {
+        0
+    }
+    /// Moves the dropout-mask stream to `position` (on resume). Default: nothing.
+    fn set_dropout_position(&self, _position: u64) {}
     /// Writes whatever a checkpoint needs beyond the trainable tensors (e.g. a PEFT
     /// adapter directory) into `dir`. Default: nothing.
     fn export(&self, _dir: &std::path::Path) -> Result<(), crate::RlError> {

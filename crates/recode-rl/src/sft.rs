@@ -52,6 +52,9 @@ struct SftState {
     step: u64,
     optimizer_step: u64,
     cursor: DataCursor,
+    /// Dropout-mask stream position ([`Policy::dropout_position`]); 0 in older checkpoints.
+    #[serde(default)]
+    dropout_position: u64,
 }
 
 /// Greedy validation run by the SFT trainer every `eval_steps` (the caller owns the
@@ -122,6 +125,7 @@ impl<P: Policy> SftTrainer<P> {
         restore_weights(&self.policy, &mut self.opt, ckpt, state.optimizer_step)?;
         self.step = state.step;
         self.cursor = state.cursor;
+        self.policy.set_dropout_position(state.dropout_position);
         self.resumed_at = Some(self.step);
         if self.output.is_none() {
             self.output = ckpt.parent().map(Path::to_path_buf);
@@ -258,6 +262,7 @@ impl<P: Policy> SftTrainer<P> {
                         step: self.step,
                         optimizer_step: self.opt.step_count(),
                         cursor: self.cursor,
+                        dropout_position: self.policy.dropout_position(),
                     },
                 )
             },

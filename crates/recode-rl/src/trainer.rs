@@ -139,6 +139,9 @@ struct TrainerState {
     cursor: DataCursor,
     rng: ChaCha8Rng,
     rollout_metrics: Option<RolloutMetrics>,
+    /// Dropout-mask stream position ([`Policy::dropout_position`]); 0 in older checkpoints.
+    #[serde(default)]
+    dropout_position: u64,
 }
 
 /// The RL trainer.
@@ -249,6 +252,7 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
         self.step = state.step;
         self.cursor = state.cursor;
         self.rng = state.rng;
+        self.policy.set_dropout_position(state.dropout_position);
         self.resumed_at = Some(self.step);
         if self.output.is_none() {
             self.output = ckpt.parent().map(Path::to_path_buf);
@@ -278,6 +282,11 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
     /// The policy being trained.
     pub fn policy(&self) -> &P {
         &self.policy
+    }
+
+    /// The policy, mutably (e.g. to change its training options before the first step).
+    pub fn policy_mut(&mut self) -> &mut P {
+        &mut self.policy
     }
 
     /// Optimizer steps done.
@@ -423,6 +432,7 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
                         cursor: self.cursor,
                         rng: self.rng.clone(),
                         rollout_metrics: rollout.map(|r| r.metrics.clone()),
+                        dropout_position: self.policy.dropout_position(),
                     },
                 )
             },

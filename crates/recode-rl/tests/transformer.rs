@@ -166,7 +166,7 @@ fn config(algo: Algo, seed: u64) -> TrainConfig {
     c.max_prompt_length = 16;
     c.lora_r = 4;
     c.lora_alpha = 8.0;
-    // Adapter dropout draws from candle's unseeded CPU RNG: off, so runs are reproducible.
+    // Adapter dropout off unless a test turns it on (its masks are then seeded by `policy`).
     c.lora_dropout = 0.0;
     c.warmup_ratio = 0.0;
     c.save_steps = 0;
@@ -186,6 +186,8 @@ fn policy(cfg: &TrainConfig, arch: Arch) -> LmPolicy {
         LmPolicy::full(model, reference, "tiny").unwrap()
     };
     p.set_temperature(cfg.temperature);
+    // As `recode train` does: seeded dropout masks, so runs (and resumes) repeat exactly.
+    p.set_training_options(false, cfg.seed);
     p
 }
 
@@ -334,6 +336,32 @@ fn resume_is_exact_grpo_dora_with_kl_mid_rollout_batch() {
     cfg.save_steps = 1;
     cfg.warmup_ratio = 0.2;
     assert_resume_exact(cfg, Arch::Qwen2, 3);
+}
+
+#[test]
+fn resume_is_exact_with_adapter_dropout() {
+    let mut cfg = config(Algo::Grpo, 5);
+    cfg.use_dora = false;
+    cfg.lora_dropout = 0.3;
+    cfg.learning_rate = 3e-2;
+    cfg.max_steps = 5;
+    cfg.save_steps = 1;
+    // The dropout masks matter: another mask seed gives another run.
+    let run = |seed: u64| {
+        let mut t = trainer(cfg.clone(), Arch::Llama);
+        t.policy_mut().set_training_options(false, seed);
+        t.train()
+            .unwrap()
+            .into_iter()
+            .map(comparable)
+            .collect::<Vec<_>>()
+    };
+    assert_ne!(
+        run(1),
+        run(2),
+        "dropout had no effect; the test would prove nothing"
+    );
+    assert_resume_exact(cfg, Arch::Llama, 2);
 }
 
 #[test]
