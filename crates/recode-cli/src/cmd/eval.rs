@@ -598,13 +598,16 @@ pub fn bench_eval(args: BenchEvalArgs) -> anyhow::Result<()> {
 
     let t = Instant::now();
     let pool = ExecutorPool::start(cfg)?;
-    let ours: Vec<String> = pool
-        .run_all(&programs, &|| {})
-        .into_iter()
-        .map(|r| r.verdict)
-        .collect();
+    let t_start = t.elapsed().as_secs_f64();
+    let results = pool.run_all(&programs, &|| {});
+    let slowest = results.iter().map(|r| r.wall).fold(0.0, f64::max);
+    let ours: Vec<String> = results.into_iter().map(|r| r.verdict).collect();
     drop(pool);
     let t_ours = t.elapsed().as_secs_f64();
+    eprintln!(
+        "recode: pool start-up (imports) {t_start:.1} s, programs {:.1} s, slowest program {slowest:.1} s",
+        t_ours - t_start
+    );
 
     let t = Instant::now();
     let forked = in_lanes(n, workers, &|idx| {
