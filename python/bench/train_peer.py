@@ -27,6 +27,30 @@ def peak_rss_bytes():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def load_plain_model(gguf_path):
+    """(model, tokenizer) from a GGUF file as a plain, trainable f32 transformers model.
+
+    transformers dequantises the GGUF but marks the result quantised (it refuses to train or
+    save it), so the weights are copied into a model built from the same config.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = os.path.abspath(gguf_path)
+    where, name = os.path.dirname(path), os.path.basename(path)
+    gguf_model = AutoModelForCausalLM.from_pretrained(where, gguf_file=name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=name)
+    model = AutoModelForCausalLM.from_config(gguf_model.config, dtype=torch.float32)
+    missing, unexpected = model.load_state_dict(gguf_model.state_dict(), strict=False)
+    missing = [k for k in missing if k != "lm_head.weight"]  # tied to the embeddings
+    if missing or unexpected:
+        raise SystemExit(f"weight copy mismatch: missing {missing}, unexpected {unexpected}")
+    model.tie_weights()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, help="GGUF file (same as recode's)")
@@ -49,7 +73,7 @@ def main():
     import trl
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import TrainerCallback
     from transformers.generation.utils import GenerationMixin
     from trl import GRPOConfig, GRPOTrainer
 
@@ -60,23 +84,8 @@ def main():
     dataset = Dataset.from_list([{"prompt": r["prompt"], "target": r["target"]} for r in rows])
 
     work = tempfile.mkdtemp(prefix="recode-trl-peer-")  # TRL's output_dir (nothing saved)
-    path = os.path.abspath(args.model)
     t0 = time.perf_counter()
-    gguf_model = AutoModelForCausalLM.from_pretrained(
-        os.path.dirname(path), gguf_file=os.path.basename(path), dtype=torch.float32
-    )
-    tokenizer = AutoTokenizer.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path))
-    # A GGUF-loaded model is marked quantised (not trainable, not serialisable): copy its
-    # dequantised f32 weights into a plain model built from the same config.
-    model = AutoModelForCausalLM.from_config(gguf_model.config, dtype=torch.float32)
-    missing, unexpected = model.load_state_dict(gguf_model.state_dict(), strict=False)
-    missing = [k for k in missing if k != "lm_head.weight"]  # tied to the embeddings
-    if missing or unexpected:
-        raise SystemExit(f"weight copy mismatch: missing {missing}, unexpected {unexpected}")
-    model.tie_weights()
-    del gguf_model
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    model, tokenizer = load_plain_model(args.model)
     load_secs = time.perf_counter() - t0
 
     # Time spent in generate (TRL calls the unwrapped model's `generate`).

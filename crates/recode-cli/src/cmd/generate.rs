@@ -61,7 +61,8 @@ pub struct GenerateArgs {
     /// Return the top-K log-probabilities of every generated token (OpenAI completions style).
     #[arg(long)]
     pub logprobs: Option<usize>,
-    /// Print one JSON object per completion.
+    /// Print one JSON object per completion (text, finish_reason, prompt_token_ids, token_ids,
+    /// and logprobs with --logprobs).
     #[arg(long)]
     pub json: bool,
     /// Prompts per forward batch.
@@ -258,6 +259,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
                     "sample_index": c.sample_index,
                     "text": c.text,
                     "finish_reason": c.finish_reason,
+                    "prompt_token_ids": chunk[c.prompt_index],
                     "token_ids": c.token_ids,
                 });
                 if args.logprobs.is_some() {
