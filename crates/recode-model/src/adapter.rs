@@ -241,6 +241,12 @@ impl CausalLM {
         self.projections().any(|(_, _, l)| l.adapter.is_some())
     }
 
+    /// Whether any adapter is DoRA (has a magnitude vector).
+    pub fn has_dora(&self) -> bool {
+        self.projections()
+            .any(|(_, _, l)| l.adapter.as_ref().is_some_and(|a| a.magnitude.is_some()))
+    }
+
     /// Folds every adapter into its projection weight (faster inference); reversible.
     pub fn merge_adapters(&mut self) -> Result<()> {
         for (_, _, lin) in self.projections_mut() {
