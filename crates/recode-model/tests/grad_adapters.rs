@@ -25,16 +25,6 @@ fn adapter_cfg(kind: AdapterKind) -> AdapterConfig {
     }
 }
 
-/// Gives B (zero at init) random values so that adapter gradients are non-trivial.
-fn randomise_b(model: &CausalLM) {
-    for (name, v) in model.adapter_vars() {
-        if name.ends_with("lora_B.weight") {
-            let r = Tensor::randn(0.0f64, 0.3, v.dims(), v.device()).unwrap();
-            v.set(&r.to_dtype(v.dtype()).unwrap()).unwrap();
-        }
-    }
-}
-
 /// Weighted sum of token log-probs: a scalar loss touching every parameter.
 fn loss(model: &CausalLM, ids: &Tensor, mask: &Tensor, w: &Tensor, grad: bool) -> Tensor {
     let opts = ForwardOpts {

@@ -1,7 +1,11 @@
 //! Real-model tests on SmolLM2-135M-Instruct (Q4_1 GGUF from scripts/setup.sh).
 
-use candle_core::{DType, Device};
-use recode_model::{generate, load_model, ForwardOpts, SamplingParams};
+mod common;
+
+use candle_core::{DType, Device, Tensor};
+use recode_model::{
+    generate, load_model, AdapterConfig, AdapterKind, ForwardOpts, LogitsMode, SamplingParams,
+};
 
 fn gguf_path() -> String {
     let p = std::env::var("RECODE_SMOLLM2_GGUF")
@@ -74,4 +78,76 @@ fn greedy_python_function_is_coherent() {
         .token_logprobs
         .iter()
         .all(|l| l.is_finite() && *l <= 0.0));
+}
+
+#[test]
+fn unmerged_lora_over_packed_weights_equals_merged_dense() {
+    // Rollouts decode LoRA unmerged over the packed Q4 base; validation, eval and `recode
+    // merge` fold it into dense weights. Both must be the same function.
+    let mut m = load_model(&gguf_path(), DType::F32, &Device::Cpu).unwrap();
+    assert!(m.model.has_packed_weights());
+    let cfg = AdapterConfig {
+        kind: AdapterKind::Lora,
+        r: 4,
+        alpha: 8.0,
+        dropout: 0.0,
+        target_modules: [
+            "q_proj",
+            "k_proj",
+            "v_proj",
+            "o_proj",
+            "gate_proj",
+            "up_proj",
+            "down_proj",
+        ]
+        .map(String::from)
+        .to_vec(),
+        use_rslora: false,
+    };
+    m.model.add_adapters(&cfg, 3).unwrap();
+    common::randomise_b(&m.model);
+    let ids = m.tokenizer.encode(&chat("Name three colours.")).unwrap();
+    let n = ids.len();
+    let row = |from: usize, to: usize| {
+        Tensor::new(&ids[from..to], &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap()
+    };
+    // Prefill all but the last token, then one decode step (1 row: the packed path).
+    let last = |model: &recode_model::CausalLM| {
+        let mut cache = model.new_cache(n + 1);
+        let o = ForwardOpts::INFERENCE;
+        model
+            .forward(&row(0, n - 1), None, Some(&mut cache), LogitsMode::Last, o)
+            .unwrap();
+        model
+            .forward(&row(n - 1, n), None, Some(&mut cache), LogitsMode::Last, o)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
+    let base = {
+        let mut plain = m.model.clone();
+        plain.remove_adapters().unwrap();
+        last(&plain)
+    };
+    let unmerged = last(&m.model);
+    let mut merged_model = m.model.clone();
+    merged_model.merge_adapters().unwrap();
+    let merged = last(&merged_model);
+    let diff = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max)
+    };
+    assert!(diff(&unmerged, &base) > 0.1, "the adapter changes nothing");
+    let d = diff(&unmerged, &merged);
+    assert!(
+        d < 2e-3,
+        "unmerged (packed) vs merged (dense) logits differ by {d}"
+    );
 }

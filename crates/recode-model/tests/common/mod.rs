@@ -71,3 +71,14 @@ pub fn max_diff_masked(a: &Tensor, b: &Tensor, mask: &Tensor) -> f64 {
     }
     worst
 }
+
+/// Gives B (zero at init) random values so that adapters change the function and their
+/// gradients are non-trivial.
+pub fn randomise_b(model: &CausalLM) {
+    for (name, v) in model.adapter_vars() {
+        if name.ends_with("lora_B.weight") {
+            let r = Tensor::randn(0.0f64, 0.3, v.dims(), v.device()).unwrap();
+            v.set(&r.to_dtype(v.dtype()).unwrap()).unwrap();
+        }
+    }
+}
