@@ -187,7 +187,7 @@ pub struct TrainConfig {
     pub save_steps: usize,
     /// Log metrics every this many steps.
     pub logging_steps: usize,
-    /// Validate every this many steps (0 = never).
+    /// Validate every this many steps and after the last (0 = never).
     pub eval_steps: usize,
     /// Train adapters (LoRA/DoRA) instead of all weights (TRL `ModelConfig.use_peft`).
     pub use_peft: bool,
@@ -388,6 +388,12 @@ impl TrainConfig {
         (self.save_steps > 0 && step % self.save_steps == 0) || step == self.max_steps
     }
 
+    /// Whether greedy validation runs after optimizer step `step` (every `eval_steps`, and the
+    /// last, so a run always ends with a figure to compare).
+    pub fn validation_due(&self, step: usize) -> bool {
+        self.eval_steps > 0 && (step % self.eval_steps == 0 || step == self.max_steps)
+    }
+
     /// Completions consumed by one optimizer step.
     pub fn generation_batch_size(&self) -> usize {
         self.per_device_train_batch_size * self.gradient_accumulation_steps
@@ -512,6 +518,20 @@ mod tests {
         );
         assert!(d.dynamic_sampling && d.max_num_gen_batches == 10 && !d.use_peft);
         assert!(d.overlong_buffer_len > 0);
+    }
+
+    #[test]
+    fn saves_and_validation_fall_on_their_period_and_the_last_step() {
+        let mut c = TrainConfig::preset(Algo::Grpo);
+        (c.max_steps, c.save_steps, c.eval_steps) = (16, 10, 10);
+        let due = |f: &dyn Fn(usize) -> bool| (1..=16).filter(|&s| f(s)).collect::<Vec<_>>();
+        assert_eq!(due(&|s| c.checkpoint_due(s)), [10, 16]);
+        assert_eq!(due(&|s| c.validation_due(s)), [10, 16]);
+        c.eval_steps = 0;
+        assert!(due(&|s| c.validation_due(s)).is_empty());
+        (c.save_steps, c.eval_steps) = (0, 8);
+        assert_eq!(due(&|s| c.checkpoint_due(s)), [16]);
+        assert_eq!(due(&|s| c.validation_due(s)), [8, 16]);
     }
 
     #[test]

@@ -196,7 +196,7 @@ impl<P: Policy> SftTrainer<P> {
             step_s: 0.0,
             validation: None,
         };
-        if self.cfg.eval_steps > 0 && self.step as usize % self.cfg.eval_steps == 0 {
+        if self.cfg.validation_due(self.step as usize) {
             m.validation = self.validate()?;
         }
         m.step_s = t0.elapsed().as_secs_f64();

@@ -351,10 +351,7 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
             timing,
             validation: None,
         };
-        if self.cfg.eval_steps > 0
-            && self.step as usize % self.cfg.eval_steps == 0
-            && !self.validation.is_empty()
-        {
+        if self.cfg.validation_due(self.step as usize) && !self.validation.is_empty() {
             m.validation = Some(self.validate()?);
         }
         if let (None, Some(dir)) = (&self.metrics, &self.output) {
