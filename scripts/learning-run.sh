@@ -4,7 +4,8 @@
 #   (b) `recode sft` for a few hundred steps, then GRPO and DAPO from that adapter,
 # each validating greedily on the same held-out prompts, then one HTML report per run and a
 # summary table (validation ES* / exact match: SFT alone vs RL after SFT) on stdout.
-# Takes about 2–2.5 hours on 2 cores (measured: SFT 86 min, each RL stage 18–22 min). Outputs go to $1 (default runs/learning). Stages whose
+# Takes about 2–2.5 hours on 2 cores (measured: SFT 86 min, each RL stage 18–22 min).
+# Outputs go to $1 (default runs/learning). Stages whose
 # final checkpoint exists are skipped, so re-running after an interruption picks up where it
 # stopped (a stage cut mid-way resumes from its latest checkpoint).
 # Scale with LEARN_SFT_STEPS / LEARN_RL_STEPS / LEARN_RAW_STEPS / LEARN_VAL_LIMIT.
