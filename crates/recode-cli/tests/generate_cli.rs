@@ -2,31 +2,19 @@
 //! equals the chat-templated prompt, `--logprobs` follows the OpenAI completions layout, `-n`
 //! with a seed is reproducible, stop strings cut the text, `--input` JSONL errors name the line.
 
+mod common;
+
 use std::process::Command;
 
+use common::{gguf, ok, BIN};
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_recode");
-
-fn gguf() -> String {
-    let p = std::env::var("RECODE_SMOLLM2_GGUF")
-        .unwrap_or_else(|_| panic!("RECODE_SMOLLM2_GGUF is not set: run scripts/setup.sh"));
-    assert!(std::path::Path::new(&p).exists(), "missing model {p}");
-    p
-}
 
 /// Runs `recode generate --json …` and returns one JSON object per completion.
 fn generate(args: &[&str]) -> Vec<Value> {
-    let out = Command::new(BIN)
-        .args(["generate", "--model", &gguf(), "--json"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "recode generate {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let model = gguf();
+    let mut all = vec!["generate", "--model", &model, "--json"];
+    all.extend_from_slice(args);
+    let out = ok(&all);
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

@@ -2,28 +2,12 @@
 //! folds it in, and every merged projection must equal W + (α/r)·B·A computed here from the
 //! adapter file (PEFT's rule), while untouched tensors stay the base weights.
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 
+use common::{gguf, ok};
 use recode_model::candle_core::{DType, Device, Tensor};
-
-const BIN: &str = env!("CARGO_BIN_EXE_recode");
-
-fn gguf() -> String {
-    let p = std::env::var("RECODE_SMOLLM2_GGUF")
-        .unwrap_or_else(|_| panic!("RECODE_SMOLLM2_GGUF is not set: run scripts/setup.sh"));
-    assert!(Path::new(&p).exists(), "missing model {p}");
-    p
-}
-
-fn run(args: &[&str]) {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "recode {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
     (a - b)
@@ -54,7 +38,7 @@ fn merge_folds_the_peft_adapter_into_the_base_weights() {
     std::fs::write(&data, format!("{first}\n")).unwrap();
     let sft = dir.path().join("sft");
     let (d, s) = (data.to_str().unwrap(), sft.to_str().unwrap());
-    run(&[
+    ok(&[
         "sft",
         "--model",
         &model,
@@ -86,7 +70,7 @@ fn merge_folds_the_peft_adapter_into_the_base_weights() {
     ]);
     let adapter = sft.join("checkpoint-1");
     let merged = dir.path().join("merged.safetensors");
-    run(&[
+    ok(&[
         "merge",
         "--model",
         &model,

@@ -2,8 +2,11 @@
 //! comparisons, checked on data the tests generate.
 
 use std::collections::BTreeMap;
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+
+use common::{ok, recode};
 
 use recode_eval::run::{GroupScores, Summary};
 use recode_eval::svg::fmt_value;
@@ -11,23 +14,6 @@ use recode_rl::advantage::FilterStats;
 use recode_rl::sft::SftMetrics;
 use recode_rl::trainer::{RolloutMetrics, StepTiming};
 use recode_rl::{StepMetrics, ValidationMetrics};
-
-fn recode(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_recode"))
-        .args(args)
-        .output()
-        .expect("run recode")
-}
-
-fn ok(args: &[&str]) -> Output {
-    let out = recode(args);
-    assert!(
-        out.status.success(),
-        "recode {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

@@ -10,15 +10,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{start_server, BIN};
+use common::{gguf, start_server, BIN};
 use serde_json::{json, Value};
-
-fn gguf() -> String {
-    let p = std::env::var("RECODE_SMOLLM2_GGUF")
-        .unwrap_or_else(|_| panic!("RECODE_SMOLLM2_GGUF is not set: run scripts/setup.sh"));
-    assert!(std::path::Path::new(&p).exists(), "missing model {p}");
-    p
-}
 
 fn post(url: &str, body: Value) -> (u16, Value) {
     match ureq::post(url).send_json(body) {

@@ -91,17 +91,7 @@ fn unmerged_lora_over_packed_weights_equals_merged_dense() {
         r: 4,
         alpha: 8.0,
         dropout: 0.0,
-        target_modules: [
-            "q_proj",
-            "k_proj",
-            "v_proj",
-            "o_proj",
-            "gate_proj",
-            "up_proj",
-            "down_proj",
-        ]
-        .map(String::from)
-        .to_vec(),
+        target_modules: recode_model::model::PROJECTIONS.map(String::from).to_vec(),
         use_rslora: false,
     };
     m.model.add_adapters(&cfg, 3).unwrap();

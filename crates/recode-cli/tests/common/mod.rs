@@ -1,14 +1,39 @@
-//! Helpers shared by the CLI integration tests that start `recode serve …` as a real process.
+//! Helpers shared by the CLI integration tests: running `recode …` and starting `recode serve …`
+//! as a real process.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// The CLI binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_recode");
+
+/// The SmolLM2 GGUF that scripts/setup.sh installs (`$RECODE_SMOLLM2_GGUF`).
+pub fn gguf() -> String {
+    let p = std::env::var("RECODE_SMOLLM2_GGUF")
+        .unwrap_or_else(|_| panic!("RECODE_SMOLLM2_GGUF is not set: run scripts/setup.sh"));
+    assert!(std::path::Path::new(&p).exists(), "missing model {p}");
+    p
+}
+
+/// Runs `recode ARGS…` to completion.
+pub fn recode(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("run recode")
+}
+
+/// Runs `recode ARGS…` and fails the test, with its stderr, unless it exits 0.
+pub fn ok(args: &[&str]) -> Output {
+    let out = recode(args);
+    assert!(
+        out.status.success(),
+        "recode {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
 
 /// Kills the child if the test fails before it exits.
 pub struct Guard(pub Child);
