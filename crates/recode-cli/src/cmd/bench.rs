@@ -1,5 +1,10 @@
 //! `recode bench`: each benchmark runs recode and a peer side by side and reports the ratio.
-//! The benchmark bodies live in the owning subcommand's module; this only dispatches.
+//! The benchmark bodies live in the owning subcommand's module; this dispatches and holds the
+//! helpers that run a Python peer.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
 
 /// Benchmarks, one per capability; each prints recode's figures next to a peer's and the ratio.
 #[derive(clap::Subcommand)]
@@ -25,4 +30,63 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Train(a) => crate::cmd::train::bench_train(a),
         BenchCommand::Eval(a) => crate::cmd::eval::bench_eval(a),
     }
+}
+
+/// The peer interpreter of the side-by-side benchmarks: `explicit`, else the bench venv of
+/// scripts/setup-bench.sh; an error telling how to create it when absent.
+pub fn bench_python(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    let venv = match std::env::var_os("RECODE_BENCH_VENV") {
+        Some(v) => PathBuf::from(v),
+        None => {
+            let cache = std::env::var_os("RECODE_CACHE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                        .join(".cache/recode")
+                });
+            cache.join("venv-bench")
+        }
+    };
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        bail!(
+            "no peer environment at {}: run scripts/setup-bench.sh (PyTorch, transformers, TRL), \
+             pass --peer-python, or --no-peer for recode alone",
+            venv.display()
+        );
+    }
+    Ok(python)
+}
+
+/// Runs a Python peer script (`source`, written to a temp file so it keeps its `__doc__`) with
+/// `args`; returns its last stdout line parsed as JSON. Its stderr goes to ours.
+pub fn run_peer_script(
+    python: &Path,
+    name: &str,
+    source: &str,
+    args: &[String],
+) -> anyhow::Result<serde_json::Value> {
+    let dir = tempfile::tempdir().context("temp dir for the peer script")?;
+    let script = dir.path().join(name);
+    std::fs::write(&script, source).with_context(|| format!("writing {}", script.display()))?;
+    eprintln!("running the peer: {} {name}", python.display());
+    let out = std::process::Command::new(python)
+        .arg(&script)
+        .args(args)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("starting {}", python.display()))?;
+    if !out.status.success() {
+        bail!("peer {name} failed ({})", out.status);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    serde_json::from_str(last).with_context(|| format!("peer {name} printed no JSON: {text:.300}"))
 }

@@ -315,65 +315,6 @@ pub struct BenchGenerateArgs {
     pub no_peer: bool,
 }
 
-/// The peer interpreter of the side-by-side benchmarks: `explicit`, else the bench venv of
-/// scripts/setup-bench.sh; an error telling how to create it when absent.
-pub fn bench_python(explicit: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
-    if let Some(p) = explicit {
-        return Ok(p.to_path_buf());
-    }
-    let venv = match std::env::var_os("RECODE_BENCH_VENV") {
-        Some(v) => PathBuf::from(v),
-        None => {
-            let cache = std::env::var_os("RECODE_CACHE")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                        .join(".cache/recode")
-                });
-            cache.join("venv-bench")
-        }
-    };
-    let python = venv.join("bin/python");
-    if !python.exists() {
-        bail!(
-            "no peer environment at {}: run scripts/setup-bench.sh (PyTorch, transformers, TRL), \
-             pass --peer-python, or --no-peer for recode alone",
-            venv.display()
-        );
-    }
-    Ok(python)
-}
-
-/// Runs a Python peer script (`source`, written to a temp file so it keeps its `__doc__`) with
-/// `args`; returns its last stdout line parsed as JSON. Its stderr goes to ours.
-pub fn run_peer_script(
-    python: &std::path::Path,
-    name: &str,
-    source: &str,
-    args: &[String],
-) -> anyhow::Result<serde_json::Value> {
-    let dir = tempfile::tempdir().context("temp dir for the peer script")?;
-    let script = dir.path().join(name);
-    std::fs::write(&script, source).with_context(|| format!("writing {}", script.display()))?;
-    eprintln!("running the peer: {} {name}", python.display());
-    let out = std::process::Command::new(python)
-        .arg(&script)
-        .args(args)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .with_context(|| format!("starting {}", python.display()))?;
-    if !out.status.success() {
-        bail!("peer {name} failed ({})", out.status);
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let last = text
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("");
-    serde_json::from_str(last).with_context(|| format!("peer {name} printed no JSON: {text:.300}"))
-}
-
 /// Peak resident memory of this process in bytes (Linux VmHWM).
 fn peak_rss() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -404,7 +345,9 @@ pub fn bench_generate(args: BenchGenerateArgs) -> anyhow::Result<()> {
     let peer_python = if args.no_peer {
         None
     } else {
-        Some(bench_python(args.peer_python.as_deref())?)
+        Some(crate::cmd::bench::bench_python(
+            args.peer_python.as_deref(),
+        )?)
     };
     let m = open(&spec, None)?;
     let msgs: Vec<Vec<ChatMessage>> = (0..args.batch)
@@ -480,7 +423,7 @@ pub fn bench_generate(args: BenchGenerateArgs) -> anyhow::Result<()> {
             })
             .collect();
         std::fs::write(&runs_path, serde_json::to_vec(&runs_json)?)?;
-        let peer = run_peer_script(
+        let peer = crate::cmd::bench::run_peer_script(
             &python,
             "generate_peer.py",
             GENERATE_PEER_PY,

@@ -457,7 +457,7 @@ pub fn bench_train(args: BenchTrainArgs) -> anyhow::Result<()> {
     let peer_python = if args.no_peer {
         None
     } else {
-        Some(crate::cmd::generate::bench_python(
+        Some(crate::cmd::bench::bench_python(
             args.peer_python.as_deref(),
         )?)
     };
@@ -552,7 +552,7 @@ pub fn bench_train(args: BenchTrainArgs) -> anyhow::Result<()> {
     eprintln!("recode: {recode}");
     let mut report = serde_json::json!({"model": spec, "recode": recode});
     if let Some(python) = peer_python {
-        let peer = crate::cmd::generate::run_peer_script(
+        let peer = crate::cmd::bench::run_peer_script(
             &python,
             "train_peer.py",
             TRAIN_PEER_PY,
