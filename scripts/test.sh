@@ -7,6 +7,8 @@ cd "$root"
 eval "$(scripts/setup.sh)"
 export RECODE_VENV RECODE_SMOLLM2_GGUF RECODE_QWEN_TOKENIZER_DIR
 export RECODE_SHARED=${RECODE_SHARED:-$root/../shared}
+# A fresh clone gains nothing from incremental state; skipping it saves gigabytes of disk.
+if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
