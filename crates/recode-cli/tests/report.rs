@@ -94,7 +94,7 @@ fn rl_step(step: u64) -> StepMetrics {
             learn_s: 5.0 + 0.5 * x,
             tokens_per_s: 100.0 + 2.0 * x,
         },
-        validation: (step % 3 == 0).then(|| validation(step)),
+        validation: step.is_multiple_of(3).then(|| validation(step)),
     }
 }
 

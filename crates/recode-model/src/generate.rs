@@ -4,6 +4,7 @@
 
 use candle_core::{DType, Tensor};
 use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
 
 use crate::error::{ModelError, Result};
 use crate::model::{CausalLM, ForwardOpts, LogitsMode};
@@ -185,6 +186,36 @@ fn sample_row(logits: &[f32], p: &SamplingParams, rng: &mut rand::rngs::StdRng) 
     cand.last().map_or_else(argmax, |c| c.0)
 }
 
+/// The token chosen for one row, with its log-probability and the top alternatives.
+struct Pick {
+    token: u32,
+    logprob: f32,
+    top: Vec<(u32, f32)>,
+}
+
+/// Samples one row's next token and scores it (and the `top_logprobs` best) under the
+/// distribution of temperature `lp_t`.
+fn pick(lg: &[f32], p: &SamplingParams, rng: &mut rand::rngs::StdRng, lp_t: f64) -> Pick {
+    let token = sample_row(lg, p, rng);
+    let (max, l) = lse(lg, lp_t);
+    let lp = |i: u32| ((lg[i as usize] as f64 - max) / lp_t - l) as f32;
+    let mut top = Vec::new();
+    if p.top_logprobs > 0 {
+        let mut idx: Vec<u32> = (0..lg.len() as u32).collect();
+        let k = p.top_logprobs.min(idx.len());
+        let cmp = |a: &u32, b: &u32| lg[*b as usize].total_cmp(&lg[*a as usize]);
+        idx.select_nth_unstable_by(k - 1, cmp);
+        idx.truncate(k);
+        idx.sort_unstable_by(cmp);
+        top = idx.into_iter().map(|i| (i, lp(i))).collect();
+    }
+    Pick {
+        token,
+        logprob: lp(token),
+        top,
+    }
+}
+
 /// Left-pads token sequences to one `[B, T]` batch; returns (ids, mask).
 pub fn left_pad(
     rows: &[Vec<u32>],
@@ -294,21 +325,31 @@ pub fn generate(
     };
     for step in 0..params.max_new_tokens {
         let mut next = Vec::with_capacity(active.len());
-        for (slot, &r) in active.iter().enumerate() {
+        // Rows are independent (each has its own random stream): pick their tokens in parallel.
+        let picks: Vec<Pick> = {
+            let mut pending = active.iter().peekable();
+            let mut rngs = Vec::with_capacity(active.len());
+            for (r, row) in rows.iter_mut().enumerate() {
+                if pending.next_if_eq(&&r).is_some() {
+                    rngs.push(&mut row.rng);
+                }
+            }
+            debug_assert_eq!(
+                rngs.len(),
+                active.len(),
+                "active rows are kept in row order"
+            );
+            rngs.into_par_iter()
+                .zip(logits_rows.par_iter())
+                .map(|(rng, lg)| pick(lg, params, rng, lp_t))
+                .collect()
+        };
+        for (&r, pick) in active.iter().zip(picks) {
             let row = &mut rows[r];
-            let lg = &logits_rows[slot];
-            let tok = sample_row(lg, params, &mut row.rng);
-            let (max, l) = lse(lg, lp_t);
-            let lp = |i: u32| ((lg[i as usize] as f64 - max) / lp_t - l) as f32;
-            row.logprobs.push(lp(tok));
+            let tok = pick.token;
+            row.logprobs.push(pick.logprob);
             if params.top_logprobs > 0 {
-                let mut idx: Vec<u32> = (0..lg.len() as u32).collect();
-                let k = params.top_logprobs.min(idx.len());
-                let cmp = |a: &u32, b: &u32| lg[*b as usize].total_cmp(&lg[*a as usize]);
-                idx.select_nth_unstable_by(k - 1, cmp);
-                idx.truncate(k);
-                idx.sort_unstable_by(cmp);
-                row.top.push(idx.into_iter().map(|i| (i, lp(i))).collect());
+                row.top.push(pick.top);
             }
             row.ids.push(tok);
             stats.generated_tokens += 1;

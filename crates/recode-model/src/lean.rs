@@ -218,7 +218,10 @@ real!(f32);
 real!(f64);
 
 /// Runs `f` on the contiguous CPU data of `t`.
-fn read<T: candle_core::WithDType, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> CResult<R> {
+pub(crate) fn read<T: candle_core::WithDType, R>(
+    t: &Tensor,
+    f: impl FnOnce(&[T]) -> R,
+) -> CResult<R> {
     let t = t.contiguous()?;
     let (st, l) = t.storage_and_layout();
     let candle_core::Storage::Cpu(cs) = &*st else {

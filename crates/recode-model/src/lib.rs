@@ -7,6 +7,7 @@
 
 pub mod adapter;
 pub mod config;
+mod decode;
 pub mod error;
 mod lean;
 pub mod model;

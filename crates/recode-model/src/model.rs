@@ -14,6 +14,7 @@ use candle_core::{DType, Device, IndexOp, Tensor, Var, D};
 
 use crate::adapter::Adapter;
 use crate::config::ModelConfig;
+use crate::decode;
 use crate::error::{ModelError, Result};
 use crate::lean;
 use crate::packed::PackedWeight;
@@ -459,6 +460,12 @@ impl Attention {
             let y = lean::attention(&q, &k, &v, mask)?;
             return self.o.forward(&y, &c.slot(3));
         }
+        let cache = match cache {
+            Some((slot, cap)) if t == 1 && is_cpu_f32_inference(x, c) => {
+                return self.decode_one(x, rope, mask, slot, cap, c);
+            }
+            other => other,
+        };
         let o = &c.o;
         let q = self
             .q
@@ -497,6 +504,53 @@ impl Attention {
             .reshape((b, t, h * d))?;
         self.o.forward(&y, &c.slot(3))
     }
+}
+
+impl Attention {
+    /// One new token per sequence (`x` `[B, 1, hidden]`, CPU f32, no gradient): the projections
+    /// as usual, then rotary embedding, cache append and attention with the raw-buffer kernels
+    /// of [`crate::decode`] instead of a dozen generic tensor ops.
+    fn decode_one(
+        &self,
+        x: &Tensor,
+        rope: &Rope,
+        bias: &Tensor,
+        slot: &mut Option<LayerKv>,
+        capacity: usize,
+        c: &Ctx,
+    ) -> Result<Tensor> {
+        let b = x.dim(0)?;
+        let (h, kvh, d) = (self.n_heads, self.n_kv, self.head_dim);
+        let flat = |t: Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
+        let (cos, sin) = (flat(rope.cos.clone())?, flat(rope.sin.clone())?);
+        let mut q = flat(self.q.forward(x, &c.slot(0))?)?;
+        let mut k = flat(self.k.forward(x, &c.slot(1))?)?;
+        let v = self.v.forward(x, &c.slot(2))?.reshape((b, kvh, 1, d))?;
+        decode::rope_rows(&mut q, d, &cos, &sin);
+        decode::rope_rows(&mut k, d, &cos, &sin);
+        let k = Tensor::from_vec(k, (b, kvh, 1, d), x.device())?;
+        LayerKv::append(slot, &k, &v, capacity)?;
+        let kv = slot.as_ref().expect("LayerKv::append fills the slot");
+        let bias = flat(bias.clone())?;
+        let shape = decode::DecodeShape {
+            batch: b,
+            heads: h,
+            kv_heads: kvh,
+            head_dim: d,
+            capacity: kv.k.dim(2)?,
+            len: kv.len,
+        };
+        let y = lean::read::<f32, _>(&kv.k, |ks| {
+            lean::read::<f32, _>(&kv.v, |vs| decode::attend(&q, ks, vs, &bias, shape))
+        })??;
+        let y = Tensor::from_vec(y, (b, 1, h * d), x.device())?;
+        self.o.forward(&y, &c.slot(3))
+    }
+}
+
+/// Whether a forward of `x` under `c` may use the raw f32 CPU kernels of [`crate::decode`].
+fn is_cpu_f32_inference(x: &Tensor, c: &Ctx) -> bool {
+    !c.o.grad && x.dtype() == DType::F32 && x.device().is_cpu()
 }
 
 #[derive(Debug, Clone)]

@@ -3,8 +3,9 @@
 //! A GGUF Q4_1 or Q8_0 tensor *is* the model: its dequantised f32 values (`d·q + m`) are what the
 //! dense path multiplies with. Decoding a few rows at a time is bound by memory bandwidth, and
 //! streaming the 0.6–1.1 byte/weight blocks instead of 4-byte floats is several times faster.
-//! Unlike llama.cpp, activations are never quantised: each block contributes
-//! `d·Σ x·q + m·Σ x` computed in f32, equal to the dense product up to summation order.
+//! Unlike llama.cpp, activations are never quantised: each block is widened in registers to its
+//! f32 weights `d·q + m` (exactly the dense dequantised values) and multiplied in f32, so the
+//! result equals the dense product up to summation order.
 //! Inference only (no autograd); the dense weights stay the trainable copy.
 
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -186,16 +187,15 @@ impl PackedWeight {
 
     /// `x @ W^T` on raw rows: `x` is `[m, cols]` row-major, the result `[m, rows]`.
     pub fn matmul_slice(&self, x: &[f32], m: usize) -> Vec<f32> {
+        self.matmul_with(x, m, simd_level())
+    }
+
+    /// [`Self::matmul_slice`] with a chosen kernel (`simd` must be supported by the CPU).
+    fn matmul_with(&self, x: &[f32], m: usize, simd: Simd) -> Vec<f32> {
         assert_eq!(x.len(), m * self.cols, "packed matmul: bad input length");
         let nb = self.cols / BLOCK;
-        // Per-row block sums of x (the Q4_1 minimum term).
-        let sx: Vec<f32> = if self.kind == PackedKind::Q4_1 {
-            x.chunks_exact(BLOCK).map(|c| c.iter().sum()).collect()
-        } else {
-            Vec::new()
-        };
+        let qb = self.kind.qbytes();
         let mut out_t = vec![0f32; self.rows * m];
-        let avx = has_avx2_fma();
         out_t
             .par_chunks_mut(ROWS_PER_TASK * m)
             .enumerate()
@@ -203,16 +203,16 @@ impl PackedWeight {
                 let r0 = task * ROWS_PER_TASK;
                 for (i, dst) in chunk.chunks_exact_mut(m).enumerate() {
                     let r = r0 + i;
-                    let rows = RowRef {
+                    let row = RowRef {
                         scales: &self.scales[r * nb..][..nb],
                         mins: if self.mins.is_empty() {
                             &[]
                         } else {
                             &self.mins[r * nb..][..nb]
                         },
-                        qs: &self.qs[r * nb * self.kind.qbytes()..][..nb * self.kind.qbytes()],
+                        qs: &self.qs[r * nb * qb..][..nb * qb],
                     };
-                    self.row_dot(&rows, x, &sx, m, dst, avx);
+                    self.row_dot(&row, x, m, dst, simd);
                 }
             });
         // [rows, m] -> [m, rows]
@@ -226,8 +226,8 @@ impl PackedWeight {
     }
 
     /// Dot products of one weight row with the `m` input rows, in groups of 8, 4, 2 or 1 rows.
-    fn row_dot(&self, w: &RowRef, x: &[f32], sx: &[f32], m: usize, dst: &mut [f32], avx: bool) {
-        let (cols, nb) = (self.cols, self.cols / BLOCK);
+    fn row_dot(&self, w: &RowRef, x: &[f32], m: usize, dst: &mut [f32], simd: Simd) {
+        let cols = self.cols;
         let mut i = 0;
         while i < m {
             let n = match m - i {
@@ -237,29 +237,38 @@ impl PackedWeight {
                 _ => 1,
             };
             let xs = &x[i * cols..(i + n) * cols];
-            let sxs = if sx.is_empty() {
-                sx
-            } else {
-                &sx[i * nb..(i + n) * nb]
-            };
             let d = &mut dst[i..i + n];
             i += n;
             #[cfg(target_arch = "x86_64")]
-            if avx {
-                // SAFETY: the CPU supports AVX2 and FMA (checked at run time); the slices hold
-                // exactly `n` rows.
-                unsafe {
-                    match n {
-                        8 => avx2::row::<8>(self.kind, w, xs, sxs, cols, d),
-                        4 => avx2::row::<4>(self.kind, w, xs, sxs, cols, d),
-                        2 => avx2::row::<2>(self.kind, w, xs, sxs, cols, d),
-                        _ => avx2::row::<1>(self.kind, w, xs, sxs, cols, d),
+            match simd {
+                // SAFETY: the CPU supports the kernel's instruction set (checked at run time by
+                // `supported`); the slices hold exactly `n` rows.
+                Simd::Avx512 => {
+                    unsafe {
+                        match n {
+                            8 => avx512::row::<8>(self.kind, w, xs, cols, d),
+                            4 => avx512::row::<4>(self.kind, w, xs, cols, d),
+                            2 => avx512::row::<2>(self.kind, w, xs, cols, d),
+                            _ => avx512::row::<1>(self.kind, w, xs, cols, d),
+                        }
                     }
+                    continue;
                 }
-                continue;
+                // SAFETY: as above.
+                Simd::Avx2 => {
+                    unsafe {
+                        match n {
+                            8 => avx2::row::<8>(self.kind, w, xs, cols, d),
+                            4 => avx2::row::<4>(self.kind, w, xs, cols, d),
+                            2 => avx2::row::<2>(self.kind, w, xs, cols, d),
+                            _ => avx2::row::<1>(self.kind, w, xs, cols, d),
+                        }
+                    }
+                    continue;
+                }
+                Simd::Scalar => {}
             }
-            let _ = avx;
-            scalar_row(self.kind, w, xs, sxs, cols, d);
+            scalar_row(self.kind, w, xs, cols, d);
         }
     }
 }
@@ -271,46 +280,62 @@ struct RowRef<'a> {
     qs: &'a [u8],
 }
 
-fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+/// The widest kernel the CPU runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Simd {
+    Avx512,
+    Avx2,
+    Scalar,
 }
 
-/// Portable kernel: `dst[i] = Σ_b d_b·(x_i,b · q_b) + m_b·Σ x_i,b`.
-fn scalar_row(kind: PackedKind, w: &RowRef, x: &[f32], sx: &[f32], cols: usize, dst: &mut [f32]) {
+/// The kernels this CPU supports, widest first.
+fn supported() -> Vec<Simd> {
+    let mut v = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") {
+            v.push(Simd::Avx512);
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            v.push(Simd::Avx2);
+        }
+    }
+    v.push(Simd::Scalar);
+    v
+}
+
+fn simd_level() -> Simd {
+    static LEVEL: std::sync::OnceLock<Simd> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| supported()[0])
+}
+
+/// Portable kernel: each block is widened to its f32 weights `d·q + m`, then dotted with every
+/// input row.
+fn scalar_row(kind: PackedKind, w: &RowRef, x: &[f32], cols: usize, dst: &mut [f32]) {
     let nb = cols / BLOCK;
     let qb = kind.qbytes();
-    for (i, o) in dst.iter_mut().enumerate() {
-        let xi = &x[i * cols..][..cols];
-        let mut acc = 0f32;
-        for b in 0..nb {
-            let bytes = &w.qs[b * qb..][..qb];
-            let xb = &xi[b * BLOCK..][..BLOCK];
-            let mut dot = 0f32;
-            match kind {
-                PackedKind::Q4_1 => {
-                    for (j, &q) in bytes.iter().enumerate() {
-                        dot += xb[j] * f32::from(q & 0x0F) + xb[j + BLOCK / 2] * f32::from(q >> 4);
-                    }
-                }
-                PackedKind::Q8_0 => {
-                    for (j, &q) in bytes.iter().enumerate() {
-                        dot += xb[j] * f32::from(q as i8);
-                    }
+    dst.fill(0.0);
+    let mut wb = [0f32; BLOCK];
+    for b in 0..nb {
+        let bytes = &w.qs[b * qb..][..qb];
+        let (d, m) = (w.scales[b], w.mins.get(b).copied().unwrap_or(0.0));
+        match kind {
+            PackedKind::Q4_1 => {
+                for (j, &q) in bytes.iter().enumerate() {
+                    wb[j] = d * f32::from(q & 0x0F) + m;
+                    wb[j + BLOCK / 2] = d * f32::from(q >> 4) + m;
                 }
             }
-            acc += w.scales[b] * dot;
-            if kind == PackedKind::Q4_1 {
-                acc += w.mins[b] * sx[i * nb + b];
+            PackedKind::Q8_0 => {
+                for (j, &q) in bytes.iter().enumerate() {
+                    wb[j] = d * f32::from(q as i8);
+                }
             }
         }
-        *o = acc;
+        for (i, o) in dst.iter_mut().enumerate() {
+            let xb = &x[i * cols + b * BLOCK..][..BLOCK];
+            *o += xb.iter().zip(&wb).map(|(a, b)| a * b).sum::<f32>();
+        }
     }
 }
 
@@ -330,7 +355,8 @@ mod avx2 {
         _mm_cvtss_f32(s)
     }
 
-    /// One weight row against `R` input rows (`x` is `[R, cols]`).
+    /// One weight row against `R` input rows (`x` is `[R, cols]`): each 32-weight block is
+    /// widened once to four 8-lane vectors of `d·q + m`, then costs four multiply-adds per row.
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA; slices must have the sizes implied by `cols` and `R`.
@@ -339,57 +365,116 @@ mod avx2 {
         kind: PackedKind,
         w: &RowRef,
         x: &[f32],
-        sx: &[f32],
         cols: usize,
         dst: &mut [f32],
     ) {
         let nb = cols / BLOCK;
         debug_assert!(x.len() >= R * cols && dst.len() >= R);
         let mut acc = [_mm256_setzero_ps(); R];
-        let mut macc = [0f32; R];
         let xp = x.as_ptr();
         let mask = _mm_set1_epi8(0x0F);
         for b in 0..nb {
-            let q: [__m256; 4] = match kind {
+            let d = _mm256_set1_ps(*w.scales.get_unchecked(b));
+            let wv: [__m256; 4] = match kind {
                 PackedKind::Q4_1 => {
+                    let m = _mm256_set1_ps(*w.mins.get_unchecked(b));
                     let v = _mm_loadu_si128(w.qs.as_ptr().add(b * 16) as *const __m128i);
                     let lo = _mm_and_si128(v, mask);
                     let hi = _mm_and_si128(_mm_srli_epi16(v, 4), mask);
+                    let f = |q: __m128i| {
+                        _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(q)), m)
+                    };
                     [
-                        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo)),
-                        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8))),
-                        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi)),
-                        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8))),
+                        f(lo),
+                        f(_mm_srli_si128(lo, 8)),
+                        f(hi),
+                        f(_mm_srli_si128(hi, 8)),
                     ]
                 }
                 PackedKind::Q8_0 => {
                     let p = w.qs.as_ptr().add(b * 32);
-                    let l = |o: usize| {
-                        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(
-                            p.add(o) as *const __m128i
-                        )))
+                    let f = |o: usize| {
+                        _mm256_mul_ps(
+                            d,
+                            _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(
+                                p.add(o) as *const __m128i
+                            ))),
+                        )
                     };
-                    [l(0), l(8), l(16), l(24)]
+                    [f(0), f(8), f(16), f(24)]
                 }
             };
-            let d = _mm256_set1_ps(*w.scales.get_unchecked(b));
             for (i, a) in acc.iter_mut().enumerate() {
                 let xb = xp.add(i * cols + b * BLOCK);
-                let mut t = _mm256_mul_ps(_mm256_loadu_ps(xb), q[0]);
-                t = _mm256_fmadd_ps(_mm256_loadu_ps(xb.add(8)), q[1], t);
-                t = _mm256_fmadd_ps(_mm256_loadu_ps(xb.add(16)), q[2], t);
-                t = _mm256_fmadd_ps(_mm256_loadu_ps(xb.add(24)), q[3], t);
-                *a = _mm256_fmadd_ps(d, t, *a);
-            }
-            if kind == PackedKind::Q4_1 {
-                let m = *w.mins.get_unchecked(b);
-                for (i, ma) in macc.iter_mut().enumerate() {
-                    *ma += m * *sx.get_unchecked(i * nb + b);
-                }
+                *a = _mm256_fmadd_ps(_mm256_loadu_ps(xb), wv[0], *a);
+                *a = _mm256_fmadd_ps(_mm256_loadu_ps(xb.add(8)), wv[1], *a);
+                *a = _mm256_fmadd_ps(_mm256_loadu_ps(xb.add(16)), wv[2], *a);
+                *a = _mm256_fmadd_ps(_mm256_loadu_ps(xb.add(24)), wv[3], *a);
             }
         }
         for i in 0..R {
-            dst[i] = hsum(acc[i]) + macc[i];
+            dst[i] = hsum(acc[i]);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{PackedKind, RowRef, BLOCK};
+    use std::arch::x86_64::*;
+
+    /// One weight row against `R` input rows (`x` is `[R, cols]`): each 32-weight block is
+    /// widened once to two 16-lane vectors of `d·q + m`, then costs two multiply-adds per row.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; slices must have the sizes implied by `cols` and `R`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn row<const R: usize>(
+        kind: PackedKind,
+        w: &RowRef,
+        x: &[f32],
+        cols: usize,
+        dst: &mut [f32],
+    ) {
+        let nb = cols / BLOCK;
+        debug_assert!(x.len() >= R * cols && dst.len() >= R);
+        let mut acc = [_mm512_setzero_ps(); R];
+        let xp = x.as_ptr();
+        let mask = _mm_set1_epi8(0x0F);
+        for b in 0..nb {
+            let d = _mm512_set1_ps(*w.scales.get_unchecked(b));
+            let (w0, w1) = match kind {
+                PackedKind::Q4_1 => {
+                    let m = _mm512_set1_ps(*w.mins.get_unchecked(b));
+                    let v = _mm_loadu_si128(w.qs.as_ptr().add(b * 16) as *const __m128i);
+                    let lo = _mm_and_si128(v, mask);
+                    let hi = _mm_and_si128(_mm_srli_epi16(v, 4), mask);
+                    let f = |q: __m128i| {
+                        _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(q)), m)
+                    };
+                    (f(lo), f(hi))
+                }
+                PackedKind::Q8_0 => {
+                    let p = w.qs.as_ptr().add(b * 32);
+                    let f = |o: usize| {
+                        _mm512_mul_ps(
+                            d,
+                            _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
+                                p.add(o) as *const __m128i
+                            ))),
+                        )
+                    };
+                    (f(0), f(16))
+                }
+            };
+            for (i, a) in acc.iter_mut().enumerate() {
+                let xb = xp.add(i * cols + b * BLOCK);
+                *a = _mm512_fmadd_ps(_mm512_loadu_ps(xb), w0, *a);
+                *a = _mm512_fmadd_ps(_mm512_loadu_ps(xb.add(16)), w1, *a);
+            }
+        }
+        for i in 0..R {
+            dst[i] = _mm512_reduce_add_ps(acc[i]);
         }
     }
 }
@@ -448,42 +533,15 @@ mod tests {
                 let err = (&got - &want).unwrap().abs().unwrap().max_all().unwrap();
                 let err = err.to_scalar::<f32>().unwrap();
                 assert!(err < 1e-4, "{dt:?} m={m}: max abs error {err}");
-                let scalar = {
-                    let xs = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-                    let mut out = vec![0f32; m * rows];
-                    let nb = cols / BLOCK;
-                    let sx: Vec<f32> = xs.chunks_exact(BLOCK).map(|c| c.iter().sum()).collect();
-                    for r in 0..rows {
-                        let qb = p.kind.qbytes();
-                        let w = RowRef {
-                            scales: &p.scales[r * nb..][..nb],
-                            mins: if p.mins.is_empty() {
-                                &[]
-                            } else {
-                                &p.mins[r * nb..][..nb]
-                            },
-                            qs: &p.qs[r * nb * qb..][..nb * qb],
-                        };
-                        let mut d = vec![0f32; m];
-                        scalar_row(
-                            p.kind,
-                            &w,
-                            &xs,
-                            if sx.is_empty() { &[] } else { &sx },
-                            cols,
-                            &mut d,
-                        );
-                        for i in 0..m {
-                            out[i * rows + r] = d[i];
-                        }
-                    }
-                    Tensor::from_vec(out, (m, rows), &Device::Cpu).unwrap()
-                };
-                let err = (&scalar - &want).unwrap().abs().unwrap().max_all().unwrap();
-                assert!(
-                    err.to_scalar::<f32>().unwrap() < 1e-4,
-                    "{dt:?} scalar m={m}"
-                );
+                let xs = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                for simd in supported() {
+                    let got =
+                        Tensor::from_vec(p.matmul_with(&xs, m, simd), (m, rows), &Device::Cpu)
+                            .unwrap();
+                    let err = (&got - &want).unwrap().abs().unwrap().max_all().unwrap();
+                    let err = err.to_scalar::<f32>().unwrap();
+                    assert!(err < 1e-4, "{dt:?} {simd:?} m={m}: max abs error {err}");
+                }
             }
         }
     }

@@ -323,7 +323,7 @@ impl TrainConfig {
         if self.algo != Algo::Sft && self.num_generations < 2 {
             return bad("num_generations must be >= 2 (a group needs a baseline)".into());
         }
-        if self.algo != Algo::Sft && gen_batch % self.num_generations != 0 {
+        if self.algo != Algo::Sft && !gen_batch.is_multiple_of(self.num_generations) {
             return bad(format!(
                 "per_device_train_batch_size * gradient_accumulation_steps = {gen_batch} must be a positive multiple of num_generations = {}",
                 self.num_generations
@@ -385,13 +385,13 @@ impl TrainConfig {
 
     /// Whether a checkpoint is written after optimizer step `step` (every `save_steps`, and the last).
     pub fn checkpoint_due(&self, step: usize) -> bool {
-        (self.save_steps > 0 && step % self.save_steps == 0) || step == self.max_steps
+        (self.save_steps > 0 && step.is_multiple_of(self.save_steps)) || step == self.max_steps
     }
 
     /// Whether greedy validation runs after optimizer step `step` (every `eval_steps`, and the
     /// last, so a run always ends with a figure to compare).
     pub fn validation_due(&self, step: usize) -> bool {
-        self.eval_steps > 0 && (step % self.eval_steps == 0 || step == self.max_steps)
+        self.eval_steps > 0 && (step.is_multiple_of(self.eval_steps) || step == self.max_steps)
     }
 
     /// Completions consumed by one optimizer step.

@@ -324,7 +324,7 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
     /// One optimizer step (generating a new batch when the previous one has been used μ times).
     pub fn train_step(&mut self) -> Result<StepMetrics, RlError> {
         let mut timing = StepTiming::default();
-        if self.step % self.cfg.num_iterations as u64 == 0 || self.rollout.is_none() {
+        if self.step.is_multiple_of(self.cfg.num_iterations as u64) || self.rollout.is_none() {
             self.rollout = Some(self.collect_rollouts(&mut timing)?);
         }
         let t0 = Instant::now();
@@ -361,7 +361,8 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
         if let Some(w) = self.metrics.as_mut() {
             w.write(&m)?;
         }
-        if self.cfg.logging_steps > 0 && self.step as usize % self.cfg.logging_steps == 0 {
+        if self.cfg.logging_steps > 0 && (self.step as usize).is_multiple_of(self.cfg.logging_steps)
+        {
             tracing::info!(
                 step = m.step,
                 reward = m.rollout.reward_mean,
@@ -381,7 +382,7 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
             .as_ref()
             .ok_or_else(|| RlError::Checkpoint("no output directory set".into()))?;
         // The cached batch is only needed when the next step would reuse it (μ > 1).
-        let keep_rollout = self.step % self.cfg.num_iterations as u64 != 0;
+        let keep_rollout = !self.step.is_multiple_of(self.cfg.num_iterations as u64);
         let rollout = self.rollout.as_ref().filter(|_| keep_rollout);
         checkpoint::write_atomic_dir(
             dir,
