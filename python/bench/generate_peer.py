@@ -1,4 +1,5 @@
-"""Peer side of `recode bench generate`: Hugging Face transformers `generate` on PyTorch CPU.
+"""Peer side of `recode bench generate`: Hugging Face transformers `generate` on PyTorch CPU,
+or (with `--peer llamacpp`) llama.cpp through llama-cpp-python.
 
 Loads the same SmolLM2 GGUF that recode uses (transformers dequantises it to f32), takes the
 already tokenised prompts from recode (so both sides see identical token ids), and measures, for
@@ -75,12 +76,85 @@ def run_one(torch, model, pad_id, run):
     }
 
 
+def run_llamacpp(llm, run):
+    """One run with llama.cpp on the same GGUF and token ids. llama-cpp-python's API decodes one
+    sequence at a time, so a batch is its prompts one after the other (a fresh context each):
+    the tokens/s are llama.cpp's single-sequence throughput, not batched decoding."""
+    n_new = int(run["new_tokens"])
+    temperature = float(run["temperature"])
+    prefill = decode = 0.0
+    generated = 0
+    for i, prompt in enumerate(run["prompts"]):
+        llm.reset()
+        llm.set_seed(int(run.get("seed", 0)) + i)
+        t0 = time.perf_counter()
+        llm.eval(list(prompt))
+        prefill += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for _ in range(n_new):
+            if temperature > 0:
+                tok = llm.sample(temp=temperature, top_p=1.0, top_k=0, min_p=0.0)
+            else:
+                tok = llm.sample(temp=0.0)
+            llm.eval([tok])
+            generated += 1
+        decode += time.perf_counter() - t0
+    prompt_tokens = sum(len(p) for p in run["prompts"])
+    return {
+        "run": run["name"],
+        "batch": len(run["prompts"]),
+        "prompt_tokens": prompt_tokens,
+        "generated_tokens": generated,
+        "prefill_secs": prefill,
+        "prefill_tok_s": prompt_tokens / prefill,
+        "decode_secs": decode,
+        "decode_tok_s": generated / decode,
+        "sequential": True,
+    }
+
+
+def main_llamacpp(args, runs):
+    import llama_cpp
+
+    t0 = time.perf_counter()
+    n_ctx = max(len(p) for r in runs for p in r["prompts"]) + max(r["new_tokens"] for r in runs) + 8
+    llm = llama_cpp.Llama(
+        model_path=args.model,
+        n_ctx=n_ctx,
+        n_batch=512,
+        n_threads=args.threads or None,
+        n_threads_batch=args.threads or None,
+        verbose=False,
+    )
+    load_secs = time.perf_counter() - t0
+    # Warm-up.
+    llm.eval(list(runs[0]["prompts"][0][:8]))
+    llm.reset()
+    results = [run_llamacpp(llm, r) for r in runs]
+    return {
+        "peer": "llama.cpp",
+        "versions": {"llama_cpp_python": llama_cpp.__version__},
+        "threads": args.threads,
+        "dtype": "gguf (Q4_1 weights, quantised activations)",
+        "load_secs": load_secs,
+        "runs": results,
+        "peak_rss_bytes": peak_rss_bytes(),
+    }
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, help="GGUF file (same as recode's)")
     ap.add_argument("--runs", required=True, help="JSON file with the runs (see module doc)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    ap.add_argument("--peer", choices=["transformers", "llamacpp"], default="transformers")
     args = ap.parse_args()
+    if args.peer == "llamacpp":
+        with open(args.runs) as f:
+            runs = json.load(f)
+        json.dump(main_llamacpp(args, runs), sys.stdout)
+        sys.stdout.write("\n")
+        return
 
     import torch
     import transformers

@@ -339,7 +339,8 @@ const GENERATE_PEER_PY: &str = include_str!("../../../../python/bench/generate_p
 
 /// `recode bench generate`: prefill and decode throughput and peak RSS at batch N × M sampled
 /// tokens and at batch 1 greedy, for recode and, side by side on the same GGUF and the same
-/// token ids, Hugging Face transformers `generate` (python/bench/generate_peer.py).
+/// token ids, Hugging Face transformers `generate` and, when llama-cpp-python is installed in the
+/// peer venv, llama.cpp (python/bench/generate_peer.py).
 pub fn bench_generate(args: BenchGenerateArgs) -> anyhow::Result<()> {
     let spec = model_spec(&args.model)?;
     let peer_python = if args.no_peer {
@@ -423,41 +424,59 @@ pub fn bench_generate(args: BenchGenerateArgs) -> anyhow::Result<()> {
             })
             .collect();
         std::fs::write(&runs_path, serde_json::to_vec(&runs_json)?)?;
-        let peer = crate::cmd::bench::run_peer_script(
-            &python,
-            "generate_peer.py",
-            GENERATE_PEER_PY,
-            &[
-                "--model".into(),
-                spec.clone(),
-                "--runs".into(),
-                runs_path.display().to_string(),
-                "--threads".into(),
-                rayon_threads().to_string(),
-            ],
-        )?;
+        let mut peers = vec![("transformers", "transformers")];
+        let has_llamacpp = std::process::Command::new(&python)
+            .args(["-c", "import llama_cpp"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if has_llamacpp {
+            peers.push(("llama.cpp", "llamacpp"));
+        } else {
+            eprintln!(
+                "llama-cpp-python is not installed in the peer venv: no llama.cpp column \
+                 (RECODE_BENCH_LLAMACPP=1 scripts/setup-bench.sh builds it)"
+            );
+        }
         let rate =
             |v: &serde_json::Value, run: usize, key: &str| v[run][key].as_f64().unwrap_or(f64::NAN);
-        let ratios = serde_json::json!({
-            "prefill_batch8": rate(&report["recode"], 0, "prefill_tok_s") / rate(&peer["runs"], 0, "prefill_tok_s"),
-            "decode_batch8": rate(&report["recode"], 0, "decode_tok_s") / rate(&peer["runs"], 0, "decode_tok_s"),
-            "decode_batch1_greedy": rate(&report["recode"], 1, "decode_tok_s") / rate(&peer["runs"], 1, "decode_tok_s"),
-            "peak_rss": rss as f64 / peer["peak_rss_bytes"].as_f64().unwrap_or(f64::NAN),
-        });
-        eprintln!("\nrun             recode tok/s   transformers tok/s   ratio");
-        for (i, (name, _, _)) in runs.iter().enumerate() {
-            for key in ["prefill_tok_s", "decode_tok_s"] {
-                let (a, b) = (rate(&report["recode"], i, key), rate(&peer["runs"], i, key));
-                eprintln!("{name:<14} {key:<14} {a:>9.1} {b:>12.1} {:>10.2}x", a / b);
+        for (label, peer_arg) in peers {
+            let peer = crate::cmd::bench::run_peer_script(
+                &python,
+                "generate_peer.py",
+                GENERATE_PEER_PY,
+                &[
+                    "--model".into(),
+                    spec.clone(),
+                    "--runs".into(),
+                    runs_path.display().to_string(),
+                    "--threads".into(),
+                    rayon_threads().to_string(),
+                    "--peer".into(),
+                    peer_arg.into(),
+                ],
+            )?;
+            let ratios = serde_json::json!({
+                "prefill_batch8": rate(&report["recode"], 0, "prefill_tok_s") / rate(&peer["runs"], 0, "prefill_tok_s"),
+                "decode_batch8": rate(&report["recode"], 0, "decode_tok_s") / rate(&peer["runs"], 0, "decode_tok_s"),
+                "decode_batch1_greedy": rate(&report["recode"], 1, "decode_tok_s") / rate(&peer["runs"], 1, "decode_tok_s"),
+                "peak_rss": rss as f64 / peer["peak_rss_bytes"].as_f64().unwrap_or(f64::NAN),
+            });
+            eprintln!("\nrun             recode tok/s   {label} tok/s   ratio");
+            for (i, (name, _, _)) in runs.iter().enumerate() {
+                for key in ["prefill_tok_s", "decode_tok_s"] {
+                    let (a, b) = (rate(&report["recode"], i, key), rate(&peer["runs"], i, key));
+                    eprintln!("{name:<14} {key:<14} {a:>9.1} {b:>12.1} {:>10.2}x", a / b);
+                }
             }
+            eprintln!(
+                "peak RSS       recode {:.2} GB, {label} {:.2} GB",
+                rss as f64 / 1e9,
+                peer["peak_rss_bytes"].as_f64().unwrap_or(0.0) / 1e9
+            );
+            report[peer_arg] = peer;
+            report[format!("ratio_recode_over_{peer_arg}")] = ratios;
         }
-        eprintln!(
-            "peak RSS       recode {:.2} GB, transformers {:.2} GB",
-            rss as f64 / 1e9,
-            peer["peak_rss_bytes"].as_f64().unwrap_or(0.0) / 1e9
-        );
-        report["transformers"] = peer;
-        report["ratio_recode_over_transformers"] = ratios;
     }
     println!("{}", serde_json::to_string_pretty(&report)?);
     if let Some(p) = args.out {
