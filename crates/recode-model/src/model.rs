@@ -1048,7 +1048,38 @@ impl CausalLM {
         with_entropy: bool,
         o: ForwardOpts,
     ) -> Result<TokenLogprobs> {
+        self.scored_logprobs(
+            input_ids,
+            attention_mask,
+            None,
+            temperature,
+            with_entropy,
+            o,
+        )
+    }
+
+    /// [`Self::token_logprobs`] for only the tokens where `score_mask` `[B, T]` is non-zero
+    /// (e.g. the completion of a prompt + completion row); the other positions are 0. On CPU the
+    /// output projection and its log-softmax then run on those positions alone, which is most of
+    /// the saving when prompts are long and completions short.
+    pub fn scored_logprobs(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        score_mask: Option<&Tensor>,
+        temperature: f64,
+        with_entropy: bool,
+        o: ForwardOpts,
+    ) -> Result<TokenLogprobs> {
         let (b, t) = input_ids.dims2()?;
+        if let Some(m) = score_mask {
+            if m.dims() != [b, t] {
+                return Err(ModelError::Input(format!(
+                    "score_mask has shape {:?}, expected [{b}, {t}]",
+                    m.dims()
+                )));
+            }
+        }
         if t < 2 {
             return Err(ModelError::Input(
                 "token_logprobs needs at least 2 tokens per row".into(),
@@ -1071,10 +1102,48 @@ impl CausalLM {
                 .reshape((b * (t - 1), hs))?;
             let w = self.head_weight(&c);
             let tg = targets.flatten_all()?;
-            let (lp, ent) = lean::head_logprobs(&hc, &w, &tg, temperature, with_entropy)?;
+            // Positions (in the flattened [B*(T-1)] order) whose next token is scored.
+            let keep = match score_mask {
+                Some(m) => {
+                    let flags = m.i((.., 1..))?.to_dtype(DType::F32)?.flatten_all()?;
+                    let keep: Vec<u32> = flags
+                        .to_vec1::<f32>()?
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, &f)| f != 0.0)
+                        .map(|(i, _)| i as u32)
+                        .collect();
+                    Some(Tensor::new(keep.as_slice(), &self.device)?)
+                }
+                None => None,
+            };
+            let (hc, tg) = match &keep {
+                Some(idx) => (hc.index_select(idx, 0)?, tg.index_select(idx, 0)?),
+                None => (hc, tg),
+            };
+            let (lp, ent) = if hc.dim(0)? == 0 {
+                (Tensor::zeros(0, self.dtype, &self.device)?, None)
+            } else {
+                lean::head_logprobs(&hc, &w, &tg, temperature, with_entropy)?
+            };
+            // Scatter the scored values back into [B, T-1] (zeros elsewhere; differentiable).
+            let spread = |x: Tensor| -> Result<Tensor> {
+                let full = match &keep {
+                    Some(idx) => {
+                        Tensor::zeros(b * (t - 1), x.dtype(), x.device())?.index_add(idx, &x, 0)?
+                    }
+                    None => x,
+                };
+                Ok(full.reshape((b, t - 1))?)
+            };
+            let entropy = match ent {
+                Some(e) => Some(spread(e)?),
+                None if with_entropy => Some(Tensor::zeros((b, t - 1), self.dtype, &self.device)?),
+                None => None,
+            };
             return Ok(TokenLogprobs {
-                logprobs: lp.reshape((b, t - 1))?,
-                entropy: ent.map(|e| e.reshape((b, t - 1))).transpose()?,
+                logprobs: spread(lp)?,
+                entropy,
             });
         }
         // Process a few rows at a time so that inference never materialises [B, T, V] at once.
@@ -1096,12 +1165,17 @@ impl CausalLM {
                 ents.push((lp.exp()? * &lp)?.sum(D::Minus1)?.neg()?);
             }
         }
-        let logprobs = Tensor::cat(&lps, 0)?;
-        let entropy = if with_entropy {
+        let mut logprobs = Tensor::cat(&lps, 0)?;
+        let mut entropy = if with_entropy {
             Some(Tensor::cat(&ents, 0)?)
         } else {
             None
         };
+        if let Some(m) = score_mask {
+            let m = m.i((.., 1..))?.to_dtype(logprobs.dtype())?;
+            logprobs = (logprobs * &m)?;
+            entropy = entropy.map(|e| e * &m).transpose()?;
+        }
         Ok(TokenLogprobs { logprobs, entropy })
     }
 

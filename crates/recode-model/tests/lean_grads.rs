@@ -256,3 +256,95 @@ fn adapter_dropout_is_replayed_by_checkpointing() {
         }
     }
 }
+
+/// Scoring only some positions (`scored_logprobs`, what RL does with the completion mask) gives
+/// the full pass's values there, zeros elsewhere, and the gradient of the same masked loss, with
+/// the lean kernels (which skip the unscored positions in the output projection) and without.
+#[test]
+fn scored_positions_give_the_masked_values_and_gradients() {
+    let dir = make_tiny("llama", 23);
+    let (ids, mask, _) = expected(dir.path());
+    let mut model = load_tiny(dir.path(), DType::F64);
+    model
+        .add_adapters(&adapter_cfg(AdapterKind::Lora, 0.0), 3)
+        .unwrap();
+    randomise_b(&model);
+    let vars = model.adapter_vars();
+    let (b, t) = ids.dims2().unwrap();
+    // Score the second half of each row only (like a completion after its prompt).
+    let cols = Tensor::arange(0u32, t as u32, &Device::Cpu)
+        .unwrap()
+        .ge((t / 2) as u32)
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap()
+        .broadcast_as((b, t))
+        .unwrap();
+    let score = (cols * mask.to_dtype(DType::F64).unwrap()).unwrap();
+    let w = (loss_weights(&mask) * score.narrow(1, 1, t - 1).unwrap()).unwrap();
+    let o = ForwardOpts::TRAIN;
+    for lean in [false, true] {
+        model.set_lean_kernels(lean);
+        let (_, lp_full, g_full) = run(&model, &ids, &mask, &w, &vars, o);
+        let out = model
+            .scored_logprobs(&ids, Some(&mask), Some(&score), 0.7, true, o)
+            .unwrap();
+        let loss = (&out.logprobs * &w).unwrap().sum_all().unwrap();
+        let grads = loss.backward().unwrap();
+        let g: Vec<Vec<f64>> = vars
+            .iter()
+            .map(|(_, v)| {
+                let g = grads.get(v.as_tensor()).unwrap();
+                g.flatten_all().unwrap().to_vec1::<f64>().unwrap()
+            })
+            .collect();
+        let lp: Vec<f64> = out.logprobs.flatten_all().unwrap().to_vec1().unwrap();
+        let keep: Vec<f64> = w
+            .ne(0.0)
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let unscored: Vec<f64> = score
+            .narrow(1, 1, t - 1)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        for (i, &v) in lp.iter().enumerate() {
+            if unscored[i] == 0.0 {
+                assert_eq!(v, 0.0, "lean={lean}: unscored position {i} is {v}");
+            } else if keep[i] != 0.0 {
+                assert!((v - lp_full[i]).abs() < 1e-12, "lean={lean}: position {i}");
+            }
+        }
+        let (d, scale) = max_diff(&g_full, &g);
+        assert!(
+            scale > 1e-6 && d < 1e-10 * scale.max(1.0),
+            "lean={lean}: gradients differ by {d}"
+        );
+        let e = out.entropy.unwrap();
+        let e0 = (e
+            * (score
+                .narrow(1, 1, t - 1)
+                .unwrap()
+                .affine(-1.0, 1.0)
+                .unwrap()))
+        .unwrap();
+        assert_eq!(
+            e0.abs()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap(),
+            0.0
+        );
+    }
+}

@@ -145,7 +145,14 @@ impl LmPolicy {
         o: ForwardOpts,
     ) -> candle_core::Result<PolicyOutput> {
         let out = model
-            .token_logprobs(&batch.input_ids, None, t, entropy, o)
+            .scored_logprobs(
+                &batch.input_ids,
+                None,
+                Some(&batch.completion_mask),
+                t,
+                entropy,
+                o,
+            )
             .map_err(candle_core::Error::wrap)?;
         // recode-model returns [B, T-1] next-token values; the seam wants [B, T] with an
         // (always masked) column for position 0.
