@@ -62,11 +62,15 @@ def run_one(torch, model, pad_id, run):
         out = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
         total = time.perf_counter() - t0
     generated = int((out.shape[1] - ids.shape[1]) * out.shape[0])
-    decode = max(total - prefill, 1e-9)
-    prompt_tokens = sum(len(p) for p in prompts)
+    return figures(run, generated, prefill, max(total - prefill, 1e-9))
+
+
+def figures(run, generated, prefill, decode):
+    """The reported figures of one run from its token count and prefill/decode seconds."""
+    prompt_tokens = sum(len(p) for p in run["prompts"])
     return {
         "run": run["name"],
-        "batch": len(prompts),
+        "batch": len(run["prompts"]),
         "prompt_tokens": prompt_tokens,
         "generated_tokens": generated,
         "prefill_secs": prefill,
@@ -99,18 +103,7 @@ def run_llamacpp(llm, run):
             llm.eval([tok])
             generated += 1
         decode += time.perf_counter() - t0
-    prompt_tokens = sum(len(p) for p in run["prompts"])
-    return {
-        "run": run["name"],
-        "batch": len(run["prompts"]),
-        "prompt_tokens": prompt_tokens,
-        "generated_tokens": generated,
-        "prefill_secs": prefill,
-        "prefill_tok_s": prompt_tokens / prefill,
-        "decode_secs": decode,
-        "decode_tok_s": generated / decode,
-        "sequential": True,
-    }
+    return {**figures(run, generated, prefill, decode), "sequential": True}
 
 
 def main_llamacpp(args, runs):

@@ -496,11 +496,12 @@ pub fn unpermute_order(rows: usize, n_head: usize) -> Vec<usize> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use candle_core::quantized::QTensor;
 
-    fn random(n: usize, seed: u64) -> Vec<f32> {
+    /// Deterministic values in [-1, 1) for the crate's unit tests.
+    pub(crate) fn random(n: usize, seed: u64) -> Vec<f32> {
         let mut s = seed;
         (0..n)
             .map(|_| {
