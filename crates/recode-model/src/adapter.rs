@@ -10,7 +10,11 @@ use candle_core::{DType, Tensor, Var, D};
 use rand::{Rng, SeedableRng};
 
 use crate::error::{read_json, ModelError, Result};
-use crate::model::{matmul_t_ctx, projection_path, CausalLM, Ctx, PROJECTIONS};
+use crate::lean::read;
+use crate::model::{
+    is_cpu_f32_inference, matmul_t_ctx, projection_path, rows_of, CausalLM, Ctx, PACKED_MAX_ROWS,
+    PROJECTIONS,
+};
 
 /// LoRA (low-rank update) or DoRA (weight-decomposed: magnitude vector times normalised direction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -96,6 +100,13 @@ impl Adapter {
         let a = c.param(self.a.as_tensor());
         let b = c.param(self.b.as_tensor());
         let dropped = c.o.train && self.dropout > 0.0;
+        if self.magnitude.is_none()
+            && !dropped
+            && is_cpu_f32_inference(x, c)
+            && rows_of(x) <= PACKED_MAX_ROWS
+        {
+            return self.add_lora_rows(x, &a, &b, y);
+        }
         let xd = if !dropped {
             x.clone()
         } else if c.lean {
@@ -125,6 +136,20 @@ impl Adapter {
         };
         let out = (y + base.broadcast_mul(&(&s - 1.0)?)?)?;
         Ok((out + lora.broadcast_mul(&s)?)?)
+    }
+
+    /// LoRA on a few rows (decode steps, CPU f32, no graph) with [`crate::decode::lora_rows`].
+    fn add_lora_rows(&self, x: &Tensor, a: &Tensor, b: &Tensor, y: &Tensor) -> Result<Tensor> {
+        let mut out = y.flatten_all()?.to_vec1::<f32>()?;
+        let rank = a.dim(0)?;
+        read::<f32, _>(x, |xs| {
+            read::<f32, _>(a, |as_| {
+                read::<f32, _>(b, |bs| {
+                    crate::decode::lora_rows(xs, as_, bs, rank, self.scale as f32, &mut out)
+                })
+            })
+        })???;
+        Ok(Tensor::from_vec(out, y.shape(), y.device())?)
     }
 
     /// Row norms `‖W + scale·B·A‖` over the input dimension: `[out]`.

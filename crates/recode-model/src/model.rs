@@ -22,10 +22,17 @@ use crate::weights::NamedTensors;
 
 /// Inference products with at most this many input rows (decode steps) use the packed
 /// block-quantised weights when the model has them; larger ones (prefill) use the dense gemm.
-const PACKED_MAX_ROWS: usize = 16;
+pub(crate) const PACKED_MAX_ROWS: usize = 16;
+
+/// Shortest common prefix that [`CausalLM::set_prefix_sharing`] runs once (shorter ones are not
+/// worth the second pass per layer).
+const MIN_SHARED_PREFIX: usize = 16;
+
+/// Dropout slot of the rows' own tokens after a shared prefix.
+const SHARED_REST_SLOT: u64 = 0x5EED_0F_4E57;
 
 /// Rows of `x` seen as a `[rows, last_dim]` matrix.
-fn rows_of(x: &Tensor) -> usize {
+pub(crate) fn rows_of(x: &Tensor) -> usize {
     let inner = x.dims().last().copied().unwrap_or(1).max(1);
     x.elem_count() / inner
 }
@@ -429,6 +436,26 @@ fn mask_rows(mask: &Tensor) -> Result<Vec<Vec<u8>>> {
         .collect())
 }
 
+/// Keys (rotated) and values of a prefix that every row of a forward pass shares, computed once
+/// with batch 1, in the layout of the attention path that made them.
+#[derive(Debug, Clone)]
+struct SharedKv {
+    k: Tensor,
+    v: Tensor,
+}
+
+/// Where a layer's attention gets its keys and values besides the call's own tokens.
+enum KvUse<'a> {
+    /// The call's own tokens only.
+    Own,
+    /// An inference cache (appended to) and its initial capacity.
+    Cache(&'a mut Option<LayerKv>, usize),
+    /// The call is the shared prefix: keep its keys and values for [`KvUse::After`].
+    Record(&'a mut Option<SharedKv>),
+    /// The call continues a shared prefix: attend to it first (its gradient flows back to it).
+    After(&'a SharedKv),
+}
+
 #[derive(Debug, Clone)]
 struct Attention {
     q: Linear,
@@ -446,22 +473,24 @@ impl Attention {
         x: &Tensor,
         rope: &Rope,
         mask: &Tensor,
-        cache: Option<(&mut Option<LayerKv>, usize)>,
+        kv: KvUse<'_>,
         c: &Ctx,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let (h, kvh, d) = (self.n_heads, self.n_kv, self.head_dim);
-        if c.lean && cache.is_none() {
+        if c.lean && !matches!(kv, KvUse::Cache(..)) {
             let q = self.q.forward(x, &c.slot(0))?;
             let k = self.k.forward(x, &c.slot(1))?;
             let v = self.v.forward(x, &c.slot(2))?;
             let q = lean::rope(&q, h, &rope.cos, &rope.sin, &rope.neg_sin)?;
             let k = lean::rope(&k, kvh, &rope.cos, &rope.sin, &rope.neg_sin)?;
+            // Keys [B, KVH, L, D] (dim 2), values [B, L, KVH*D] (dim 1).
+            let (k, v) = with_shared(kv, k, v, 2, 1)?;
             let y = lean::attention(&q, &k, &v, mask)?;
             return self.o.forward(&y, &c.slot(3));
         }
-        let cache = match cache {
-            Some((slot, cap)) if t == 1 && is_cpu_f32_inference(x, c) => {
+        let kv = match kv {
+            KvUse::Cache(slot, cap) if t == 1 && is_cpu_f32_inference(x, c) => {
                 return self.decode_one(x, rope, mask, slot, cap, c);
             }
             other => other,
@@ -484,9 +513,10 @@ impl Attention {
             .transpose(1, 2)?;
         let q = rope.apply(&q, o.grad)?;
         let k = rope.apply(&k, o.grad)?;
-        let (k, v) = match cache {
-            Some((slot, cap)) => LayerKv::append(slot, &k, &v, cap)?,
-            None => (k, v.contiguous()?),
+        let (k, v) = match kv {
+            KvUse::Cache(slot, cap) => LayerKv::append(slot, &k, &v, cap)?,
+            // Keys and values both [B, KVH, L, D].
+            other => with_shared(other, k, v.contiguous()?, 2, 2)?,
         };
         let l = k.dim(2)?;
         let rep = h / kvh;
@@ -503,6 +533,38 @@ impl Attention {
             .transpose(1, 2)?
             .reshape((b, t, h * d))?;
         self.o.forward(&y, &c.slot(3))
+    }
+}
+
+/// Applies a shared prefix to one layer's keys `k` and values `v` (their position dims `kd`,
+/// `vd`): records them for [`KvUse::Record`], puts the prefix's (broadcast over the rows) in
+/// front for [`KvUse::After`], leaves them alone otherwise.
+fn with_shared(
+    kv: KvUse<'_>,
+    k: Tensor,
+    v: Tensor,
+    kd: usize,
+    vd: usize,
+) -> Result<(Tensor, Tensor)> {
+    match kv {
+        KvUse::Record(slot) => {
+            *slot = Some(SharedKv {
+                k: k.clone(),
+                v: v.clone(),
+            });
+            Ok((k, v))
+        }
+        KvUse::After(p) => {
+            let rows = |x: &Tensor, like: &Tensor| -> Result<Tensor> {
+                let mut dims = x.dims().to_vec();
+                dims[0] = like.dim(0)?;
+                Ok(x.broadcast_as(dims)?)
+            };
+            let k = Tensor::cat(&[&rows(&p.k, &k)?, &k], kd)?.contiguous()?;
+            let v = Tensor::cat(&[&rows(&p.v, &v)?, &v], vd)?.contiguous()?;
+            Ok((k, v))
+        }
+        KvUse::Own | KvUse::Cache(..) => Ok((k, v)),
     }
 }
 
@@ -549,7 +611,7 @@ impl Attention {
 }
 
 /// Whether a forward of `x` under `c` may use the raw f32 CPU kernels of [`crate::decode`].
-fn is_cpu_f32_inference(x: &Tensor, c: &Ctx) -> bool {
+pub(crate) fn is_cpu_f32_inference(x: &Tensor, c: &Ctx) -> bool {
     !c.o.grad && x.dtype() == DType::F32 && x.device().is_cpu()
 }
 
@@ -601,7 +663,7 @@ impl Block {
         x: &Tensor,
         rope: &Rope,
         bias: &Tensor,
-        slot: Option<(&mut Option<LayerKv>, usize)>,
+        kv: KvUse<'_>,
         c: &Ctx,
         eps: f64,
     ) -> Result<Tensor> {
@@ -615,7 +677,7 @@ impl Block {
             }
         };
         let hn = norm(x, &self.ln1)?;
-        let a = self.attn.forward(&hn, rope, bias, slot, &c)?;
+        let a = self.attn.forward(&hn, rope, bias, kv, &c)?;
         let x = (x + a)?;
         let hn = norm(&x, &self.ln2)?;
         Ok((&x + self.mlp.forward(&hn, &c)?)?)
@@ -705,6 +767,8 @@ pub struct CausalLM {
     lean_kernels: bool,
     /// Gradient forwards recompute each decoder layer in the backward pass.
     checkpointing: bool,
+    /// Cache-free forwards run a token prefix common to every row once.
+    prefix_sharing: bool,
     /// Base seed of the lean kernels' dropout masks (`None`: fresh entropy per forward).
     dropout_seed: Option<u64>,
     /// Forwards run since the seed was set (each gets its own masks).
@@ -793,6 +857,7 @@ impl CausalLM {
             embed_packed: None,
             lean_kernels: true,
             checkpointing: false,
+            prefix_sharing: true,
             dropout_seed: None,
             dropout_calls: Arc::new(AtomicU64::new(0)),
         })
@@ -825,6 +890,19 @@ impl CausalLM {
     /// Whether layer-wise activation checkpointing is on.
     pub fn activation_checkpointing(&self) -> bool {
         self.checkpointing
+    }
+
+    /// Runs a token prefix that every row shares (the prompt of a group of rollouts) once in
+    /// cache-free forwards, with or without gradient (default on): the rows' own tokens attend to
+    /// its keys and values. Results equal the plain pass up to float rounding; `false` gives the
+    /// plain pass (a reference). Not combined with activation checkpointing.
+    pub fn set_prefix_sharing(&mut self, on: bool) {
+        self.prefix_sharing = on;
+    }
+
+    /// Whether cache-free forwards share a common prefix.
+    pub fn prefix_sharing(&self) -> bool {
+        self.prefix_sharing
     }
 
     /// Chooses the kernels of gradient forwards on CPU: the memory-lean ones with custom backward
@@ -954,6 +1032,12 @@ impl CausalLM {
                 "the KV cache is inference-only; run gradient forwards without a cache".into(),
             ));
         }
+        let checkpoint = c.lean && self.checkpointing && cache.is_none();
+        if cache.is_none() && attention_mask.is_none() && !checkpoint {
+            if let Some(s) = self.shared_prefix_len(input_ids)? {
+                return self.hidden_states_shared(input_ids, s, c);
+            }
+        }
         let new_mask = match attention_mask {
             Some(m) => {
                 if m.dims() != [b, t] {
@@ -978,7 +1062,42 @@ impl CausalLM {
             }
             _ => (vec![Vec::new(); b], vec![0u32; b]),
         };
-        let past = full_mask[0].len();
+        let (bias, rope) = self.layout(&mut full_mask, &mut next_pos, &new_mask)?;
+        let mut x = self.embed_ids(input_ids, c)?;
+        let eps = self.config.rms_norm_eps;
+        for (i, blk) in self.blocks.iter().enumerate() {
+            if checkpoint {
+                let (blk2, rope2, bias2, c2) = (blk.clone(), rope.clone(), bias.clone(), *c);
+                x = lean::checkpoint(&x, blk.parameters(), move |x, track| {
+                    let c = Ctx { track, ..c2 };
+                    blk2.forward(i, x, &rope2, &bias2, KvUse::Own, &c, eps)
+                })?;
+                continue;
+            }
+            let kv = match cache.as_deref_mut() {
+                Some(cache) => KvUse::Cache(&mut cache.layers[i], cache.capacity),
+                None => KvUse::Own,
+            };
+            x = blk.forward(i, &x, &rope, &bias, kv, c, eps)?;
+        }
+        if let Some(c) = cache {
+            c.mask = full_mask;
+            c.next_pos = next_pos;
+        }
+        self.final_norm(&x, c)
+    }
+
+    /// The attention bias `[B, 1, T, L]` and rotary tables of `new_mask`'s tokens after the
+    /// `full_mask` positions already seen (per row); extends `full_mask` and `next_pos`.
+    fn layout(
+        &self,
+        full_mask: &mut [Vec<u8>],
+        next_pos: &mut [u32],
+        new_mask: &[Vec<u8>],
+    ) -> Result<(Tensor, Rope)> {
+        let b = new_mask.len();
+        let t = new_mask.first().map_or(0, Vec::len);
+        let past = full_mask.first().map_or(0, Vec::len);
         let mut positions = vec![Vec::with_capacity(t); b];
         for r in 0..b {
             for &m in &new_mask[r] {
@@ -995,7 +1114,7 @@ impl CausalLM {
             _ => -1.0e9,
         };
         let mut bias = Vec::with_capacity(b * t * l);
-        for row in &full_mask {
+        for row in full_mask.iter() {
             for i in 0..t {
                 let q = past + i;
                 for (j, &m) in row.iter().enumerate() {
@@ -1005,36 +1124,90 @@ impl CausalLM {
         }
         let bias = Tensor::from_vec(bias, (b, 1, t, l), &self.device)?.to_dtype(self.dtype)?;
         let rope = Rope::new(&self.inv_freq, &positions, self.dtype, &self.device)?;
+        Ok((bias, rope))
+    }
 
-        let ids = input_ids.flatten_all()?;
-        let mut x =
-            c.param(&self.embed)
-                .index_select(&ids, 0)?
-                .reshape((b, t, self.config.hidden_size))?;
-        let eps = self.config.rms_norm_eps;
-        let checkpoint = c.lean && self.checkpointing && cache.is_none();
-        for (i, blk) in self.blocks.iter().enumerate() {
-            if checkpoint {
-                let (blk2, rope2, bias2, c2) = (blk.clone(), rope.clone(), bias.clone(), *c);
-                x = lean::checkpoint(&x, blk.parameters(), move |x, track| {
-                    let c = Ctx { track, ..c2 };
-                    blk2.forward(i, x, &rope2, &bias2, None, &c, eps)
-                })?;
-                continue;
-            }
-            let slot = cache.as_deref_mut().map(|c| (&mut c.layers[i], c.capacity));
-            x = blk.forward(i, &x, &rope, &bias, slot, c, eps)?;
-        }
-        if let Some(c) = cache {
-            c.mask = full_mask;
-            c.next_pos = next_pos;
-        }
+    /// Token embeddings of `ids` `[B, T]` → `[B, T, hidden]`.
+    fn embed_ids(&self, ids: &Tensor, c: &Ctx) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        Ok(c.param(&self.embed)
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, t, self.config.hidden_size))?)
+    }
+
+    /// The final RMS norm.
+    fn final_norm(&self, x: &Tensor, c: &Ctx) -> Result<Tensor> {
         let norm = c.param(&self.norm);
         if c.lean {
-            lean::rms_norm(&x, &norm, eps)
+            lean::rms_norm(x, &norm, self.config.rms_norm_eps)
         } else {
-            rms_norm(&x, &norm, eps, o.grad)
+            rms_norm(x, &norm, self.config.rms_norm_eps, c.o.grad)
         }
+    }
+
+    /// How many leading tokens of `ids` `[B, T]` a cache-free forward without attention mask runs
+    /// once for all rows (see [`Self::set_prefix_sharing`]): the prefix every row shares when it
+    /// has at least 16 tokens, at most `T - 1` (each row keeps one token of its own).
+    pub fn shared_prefix_len(&self, ids: &Tensor) -> Result<Option<usize>> {
+        let (b, t) = ids.dims2()?;
+        if !self.prefix_sharing || b < 2 || t <= MIN_SHARED_PREFIX {
+            return Ok(None);
+        }
+        let rows = ids.to_dtype(DType::U32)?.to_vec2::<u32>()?;
+        let s = (0..t - 1)
+            .take_while(|&j| rows.iter().all(|r| r[j] == rows[0][j]))
+            .count();
+        Ok((s >= MIN_SHARED_PREFIX).then_some(s))
+    }
+
+    /// [`Self::hidden_states_ctx`] of rows whose first `s` tokens are the same: the prefix runs
+    /// once (batch 1), each row's remaining tokens attend to its keys and values, and the
+    /// prefix's hidden states are broadcast to every row. Equal to the plain pass up to float
+    /// rounding, gradients included (they flow back through the shared keys and values).
+    fn hidden_states_shared(&self, input_ids: &Tensor, s: usize, c: &Ctx) -> Result<Tensor> {
+        let (b, t) = input_ids.dims2()?;
+        let (mut prefix_mask, mut prefix_pos) = (vec![Vec::new()], vec![0u32]);
+        let (prefix_bias, prefix_rope) =
+            self.layout(&mut prefix_mask, &mut prefix_pos, &[vec![1u8; s]])?;
+        let (mut rest_mask, mut rest_pos) = (vec![vec![1u8; s]; b], vec![s as u32; b]);
+        let (rest_bias, rest_rope) =
+            self.layout(&mut rest_mask, &mut rest_pos, &vec![vec![1u8; t - s]; b])?;
+        let mut xp = self.embed_ids(&input_ids.i((0..1, 0..s))?.contiguous()?, c)?;
+        let mut xr = self.embed_ids(&input_ids.i((.., s..))?.contiguous()?, c)?;
+        // The rows' own tokens draw dropout masks independent of the prefix's.
+        let cr = Ctx {
+            seed: lean::mix_seed(c.seed, SHARED_REST_SLOT),
+            ..*c
+        };
+        let eps = self.config.rms_norm_eps;
+        for (i, blk) in self.blocks.iter().enumerate() {
+            let mut shared = None;
+            xp = blk.forward(
+                i,
+                &xp,
+                &prefix_rope,
+                &prefix_bias,
+                KvUse::Record(&mut shared),
+                c,
+                eps,
+            )?;
+            let shared = shared.ok_or_else(|| {
+                ModelError::Input(format!("layer {i} recorded no shared keys and values"))
+            })?;
+            xr = blk.forward(
+                i,
+                &xr,
+                &rest_rope,
+                &rest_bias,
+                KvUse::After(&shared),
+                &cr,
+                eps,
+            )?;
+        }
+        let hp = self.final_norm(&xp, c)?;
+        let hr = self.final_norm(&xr, c)?;
+        let hp = hp.broadcast_as((b, s, self.config.hidden_size))?;
+        Ok(Tensor::cat(&[&hp, &hr], 1)?)
     }
 
     /// Log-probabilities of each next token of `input_ids` (`[B, T]` → `[B, T-1]`), computed from

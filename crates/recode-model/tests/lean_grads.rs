@@ -22,15 +22,6 @@ fn adapter_cfg(kind: AdapterKind, dropout: f32) -> AdapterConfig {
     }
 }
 
-fn randomise_b(model: &CausalLM) {
-    for (name, v) in model.adapter_vars() {
-        if name.ends_with("lora_B.weight") {
-            let r = Tensor::randn(0.0f64, 0.3, v.dims(), v.device()).unwrap();
-            v.set(&r.to_dtype(v.dtype()).unwrap()).unwrap();
-        }
-    }
-}
-
 /// Per-token weights for the loss, zero where the position or its target is padding.
 fn loss_weights(mask: &Tensor) -> Tensor {
     let (b, t) = mask.dims2().unwrap();
@@ -346,5 +337,95 @@ fn scored_positions_give_the_masked_values_and_gradients() {
                 .unwrap(),
             0.0
         );
+    }
+}
+
+/// Rows that share a prompt (and the first tokens after it), as a group of rollouts does: running
+/// the shared prefix once gives the log-probs, entropies and gradients of the plain pass, with the
+/// lean and the plain kernels, and the same log-probs in the graph-free reference pass.
+#[test]
+fn shared_prefix_gives_the_plain_values_and_gradients() {
+    for arch in ["llama", "qwen2"] {
+        let dir = make_tiny(arch, 29);
+        let mut model = load_tiny(dir.path(), DType::F64);
+        model
+            .add_adapters(&adapter_cfg(AdapterKind::Lora, 0.0), 3)
+            .unwrap();
+        randomise_b(&model);
+        let vars = model.adapter_vars();
+        let vocab = model.config().vocab_size as u64;
+        // 4 rows: 20 prompt tokens and 2 completion tokens in common, then 9 of their own.
+        let (b, prompt, common, t) = (4usize, 20usize, 22usize, 31usize);
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % vocab) as u32
+        };
+        let shared: Vec<u32> = (0..common).map(|_| next()).collect();
+        let mut ids = Vec::with_capacity(b * t);
+        for _ in 0..b {
+            ids.extend_from_slice(&shared);
+            ids.extend((common..t).map(|_| next()));
+        }
+        let ids = Tensor::from_vec(ids, (b, t), &Device::Cpu).unwrap();
+        let score = Tensor::arange(0u32, t as u32, &Device::Cpu)
+            .unwrap()
+            .ge(prompt as u32)
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap()
+            .broadcast_as((b, t))
+            .unwrap()
+            .contiguous()
+            .unwrap();
+        let w = (Tensor::randn(0.0f64, 1.0, (b, t - 1), &Device::Cpu).unwrap()
+            * score.narrow(1, 1, t - 1).unwrap())
+        .unwrap();
+        let pass = |model: &CausalLM, o: ForwardOpts| {
+            let out = model
+                .scored_logprobs(&ids, None, Some(&score), 0.7, true, o)
+                .unwrap();
+            let flat = |x: &Tensor| x.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            let (lp, ent) = (flat(&out.logprobs), flat(out.entropy.as_ref().unwrap()));
+            let grads = if o.grad {
+                let g = (&out.logprobs * &w)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+                vars.iter()
+                    .map(|(_, v)| flat(g.get(v.as_tensor()).unwrap()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (lp, ent, grads)
+        };
+        for lean in [false, true] {
+            model.set_lean_kernels(lean);
+            for o in [ForwardOpts::TRAIN, ForwardOpts::REFERENCE] {
+                model.set_prefix_sharing(false);
+                assert_eq!(model.shared_prefix_len(&ids).unwrap(), None);
+                let (lp0, ent0, g0) = pass(&model, o);
+                model.set_prefix_sharing(true);
+                assert_eq!(model.shared_prefix_len(&ids).unwrap(), Some(common));
+                let (lp1, ent1, g1) = pass(&model, o);
+                let what = format!("{arch} lean={lean} grad={}", o.grad);
+                let (d, scale) = max_diff(&[lp0, ent0], &[lp1, ent1]);
+                assert!(scale > 0.1 && d < 1e-12, "{what}: log-probs differ by {d}");
+                if o.grad {
+                    let (d, scale) = max_diff(&g0, &g1);
+                    assert!(
+                        scale > 1e-6 && d < 1e-10 * scale.max(1.0),
+                        "{what}: gradients differ by {d}"
+                    );
+                }
+            }
+        }
     }
 }

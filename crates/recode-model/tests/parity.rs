@@ -5,7 +5,7 @@ mod common;
 
 use candle_core::{DType, Tensor};
 use common::*;
-use recode_model::{ForwardOpts, LogitsMode};
+use recode_model::{AdapterConfig, AdapterKind, ForwardOpts, LogitsMode};
 
 fn parity(arch: &str) {
     let dir = make_tiny(arch, 7);
@@ -37,11 +37,28 @@ fn qwen2_logits_match_numpy_reference() {
 }
 
 /// Prefill part of each (left-padded) row, then decode the rest token by token with the cache:
-/// every step's logits must equal the full forward's at that position.
-fn kv_cache_equals_full(arch: &str) {
+/// every step's logits must equal the full forward's at that position. With `lora`, LoRA adapters
+/// (random B) on every projection: decode steps add them with the raw-row kernel, the full forward
+/// with tensor ops.
+fn kv_cache_equals_full(arch: &str, lora: bool) {
     let dir = make_tiny(arch, 3);
     let (ids, mask, _) = expected(dir.path());
-    let model = load_tiny(dir.path(), DType::F32);
+    let mut model = load_tiny(dir.path(), DType::F32);
+    if lora {
+        let cfg = AdapterConfig {
+            kind: AdapterKind::Lora,
+            r: 3,
+            alpha: 6.0,
+            dropout: 0.0,
+            target_modules: recode_model::model::PROJECTIONS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            use_rslora: false,
+        };
+        model.add_adapters(&cfg, 11).unwrap();
+        randomise_b(&model);
+    }
     let full = model
         .forward(
             &ids,
@@ -78,17 +95,19 @@ fn kv_cache_equals_full(arch: &str) {
     }
     let inc = Tensor::cat(&steps, 1).unwrap();
     let d = max_diff_masked(&inc, &full, &mask);
-    assert!(d < 1e-4, "{arch}: cached vs full max diff {d}");
+    assert!(d < 1e-4, "{arch} lora={lora}: cached vs full max diff {d}");
 }
 
 #[test]
 fn llama_kv_cache_decoding_equals_full_forward() {
-    kv_cache_equals_full("llama");
+    kv_cache_equals_full("llama", false);
+    kv_cache_equals_full("llama", true);
 }
 
 #[test]
 fn qwen2_kv_cache_decoding_equals_full_forward() {
-    kv_cache_equals_full("qwen2");
+    kv_cache_equals_full("qwen2", false);
+    kv_cache_equals_full("qwen2", true);
 }
 
 /// A left-padded row must give the same logits as the same tokens alone.
