@@ -29,7 +29,7 @@ pub(crate) const PACKED_MAX_ROWS: usize = 16;
 const MIN_SHARED_PREFIX: usize = 16;
 
 /// Dropout slot of the rows' own tokens after a shared prefix.
-const SHARED_REST_SLOT: u64 = 0x5EED_0F_4E57;
+const SHARED_REST_SLOT: u64 = 0x005E_ED0F_4E57;
 
 /// Rows of `x` seen as a `[rows, last_dim]` matrix.
 pub(crate) fn rows_of(x: &Tensor) -> usize {
