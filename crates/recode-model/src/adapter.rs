@@ -92,6 +92,9 @@ pub struct Adapter {
     pub dropout: f32,
     /// Treat the DoRA weight norm as a constant in backward (PEFT's behaviour, DoRA paper §4.3).
     pub detach_norm: bool,
+    /// DoRA's row scale `m / ‖W + scale·B·A‖` computed once for inference (see
+    /// [`CausalLM::for_generation`]); `None` recomputes it in every forward.
+    pub(crate) frozen_scale: Option<Tensor>,
 }
 
 impl Adapter {
@@ -100,12 +103,13 @@ impl Adapter {
         let a = c.param(self.a.as_tensor());
         let b = c.param(self.b.as_tensor());
         let dropped = c.o.train && self.dropout > 0.0;
-        if self.magnitude.is_none()
+        let frozen = self.frozen_scale.as_ref().filter(|_| !c.o.grad);
+        if (self.magnitude.is_none() || frozen.is_some())
             && !dropped
             && is_cpu_f32_inference(x, c)
             && rows_of(x) <= PACKED_MAX_ROWS
         {
-            return self.add_lora_rows(x, &a, &b, y);
+            return self.add_lora_rows(x, &a, &b, y, frozen);
         }
         let xd = if !dropped {
             x.clone()
@@ -121,14 +125,18 @@ impl Adapter {
         let Some(m) = &self.magnitude else {
             return Ok((y + lora)?);
         };
-        let m = c.param(m.as_tensor());
-        let norm = self.weight_norm(w, &a, &b)?;
-        let norm = if self.detach_norm {
-            norm.detach()
-        } else {
-            norm
+        let s = match frozen {
+            Some(s) => s.clone(),
+            None => {
+                let norm = self.weight_norm(w, &a, &b)?;
+                let norm = if self.detach_norm {
+                    norm.detach()
+                } else {
+                    norm
+                };
+                (c.param(m.as_tensor()) / norm)?
+            }
         };
-        let s = (m / norm)?;
         let base = if dropped {
             matmul_t_ctx(&xd, w, c)?
         } else {
@@ -138,8 +146,16 @@ impl Adapter {
         Ok((out + lora.broadcast_mul(&s)?)?)
     }
 
-    /// LoRA on a few rows (decode steps, CPU f32, no graph) with [`crate::decode::lora_rows`].
-    fn add_lora_rows(&self, x: &Tensor, a: &Tensor, b: &Tensor, y: &Tensor) -> Result<Tensor> {
+    /// The adapter on a few rows (decode steps, CPU f32, no graph) with
+    /// [`crate::decode::lora_rows`]; DoRA multiplies each output by its frozen `row_scale`.
+    fn add_lora_rows(
+        &self,
+        x: &Tensor,
+        a: &Tensor,
+        b: &Tensor,
+        y: &Tensor,
+        row_scale: Option<&Tensor>,
+    ) -> Result<Tensor> {
         let mut out = y.flatten_all()?.to_vec1::<f32>()?;
         let rank = a.dim(0)?;
         read::<f32, _>(x, |xs| {
@@ -149,6 +165,13 @@ impl Adapter {
                 })
             })
         })???;
+        if let Some(s) = row_scale {
+            read::<f32, _>(s, |ss| {
+                for row in out.chunks_exact_mut(ss.len()) {
+                    row.iter_mut().zip(ss).for_each(|(o, s)| *o *= s);
+                }
+            })?;
+        }
         Ok(Tensor::from_vec(out, y.shape(), y.device())?)
     }
 
@@ -222,9 +245,38 @@ impl CausalLM {
                 scale,
                 dropout: cfg.dropout,
                 detach_norm: true,
+                frozen_scale: None,
             });
         }
         Ok(())
+    }
+
+    /// A copy of the model for inference while its weights stay fixed (one generation call):
+    /// each unmerged DoRA adapter gets its row scale `m / ‖W + scale·B·A‖` computed once, instead
+    /// of rebuilding the `[out, in]` matrix in every decode step. The copy shares the weights, so
+    /// it is stale once they change; without DoRA adapters it is the model itself.
+    pub fn for_generation(&self) -> Result<std::borrow::Cow<'_, CausalLM>> {
+        let dora = |lin: &crate::model::Linear| {
+            lin.unmerged.is_none() && lin.adapter.as_ref().is_some_and(|a| a.magnitude.is_some())
+        };
+        if !self.projections().any(|(_, _, lin)| dora(lin)) {
+            return Ok(std::borrow::Cow::Borrowed(self));
+        }
+        let mut copy = self.clone();
+        for (_, _, lin) in copy.projections_mut() {
+            if !dora(lin) {
+                continue;
+            }
+            let w = lin.weight.detach();
+            if let Some(ad) = lin.adapter.as_mut() {
+                let (a, b) = (ad.a.as_tensor().detach(), ad.b.as_tensor().detach());
+                let m = ad.magnitude.as_ref().map(|m| m.as_tensor().detach());
+                if let Some(m) = m {
+                    ad.frozen_scale = Some((m / ad.weight_norm(&w, &a, &b)?)?);
+                }
+            }
+        }
+        Ok(std::borrow::Cow::Owned(copy))
     }
 
     /// Removes every adapter (merged weights are restored first).

@@ -271,6 +271,8 @@ pub fn generate(
         grad: false,
         ..opts
     };
+    let frozen = model.for_generation()?;
+    let model = frozen.as_ref();
     let device = model.device().clone();
     let mut stops = if params.ignore_eos {
         Vec::new()

@@ -37,16 +37,16 @@ fn qwen2_logits_match_numpy_reference() {
 }
 
 /// Prefill part of each (left-padded) row, then decode the rest token by token with the cache:
-/// every step's logits must equal the full forward's at that position. With `lora`, LoRA adapters
-/// (random B) on every projection: decode steps add them with the raw-row kernel, the full forward
-/// with tensor ops.
-fn kv_cache_equals_full(arch: &str, lora: bool) {
+/// every step's logits must equal the full forward's at that position. With `adapter`, adapters
+/// (random B) on every projection: decode steps add them with the raw-row kernel (DoRA with the
+/// row scale frozen by `for_generation`), the full forward with tensor ops.
+fn kv_cache_equals_full(arch: &str, adapter: Option<AdapterKind>) {
     let dir = make_tiny(arch, 3);
     let (ids, mask, _) = expected(dir.path());
     let mut model = load_tiny(dir.path(), DType::F32);
-    if lora {
+    if let Some(kind) = adapter {
         let cfg = AdapterConfig {
-            kind: AdapterKind::Lora,
+            kind,
             r: 3,
             alpha: 6.0,
             dropout: 0.0,
@@ -68,6 +68,8 @@ fn kv_cache_equals_full(arch: &str, lora: bool) {
             ForwardOpts::INFERENCE,
         )
         .unwrap();
+    let frozen = model.for_generation().unwrap();
+    let model = frozen.as_ref();
     let t = ids.dim(1).unwrap();
     let pre = 7; // every row has real tokens within the prefill
     let mut cache = model.new_cache(4); // small capacity: exercises growth
@@ -95,19 +97,21 @@ fn kv_cache_equals_full(arch: &str, lora: bool) {
     }
     let inc = Tensor::cat(&steps, 1).unwrap();
     let d = max_diff_masked(&inc, &full, &mask);
-    assert!(d < 1e-4, "{arch} lora={lora}: cached vs full max diff {d}");
+    assert!(d < 1e-4, "{arch} {adapter:?}: cached vs full max diff {d}");
 }
 
 #[test]
 fn llama_kv_cache_decoding_equals_full_forward() {
-    kv_cache_equals_full("llama", false);
-    kv_cache_equals_full("llama", true);
+    kv_cache_equals_full("llama", None);
+    kv_cache_equals_full("llama", Some(AdapterKind::Lora));
+    kv_cache_equals_full("llama", Some(AdapterKind::Dora));
 }
 
 #[test]
 fn qwen2_kv_cache_decoding_equals_full_forward() {
-    kv_cache_equals_full("qwen2", false);
-    kv_cache_equals_full("qwen2", true);
+    kv_cache_equals_full("qwen2", None);
+    kv_cache_equals_full("qwen2", Some(AdapterKind::Lora));
+    kv_cache_equals_full("qwen2", Some(AdapterKind::Dora));
 }
 
 /// A left-padded row must give the same logits as the same tokens alone.

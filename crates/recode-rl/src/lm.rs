@@ -307,14 +307,14 @@ impl RolloutSource<LmPolicy> for LmSampler {
         params: &SamplingParams,
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<Completion>, RlError> {
-        // Plain LoRA over packed (quantised) base weights decodes fastest unmerged: the base
-        // product streams the packed blocks and the rank-r correction is small.
-        let packed_lora = policy.model.has_packed_weights() && !policy.model.has_dora();
-        if !policy.model.has_adapters() || packed_lora {
+        // Over packed (quantised) base weights, adapters decode fastest unmerged: the base
+        // product streams the packed blocks, the rank-r correction is small, and `generate`
+        // computes DoRA's row scales once per call.
+        if !policy.model.has_adapters() || policy.model.has_packed_weights() {
             return self.sample(&policy.model, prompts, n, params, rng);
         }
-        // Otherwise decoding with adapters folded in skips the per-token adapter matmuls (and
-        // DoRA's weight norms); the merged copy shares every untouched tensor with the policy.
+        // Otherwise decoding with adapters folded in skips the per-token adapter matmuls; the
+        // merged copy shares every untouched tensor with the policy.
         let mut merged = policy.model.clone();
         merged.merge_adapters().map_err(model_err)?;
         self.sample(&merged, prompts, n, params, rng)
