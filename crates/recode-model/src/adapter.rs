@@ -186,14 +186,21 @@ impl Adapter {
         let a = self.a.as_tensor().detach();
         let b = self.b.as_tensor().detach();
         let full = (w + (b.matmul(&a)? * self.scale)?)?;
-        match &self.magnitude {
+        match self.row_scale(w)? {
             None => Ok(full),
-            Some(m) => {
-                let norm = self.weight_norm(w, &a, &b)?;
-                let s = (m.as_tensor().detach() / norm)?.unsqueeze(1)?;
-                Ok(full.broadcast_mul(&s)?)
-            }
+            Some(s) => Ok(full.broadcast_mul(&s.unsqueeze(1)?)?),
         }
+    }
+
+    /// DoRA's row scale `m / ‖W + scale·B·A‖` `[out]` for base weight `w`, detached from the
+    /// graph; `None` for LoRA.
+    fn row_scale(&self, w: &Tensor) -> Result<Option<Tensor>> {
+        let Some(m) = &self.magnitude else {
+            return Ok(None);
+        };
+        let (a, b) = (self.a.as_tensor().detach(), self.b.as_tensor().detach());
+        let norm = self.weight_norm(&w.detach(), &a, &b)?;
+        Ok(Some((m.as_tensor().detach() / norm)?))
     }
 }
 
@@ -267,13 +274,8 @@ impl CausalLM {
             if !dora(lin) {
                 continue;
             }
-            let w = lin.weight.detach();
             if let Some(ad) = lin.adapter.as_mut() {
-                let (a, b) = (ad.a.as_tensor().detach(), ad.b.as_tensor().detach());
-                let m = ad.magnitude.as_ref().map(|m| m.as_tensor().detach());
-                if let Some(m) = m {
-                    ad.frozen_scale = Some((m / ad.weight_norm(&w, &a, &b)?)?);
-                }
+                ad.frozen_scale = ad.row_scale(&lin.weight)?;
             }
         }
         Ok(std::borrow::Cow::Owned(copy))

@@ -34,6 +34,35 @@ fn loss_weights(mask: &Tensor) -> Tensor {
         .unwrap()
 }
 
+/// A tiny random `arch` model in f64 with LoRA (random B) on every projection, and its adapter
+/// variables (the temp dir must outlive the model's use).
+fn tiny_lora(arch: &str, seed: u64) -> (tempfile::TempDir, CausalLM, Vec<(String, Var)>) {
+    let dir = make_tiny(arch, seed);
+    let mut model = load_tiny(dir.path(), DType::F64);
+    model
+        .add_adapters(&adapter_cfg(AdapterKind::Lora, 0.0), 3)
+        .unwrap();
+    randomise_b(&model);
+    let vars = model.adapter_vars();
+    (dir, model, vars)
+}
+
+/// `[B, T]` f64: 1 from column `start` on, 0 before (the completion part of each row).
+fn from_column(b: usize, t: usize, start: usize) -> Tensor {
+    Tensor::arange(0u32, t as u32, &Device::Cpu)
+        .unwrap()
+        .ge(start as u32)
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap()
+        .broadcast_as((b, t))
+        .unwrap()
+        .contiguous()
+        .unwrap()
+}
+
 /// (loss, log-probs, gradient of every var) for one forward/backward.
 fn run(
     model: &CausalLM,
@@ -253,27 +282,11 @@ fn adapter_dropout_is_replayed_by_checkpointing() {
 /// the lean kernels (which skip the unscored positions in the output projection) and without.
 #[test]
 fn scored_positions_give_the_masked_values_and_gradients() {
-    let dir = make_tiny("llama", 23);
+    let (dir, mut model, vars) = tiny_lora("llama", 23);
     let (ids, mask, _) = expected(dir.path());
-    let mut model = load_tiny(dir.path(), DType::F64);
-    model
-        .add_adapters(&adapter_cfg(AdapterKind::Lora, 0.0), 3)
-        .unwrap();
-    randomise_b(&model);
-    let vars = model.adapter_vars();
     let (b, t) = ids.dims2().unwrap();
     // Score the second half of each row only (like a completion after its prompt).
-    let cols = Tensor::arange(0u32, t as u32, &Device::Cpu)
-        .unwrap()
-        .ge((t / 2) as u32)
-        .unwrap()
-        .to_dtype(DType::F64)
-        .unwrap()
-        .unsqueeze(0)
-        .unwrap()
-        .broadcast_as((b, t))
-        .unwrap();
-    let score = (cols * mask.to_dtype(DType::F64).unwrap()).unwrap();
+    let score = (from_column(b, t, t / 2) * mask.to_dtype(DType::F64).unwrap()).unwrap();
     let w = (loss_weights(&mask) * score.narrow(1, 1, t - 1).unwrap()).unwrap();
     let o = ForwardOpts::TRAIN;
     for lean in [false, true] {
@@ -346,13 +359,7 @@ fn scored_positions_give_the_masked_values_and_gradients() {
 #[test]
 fn shared_prefix_gives_the_plain_values_and_gradients() {
     for arch in ["llama", "qwen2"] {
-        let dir = make_tiny(arch, 29);
-        let mut model = load_tiny(dir.path(), DType::F64);
-        model
-            .add_adapters(&adapter_cfg(AdapterKind::Lora, 0.0), 3)
-            .unwrap();
-        randomise_b(&model);
-        let vars = model.adapter_vars();
+        let (_dir, mut model, vars) = tiny_lora(arch, 29);
         let vocab = model.config().vocab_size as u64;
         // 4 rows: 20 prompt tokens and 2 completion tokens in common, then 9 of their own.
         let (b, prompt, common, t) = (4usize, 20usize, 22usize, 31usize);
@@ -370,18 +377,7 @@ fn shared_prefix_gives_the_plain_values_and_gradients() {
             ids.extend((common..t).map(|_| next()));
         }
         let ids = Tensor::from_vec(ids, (b, t), &Device::Cpu).unwrap();
-        let score = Tensor::arange(0u32, t as u32, &Device::Cpu)
-            .unwrap()
-            .ge(prompt as u32)
-            .unwrap()
-            .to_dtype(DType::F64)
-            .unwrap()
-            .unsqueeze(0)
-            .unwrap()
-            .broadcast_as((b, t))
-            .unwrap()
-            .contiguous()
-            .unwrap();
+        let score = from_column(b, t, prompt);
         let w = (Tensor::randn(0.0f64, 1.0, (b, t - 1), &Device::Cpu).unwrap()
             * score.narrow(1, 1, t - 1).unwrap())
         .unwrap();
