@@ -4,9 +4,9 @@
 #   (b) `recode sft` for a few hundred steps, then GRPO and DAPO from that adapter,
 # each validating greedily on the same held-out prompts, then one HTML report per run and a
 # summary table (validation ES* / exact match: SFT alone vs RL after SFT) on stdout.
-# Takes about 2 hours on 2 cores (measured 2026-12-01: SFT 200 steps 29 min; GRPO 60 steps of
-# 2 prompts x 8 rollouts ~35 s/step alone; DAPO 40 steps of 1 prompt x 8; validation on all 72
-# held-out prompts ~2 min each time).
+# Takes about 2 hours on 2 cores (measured 2026-12-01: SFT 200 steps 27 min of steps; GRPO 60
+# steps of 2 prompts x 8 rollouts ~35 s/step alone; DAPO 40 steps of 1 prompt x 8; plus ~2 min
+# for each validation on all 72 held-out prompts).
 # Outputs go to $1 (default runs/learning). Stages whose
 # final checkpoint exists are skipped, so re-running after an interruption picks up where it
 # stopped (a stage cut mid-way resumes from its latest checkpoint).
@@ -44,6 +44,9 @@ small=(--set use_dora=false --set lora_r=16 --set lora_alpha=32 --set max_prompt
 # G = 8 rollouts per prompt (the paper's G), 192 new tokens: room for <think> + <answer>;
 # temperature 0.7 keeps rollouts close to the greedy policy that validation measures.
 rl=(--set num_generations=8 --set max_completion_length=192 --set temperature=0.7)
+# 1 prompt x 8 rollouts per step, validating and saving every 10 steps.
+one_prompt=(--set per_device_train_batch_size=4 --set gradient_accumulation_steps=2
+  --set eval_steps=10 --set save_steps=10)
 
 # run_stage NAME STEPS CMD...: runs CMD with --output $out/NAME, resuming a cut run, skipping a
 # finished one.
@@ -81,14 +84,12 @@ run_stage grpo-after-sft "$grpo_steps" "$recode" train --algo grpo --init-adapte
 # DAPO: 1 prompt x 8 rollouts per kept group, up to 3 generation batches, lr 2e-4.
 run_stage dapo-after-sft "$dapo_steps" "$recode" train --algo dapo --init-adapter "$sft_ckpt" \
   --data "$train" --val-data "$val" --val-limit "$val_limit" "${small[@]}" "${rl[@]}" \
-  --set per_device_train_batch_size=4 --set gradient_accumulation_steps=2 \
-  --set use_peft=true --set learning_rate=2e-4 --set overlong_buffer_len=64 \
-  --set max_num_gen_batches=3 --set eval_steps=10 --set save_steps=10 --set max_steps="$dapo_steps"
+  "${one_prompt[@]}" --set use_peft=true --set learning_rate=2e-4 --set overlong_buffer_len=64 \
+  --set max_num_gen_batches=3 --set max_steps="$dapo_steps"
 
 run_stage grpo-raw "$raw_steps" "$recode" train --algo grpo --data "$train" --val-data "$val" \
-  --val-limit "$val_limit" "${small[@]}" "${rl[@]}" --set per_device_train_batch_size=4 \
-  --set gradient_accumulation_steps=2 --set learning_rate=1e-4 --set eval_steps=10 \
-  --set save_steps=10 --set max_steps="$raw_steps"
+  --val-limit "$val_limit" "${small[@]}" "${rl[@]}" "${one_prompt[@]}" \
+  --set learning_rate=1e-4 --set max_steps="$raw_steps"
 
 step "reports"
 for name in sft grpo-after-sft dapo-after-sft grpo-raw; do
