@@ -75,6 +75,21 @@ pub enum KlEstimator {
     K3,
 }
 
+/// Which policy the KL term keeps the trained one close to.
+///
+/// With fresh adapters (or none) both are the same distribution. They differ after
+/// `--init-adapter`: verl and InstructGPT-style RLHF anchor RL to the policy it starts
+/// from (the SFT model); TRL with PEFT anchors to the base model (adapters disabled).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KlReference {
+    /// The starting policy, e.g. base + the `--init-adapter` adapter, kept frozen (verl).
+    #[default]
+    Init,
+    /// The base model with adapters switched off (TRL + PEFT).
+    Base,
+}
+
 /// Learning-rate schedule after warm-up (HF `lr_scheduler_type` names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -129,6 +144,10 @@ pub struct TrainConfig {
     pub beta: f64,
     /// KL estimator used when `beta > 0`.
     pub kl_estimator: KlEstimator,
+    /// What the KL term measures the distance from: `init` (the starting policy, also
+    /// after `--init-adapter`) or `base` (adapters off).
+    #[serde(default)]
+    pub kl_reference: KlReference,
     /// Lower clip ε_low: ratio clipped below at 1 − epsilon.
     pub epsilon: f64,
     /// Upper clip ε_high: ratio clipped above at 1 + epsilon_high (DAPO clip-higher).
@@ -230,6 +249,7 @@ impl TrainConfig {
             max_completion_length: 1024,
             beta: 0.001,
             kl_estimator: KlEstimator::K3,
+            kl_reference: KlReference::Init,
             epsilon: 0.2,
             epsilon_high: 0.2,
             delta: None,

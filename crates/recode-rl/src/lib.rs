@@ -27,7 +27,7 @@ pub mod task;
 pub mod tiny;
 pub mod trainer;
 
-pub use config::{resolve, Algo, TrainConfig};
+pub use config::{resolve, Algo, KlReference, TrainConfig};
 pub use policy::{
     Completion, Policy, PolicyOutput, PromptItem, Rewarder, RolloutSource, SamplingParams,
     TokenBatch,

@@ -1,8 +1,9 @@
 //! The [`Policy`] and [`RolloutSource`] seams implemented for `recode-model`'s causal LM.
 //!
-//! Two ways to train: adapters (LoRA/DoRA; the frozen base with adapters switched off is
-//! the KL reference, so no second copy of the weights is needed) or every weight (the
-//! reference is a separately loaded frozen copy, only when β > 0).
+//! Two ways to train: adapters (LoRA/DoRA; the KL reference is the frozen base with adapters
+//! switched off, or, after `--init-adapter` with `kl_reference = "init"`, a frozen copy of the
+//! starting adapter over the same shared base weights) or every weight (the reference is a
+//! separately loaded frozen copy, only when β > 0).
 
 use std::path::Path;
 
@@ -13,7 +14,7 @@ use recode_model::{
     generate, AdapterConfig, AdapterKind, CausalLM, FinishReason, ForwardOpts, Tokenizer,
 };
 
-use crate::config::TrainConfig;
+use crate::config::{KlReference, TrainConfig};
 use crate::policy::{
     Completion, Policy, PolicyOutput, PromptItem, RolloutSource, SamplingParams, TokenBatch,
 };
@@ -23,8 +24,10 @@ use crate::RlError;
 enum Reference {
     /// The same model with adapters disabled.
     AdaptersOff,
-    /// A frozen copy of the initial weights (full fine-tuning).
+    /// A frozen copy of the initial weights (full fine-tuning), run with adapters off.
     Frozen(Box<CausalLM>),
+    /// The base with a frozen copy of the starting adapter (`--init-adapter`), run with it on.
+    InitAdapter(Box<CausalLM>),
     /// No reference (full fine-tuning with β = 0).
     Absent,
 }
@@ -71,16 +74,33 @@ impl LmPolicy {
         Ok(Self::adapters(model, cfg, base_source))
     }
 
-    /// Loads a PEFT adapter directory (e.g. from `recode sft`) into `model` and trains it further.
+    /// Loads a PEFT adapter directory (e.g. from `recode sft`) into `model` and trains it
+    /// further; with [`KlReference::Init`] a second, frozen load of it is the KL reference.
     pub fn with_adapter_dir(
         mut model: CausalLM,
         dir: &Path,
         base_source: &str,
+        reference: KlReference,
     ) -> Result<Self, RlError> {
-        let cfg = model
-            .load_adapters(dir)
-            .map_err(|e| RlError::Model(format!("{}: {e}", dir.display())))?;
-        Ok(Self::adapters(model, cfg, base_source))
+        let load = |m: &mut CausalLM| {
+            m.load_adapters(dir)
+                .map_err(|e| RlError::Model(format!("{}: {e}", dir.display())))
+        };
+        // The clone shares the (frozen) base tensors; only the adapter is loaded twice.
+        let frozen = match reference {
+            KlReference::Init => {
+                let mut m = model.clone();
+                load(&mut m)?;
+                Some(Box::new(m))
+            }
+            KlReference::Base => None,
+        };
+        let cfg = load(&mut model)?;
+        let mut policy = Self::adapters(model, cfg, base_source);
+        if let Some(m) = frozen {
+            policy.reference = Reference::InitAdapter(m);
+        }
+        Ok(policy)
     }
 
     fn adapters(model: CausalLM, cfg: AdapterConfig, base_source: &str) -> Self {
@@ -189,6 +209,9 @@ impl Policy for LmPolicy {
                 Self::logprobs(&self.model, batch, t, false, ForwardOpts::REFERENCE)?
             }
             Reference::Frozen(m) => Self::logprobs(m, batch, t, false, ForwardOpts::REFERENCE)?,
+            Reference::InitAdapter(m) => {
+                Self::logprobs(m, batch, t, false, ForwardOpts::INFERENCE)?
+            }
             Reference::Absent => {
                 return Err(candle_core::Error::Msg(
                     "no reference model loaded (full fine-tuning with beta = 0)".into(),
@@ -199,12 +222,14 @@ impl Policy for LmPolicy {
     }
 
     fn rollout_logprobs(&self, batch: &TokenBatch) -> candle_core::Result<Tensor> {
-        let o = ForwardOpts {
-            grad: false,
-            train: false,
-            use_adapters: true,
-        };
-        Ok(Self::logprobs(&self.model, batch, self.temperature, false, o)?.logprobs)
+        Ok(Self::logprobs(
+            &self.model,
+            batch,
+            self.temperature,
+            false,
+            ForwardOpts::INFERENCE,
+        )?
+        .logprobs)
     }
 
     fn dropout_position(&self) -> u64 {

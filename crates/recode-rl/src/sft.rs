@@ -198,6 +198,9 @@ impl<P: Policy> SftTrainer<P> {
         };
         if self.cfg.validation_due(self.step as usize) {
             m.validation = self.validate()?;
+            if let (Some(v), Some(dir)) = (&m.validation, &self.output) {
+                v.write_samples(dir, self.step)?;
+            }
         }
         m.step_s = t0.elapsed().as_secs_f64();
         if let (None, Some(dir)) = (&self.metrics, &self.output) {

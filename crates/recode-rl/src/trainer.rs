@@ -116,6 +116,50 @@ pub struct ValidationMetrics {
     pub indicators: BTreeMap<String, f64>,
     /// Mean completion length in tokens.
     pub completion_len_mean: f64,
+    /// Each prompt's completion and scores; kept out of `metrics.jsonl` and written to
+    /// `validation/step-N.jsonl` by [`ValidationMetrics::write_samples`].
+    #[serde(skip)]
+    pub samples: Vec<ValidationSample>,
+}
+
+/// One held-out prompt's greedy completion and its scores (a line of `validation/step-N.jsonl`),
+/// so failures can be read per prompt without decoding again.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ValidationSample {
+    /// Position of the prompt in the validation set (the order of `--val-data`).
+    pub index: usize,
+    /// Decoded completion.
+    pub completion: String,
+    /// Completion length in tokens.
+    pub completion_tokens: usize,
+    /// True when decoding stopped at the token limit.
+    pub truncated: bool,
+    /// Each reward component of this completion.
+    pub reward_components: BTreeMap<String, f64>,
+    /// Each rewarder indicator (1 or 0 for the boolean ones).
+    pub indicators: BTreeMap<String, f64>,
+}
+
+impl ValidationMetrics {
+    /// Writes the per-prompt samples atomically to `run_dir/validation/step-<step>.jsonl`
+    /// (nothing without samples) and returns the path.
+    pub fn write_samples(&self, run_dir: &Path, step: u64) -> Result<Option<PathBuf>, RlError> {
+        if self.samples.is_empty() {
+            return Ok(None);
+        }
+        let dir = run_dir.join("validation");
+        let path = dir.join(format!("step-{step}.jsonl"));
+        let err = |e: String| RlError::Checkpoint(format!("{}: {e}", path.display()));
+        std::fs::create_dir_all(&dir).map_err(|e| err(e.to_string()))?;
+        let mut text = String::new();
+        for s in &self.samples {
+            text.push_str(&serde_json::to_string(s).map_err(|e| err(e.to_string()))?);
+            text.push('\n');
+        }
+        recode_data::atomic::write_atomic(&path, text.as_bytes())
+            .map_err(|e| err(e.to_string()))?;
+        Ok(Some(path))
+    }
 }
 
 /// A scored, filtered generation batch ready for μ optimizer steps.
@@ -352,7 +396,11 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
             validation: None,
         };
         if self.cfg.validation_due(self.step as usize) && !self.validation.is_empty() {
-            m.validation = Some(self.validate()?);
+            let v = self.validate()?;
+            if let Some(dir) = &self.output {
+                v.write_samples(dir, self.step)?;
+            }
+            m.validation = Some(v);
         }
         if let (None, Some(dir)) = (&self.metrics, &self.output) {
             let path = dir.join("metrics.jsonl");
@@ -654,11 +702,22 @@ pub fn validate<P: Policy, S: RolloutSource<P>, R: Rewarder>(
     let ind_names = rewarder.indicator_names();
     let (mut sums, mut ind_sums, mut len) =
         (vec![0.0; names.len()], vec![0.0; ind_names.len()], 0usize);
-    for (p, c) in prompts.iter().zip(&comps) {
+    for (index, (p, c)) in prompts.iter().zip(&comps).enumerate() {
         let (parts, ind) = rewarder.score_with_indicators(p, c)?;
         sums.iter_mut().zip(&parts).for_each(|(s, v)| *s += v);
         ind_sums.iter_mut().zip(&ind).for_each(|(s, v)| *s += v);
         len += c.tokens.len();
+        let named = |names: &[String], values: &[f64]| -> BTreeMap<String, f64> {
+            names.iter().cloned().zip(values.iter().copied()).collect()
+        };
+        out.samples.push(ValidationSample {
+            index,
+            completion: c.text.clone(),
+            completion_tokens: c.tokens.len(),
+            truncated: c.truncated,
+            reward_components: named(&names, &parts),
+            indicators: named(&ind_names, &ind),
+        });
     }
     let n = comps.len().max(1) as f64;
     out.reward_components = names.into_iter().zip(sums.iter().map(|s| s / n)).collect();

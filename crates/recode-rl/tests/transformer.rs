@@ -14,8 +14,10 @@ use recode_rl::checkpoint::latest_checkpoint;
 use recode_rl::lm::{adapter_config, LmPolicy, LmSampler};
 use recode_rl::sft::{nll_gradients, SftExample, SftTrainer};
 use recode_rl::tiny::TargetTokenReward;
-use recode_rl::trainer::build_batch;
-use recode_rl::{Algo, Completion, Policy, PromptItem, StepMetrics, TrainConfig, Trainer};
+use recode_rl::trainer::{build_batch, ValidationSample};
+use recode_rl::{
+    Algo, Completion, KlReference, Policy, PromptItem, StepMetrics, TrainConfig, Trainer,
+};
 
 /// Vocabulary: 0 = `<eos>`, 1 = `<unk>`, 2.. = `t2`, `t3`, …
 const VOCAB: usize = 16;
@@ -502,25 +504,87 @@ fn sft_masks_prompt_learns_and_its_adapter_restarts_rl() {
     assert!(ckpt.ends_with(format!("checkpoint-{}", cfg.max_steps)));
     assert!(ckpt.join("adapter_model.safetensors").is_file());
     assert!(ckpt.join("adapter_config.json").is_file());
-    let mut init = LmPolicy::with_adapter_dir(tiny_model(Arch::Qwen2, 7), &ckpt, "tiny").unwrap();
-    init.set_temperature(1.0);
+    let from_sft = |reference| {
+        let mut p =
+            LmPolicy::with_adapter_dir(tiny_model(Arch::Qwen2, 7), &ckpt, "tiny", reference)
+                .unwrap();
+        p.set_temperature(1.0);
+        p
+    };
+    let init = from_sft(KlReference::Base);
     assert_eq!(logprobs(&init, &data), logprobs(sft.policy(), &data));
     assert_eq!(vars_of(&init), vars_of(sft.policy()));
 
-    // RL continues from it: the reference is the base (adapters off), so KL > 0 at step 1.
+    // RL continues from it. With `kl_reference = "base"` the reference has adapters off, so
+    // the SFT adapter's own distance makes KL > 0 at step 1; with `"init"` the reference is
+    // the SFT policy itself: KL is exactly 0 until the first update, then positive.
     let mut rl_cfg = config(Algo::Grpo, 9);
     rl_cfg.max_steps = 2;
     rl_cfg.learning_rate = 1e-2;
-    init.set_temperature(rl_cfg.temperature);
-    let mut rl = Trainer::new(
-        rl_cfg,
-        init,
-        LmSampler::new(tiny_tokenizer()),
-        TargetTokenReward { target: TARGET },
-        prompts(),
-    )
-    .unwrap();
-    let ms = rl.train().unwrap();
-    assert!(ms[0].kl > 0.0 && ms.iter().all(|m| m.loss.is_finite()));
-    assert_ne!(vars_of(rl.policy()), vars_of(sft.policy()));
+    for reference in [KlReference::Base, KlReference::Init] {
+        let mut init = from_sft(reference);
+        init.set_temperature(rl_cfg.temperature);
+        let mut rl = Trainer::new(
+            rl_cfg.clone(),
+            init,
+            LmSampler::new(tiny_tokenizer()),
+            TargetTokenReward { target: TARGET },
+            prompts(),
+        )
+        .unwrap();
+        let ms = rl.train().unwrap();
+        let kl: Vec<f64> = ms.iter().map(|m| m.kl).collect();
+        match reference {
+            KlReference::Base => assert!(kl[0] > 1e-6, "{reference:?}: {kl:?}"),
+            KlReference::Init => assert!(kl[0] == 0.0 && kl[1] > 0.0, "{reference:?}: {kl:?}"),
+        }
+        assert!(ms.iter().all(|m| m.loss.is_finite()));
+        assert_ne!(vars_of(rl.policy()), vars_of(sft.policy()));
+    }
+}
+
+#[test]
+fn validation_writes_each_prompts_completion_and_scores() {
+    let mut cfg = config(Algo::Grpo, 5);
+    cfg.use_dora = false;
+    cfg.max_steps = 2;
+    cfg.eval_steps = 2;
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = trainer(cfg, Arch::Llama)
+        .with_output(dir.path())
+        .unwrap()
+        .with_validation(prompts());
+    let ms = t.train().unwrap();
+    assert!(ms[0].validation.is_none());
+    let v = ms[1].validation.as_ref().expect("validated at step 2");
+    assert!(!dir.path().join("validation/step-1.jsonl").exists());
+    let text = std::fs::read_to_string(dir.path().join("validation/step-2.jsonl")).unwrap();
+    let rows: Vec<ValidationSample> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), prompts().len());
+    assert_eq!(rows, v.samples);
+    assert!(rows.iter().enumerate().all(|(i, r)| r.index == i));
+    // The per-prompt lines average to the figures in metrics.jsonl.
+    let n = rows.len() as f64;
+    for (name, mean) in &v.reward_components {
+        let from_rows = rows.iter().map(|r| r.reward_components[name]).sum::<f64>() / n;
+        assert!(
+            (from_rows - mean).abs() < 1e-12,
+            "{name}: {from_rows} vs {mean}"
+        );
+    }
+    for (name, rate) in &v.indicators {
+        let from_rows = rows.iter().map(|r| r.indicators[name]).sum::<f64>() / n;
+        assert!(
+            (from_rows - rate).abs() < 1e-12,
+            "{name}: {from_rows} vs {rate}"
+        );
+    }
+    let len = rows.iter().map(|r| r.completion_tokens).sum::<usize>() as f64 / n;
+    assert!((len - v.completion_len_mean).abs() < 1e-12);
+    // Validation is deterministic: running it again on the final policy repeats every line.
+    let again = t.validate().unwrap();
+    assert_eq!(again.samples, rows);
 }

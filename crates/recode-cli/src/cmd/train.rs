@@ -50,6 +50,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
     /// Start from an existing PEFT adapter (e.g. `recode sft` output) instead of a fresh one.
+    /// The KL term then anchors to this starting policy (`kl_reference = "init"`, as verl);
+    /// `--set kl_reference='"base"'` anchors to the base model instead (TRL with PEFT).
     #[arg(long, value_name = "DIR")]
     pub init_adapter: Option<PathBuf>,
     /// No progress bar (logs only).
@@ -163,7 +165,7 @@ fn build_policy(p: &Prepared, init_adapter: Option<&PathBuf>) -> anyhow::Result<
         if !p.cfg.use_peft {
             bail!("--init-adapter needs use_peft = true");
         }
-        LmPolicy::with_adapter_dir(model, dir, &p.spec)?
+        LmPolicy::with_adapter_dir(model, dir, &p.spec, p.cfg.kl_reference)?
     } else if p.cfg.use_peft {
         LmPolicy::with_new_adapters(model, adapter_config(&p.cfg), p.cfg.seed, &p.spec)?
     } else {
@@ -221,6 +223,7 @@ fn validate_start(
     eprintln!("step 0: {}", val_summary(&v));
     let path = p.output.join("validation_start.json");
     recode_data::atomic::write_atomic(&path, serde_json::to_string_pretty(&v)?.as_bytes())?;
+    v.write_samples(&p.output, 0)?;
     Ok(())
 }
 
