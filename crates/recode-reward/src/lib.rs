@@ -46,6 +46,7 @@
 //! published code would need exponential memory.
 
 pub mod batch;
+pub mod edit;
 pub mod extract;
 pub mod format;
 pub mod levenshtein;
@@ -54,6 +55,7 @@ pub mod pyspace;
 pub mod syntax;
 
 pub use batch::{score_pairs, score_pairs_with_threads, BatchError};
+pub use edit::{line_edit_script, EditScore, PreparedEdit};
 pub use extract::extract_code_block;
 pub use format::{format_ok, format_reward};
 pub use levenshtein::{levenshtein, levenshtein_chars};
@@ -260,14 +262,15 @@ impl PreparedTarget {
             syntax_ok: false,
             exact_match: false,
         };
-        let Some(block) = extract_code_block(completion, mode) else {
-            return out;
+        let code = match answer_code(completion, mode) {
+            Ok(code) => code,
+            Err(AnswerFault::NoBlock) => return out,
+            Err(AnswerFault::Syntax) => {
+                out.has_code_block = true;
+                return out;
+            }
         };
         out.has_code_block = true;
-        let code = normalize_code(block, mode);
-        if !is_valid_python_version(&code, mode.python_version()) {
-            return out;
-        }
         out.syntax_ok = true;
         out.exact_match = code == self.normalized;
         out.em_star = if out.exact_match { 2.0 } else { -1.5 };
@@ -280,6 +283,26 @@ impl PreparedTarget {
         };
         (out.similarity, out.es_star) = es_star_from(distance, max_len);
         out
+    }
+}
+
+/// Why an answer has no usable code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AnswerFault {
+    /// No python block.
+    NoBlock,
+    /// The normalised block does not parse.
+    Syntax,
+}
+
+/// The normalised code of a completion's answer block, if it has one that parses.
+pub(crate) fn answer_code(completion: &str, mode: Mode) -> Result<String, AnswerFault> {
+    let block = extract_code_block(completion, mode).ok_or(AnswerFault::NoBlock)?;
+    let code = normalize_code(block, mode);
+    if is_valid_python_version(&code, mode.python_version()) {
+        Ok(code)
+    } else {
+        Err(AnswerFault::Syntax)
     }
 }
 

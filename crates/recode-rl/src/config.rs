@@ -231,7 +231,8 @@ pub struct TrainConfig {
     /// Exclude truncated completions from the loss (TRL `mask_truncated_completions`).
     pub mask_truncated_completions: bool,
     /// Reward components summed into the training reward (TRL `reward_funcs`):
-    /// any of `format`, `es_star`, `em_star`, `es`, `em`.
+    /// any of `format`, `es_star`, `em_star`, `es`, `em`, and `edit_es_star` (not in the paper:
+    /// ES* of the edit against the reference edit, so copying the old code is not rewarded).
     pub reward_funcs: Vec<String>,
     /// Weight per reward component (TRL `reward_weights`); empty = all 1.
     pub reward_weights: Vec<f64>,
@@ -382,11 +383,7 @@ impl TrainConfig {
             ));
         }
         for f in &self.reward_funcs {
-            if !["format", "es_star", "em_star", "es", "em"].contains(&f.as_str()) {
-                return bad(format!(
-                    "reward_funcs: unknown component `{f}` (format, es_star, em_star, es, em)"
-                ));
-            }
+            f.parse::<crate::task::Component>()?;
         }
         if !["paper", "fixed"].contains(&self.reward_mode.as_str()) {
             return bad(format!(

@@ -81,6 +81,9 @@ pub struct PromptItem {
     pub tokens: Vec<u32>,
     /// Reference solution text (the reward's target).
     pub target: String,
+    /// The code the prompt asks to change (ReCode's old code; empty when the task has none),
+    /// for rewards and indicators that look at the edit rather than the result.
+    pub old_code: String,
 }
 
 /// One sampled completion.

@@ -5,7 +5,7 @@ use recode_data::prompt::{training_messages, ASSISTANT_PREFIX};
 use recode_data::template::{ChatTemplate, Ending};
 use recode_data::{Row, UpdateExample};
 use recode_model::Tokenizer;
-use recode_reward::{Mode, PreparedTarget, RewardKind};
+use recode_reward::{Mode, PreparedEdit, PreparedTarget, RewardKind};
 
 use crate::config::TrainConfig;
 use crate::policy::{Completion, PromptItem, Rewarder};
@@ -75,6 +75,7 @@ pub fn prompt_items(
             Ok(PromptItem {
                 tokens,
                 target: row.example.new_code.clone().unwrap_or_default(),
+                old_code: row.example.old_code.clone().unwrap_or_default(),
             })
         })
         .collect::<Result<Vec<_>, RlError>>()?;
@@ -108,12 +109,51 @@ pub fn sft_pair(ex: &UpdateExample, template: &ChatTemplate) -> Result<(String, 
     Ok((prompt, sft_completion(ex)))
 }
 
+/// One selectable component of the ReCode training reward (`reward_funcs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Component {
+    /// A component of the reward library (`format`, `es_star`, `em_star`, `es`, `em`).
+    Score(RewardKind),
+    /// ES* of the edit script old → answer against old → reference
+    /// ([`recode_reward::edit`]); not in the paper: an unchanged copy of the old code scores
+    /// −1.5 instead of nearly +2.
+    EditEsStar,
+}
+
+/// The names `reward_funcs` accepts, for error messages.
+pub const COMPONENT_NAMES: &str = "format, es_star, em_star, es, em, edit_es_star";
+
+impl std::str::FromStr for Component {
+    type Err = RlError;
+    fn from_str(s: &str) -> Result<Self, RlError> {
+        if s == "edit_es_star" {
+            return Ok(Component::EditEsStar);
+        }
+        s.parse::<RewardKind>().map(Component::Score).map_err(|_| {
+            RlError::Config(format!(
+                "reward_funcs: unknown component `{s}` ({COMPONENT_NAMES})"
+            ))
+        })
+    }
+}
+
+impl Component {
+    /// The name in metrics and config.
+    pub fn name(self) -> &'static str {
+        match self {
+            Component::Score(k) => k.name(),
+            Component::EditEsStar => "edit_es_star",
+        }
+    }
+}
+
 /// ReCode's rule-based reward: the configured components (`reward_funcs`) of
-/// `recode-reward`, plus `format_ok`, `syntax_ok` and `exact_match` indicators.
+/// `recode-reward`, plus `format_ok`, `syntax_ok`, `exact_match` and `unchanged` (the answer
+/// is the old code as given: the copy that ES* nearly fully rewards) indicators.
 #[derive(Debug, Clone)]
 pub struct RecodeRewarder {
     mode: Mode,
-    kinds: Vec<RewardKind>,
+    components: Vec<Component>,
 }
 
 impl RecodeRewarder {
@@ -123,19 +163,33 @@ impl RecodeRewarder {
             .reward_mode
             .parse::<Mode>()
             .map_err(|e| RlError::Config(format!("reward_mode: {e}")))?;
-        let kinds = cfg
+        let components = cfg
             .reward_funcs
             .iter()
-            .map(|f| f.parse::<RewardKind>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| RlError::Config(format!("reward_funcs: {e}")))?;
-        Ok(RecodeRewarder { mode, kinds })
+            .map(|f| f.parse::<Component>())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RecodeRewarder { mode, components })
+    }
+
+    /// The rewarder validation scores with: the training components plus `format` and
+    /// `es_star` when missing, so held-out figures stay comparable across reward choices.
+    pub fn for_validation(cfg: &TrainConfig) -> Result<Self, RlError> {
+        let mut r = Self::from_config(cfg)?;
+        for k in RewardKind::TRAINING {
+            if !r.components.contains(&Component::Score(k)) {
+                r.components.push(Component::Score(k));
+            }
+        }
+        Ok(r)
     }
 }
 
 impl Rewarder for RecodeRewarder {
     fn component_names(&self) -> Vec<String> {
-        self.kinds.iter().map(|k| k.name().to_string()).collect()
+        self.components
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect()
     }
 
     fn score(&self, prompt: &PromptItem, completion: &Completion) -> Result<Vec<f64>, RlError> {
@@ -143,7 +197,7 @@ impl Rewarder for RecodeRewarder {
     }
 
     fn indicator_names(&self) -> Vec<String> {
-        ["format_ok", "syntax_ok", "exact_match"]
+        ["format_ok", "syntax_ok", "exact_match", "unchanged"]
             .map(String::from)
             .to_vec()
     }
@@ -153,8 +207,17 @@ impl Rewarder for RecodeRewarder {
         prompt: &PromptItem,
         completion: &Completion,
     ) -> Result<(Vec<f64>, Vec<f64>), RlError> {
-        let r = PreparedTarget::new(&prompt.target, self.mode).score(&completion.text);
-        let parts = self.kinds.iter().map(|&k| r.get(k)).collect();
+        let text = &completion.text;
+        let r = PreparedTarget::new(&prompt.target, self.mode).score(text);
+        let edit = PreparedEdit::new(&prompt.old_code, &prompt.target, self.mode).score(text);
+        let parts = self
+            .components
+            .iter()
+            .map(|&c| match c {
+                Component::Score(k) => r.get(k),
+                Component::EditEsStar => edit.edit_es_star,
+            })
+            .collect();
         let valid = r.has_code_block && r.syntax_ok;
         let flag = |b: bool| f64::from(u8::from(b));
         Ok((
@@ -163,6 +226,7 @@ impl Rewarder for RecodeRewarder {
                 flag(r.format > 0.0),
                 flag(valid),
                 flag(valid && r.exact_match),
+                flag(edit.unchanged),
             ],
         ))
     }
@@ -209,6 +273,7 @@ mod tests {
         let p = PromptItem {
             tokens: vec![1],
             target: "x = new(1)\n".into(),
+            old_code: "x = old(1)\n".into(),
         };
         let good = Completion {
             tokens: vec![],
@@ -217,13 +282,43 @@ mod tests {
         };
         let (parts, ind) = rw.score_with_indicators(&p, &good).unwrap();
         assert_eq!(parts, vec![1.0, 2.0]);
-        assert_eq!(ind, vec![1.0, 1.0, 1.0]);
+        assert_eq!(ind, vec![1.0, 1.0, 1.0, 0.0]);
         let bad = Completion {
             text: "no answer".into(),
-            ..good
+            ..good.clone()
         };
         let (parts, ind) = rw.score_with_indicators(&p, &bad).unwrap();
         assert_eq!(parts, vec![-1.0, -2.0]);
-        assert_eq!(ind, vec![0.0, 0.0, 0.0]);
+        assert_eq!(ind, vec![0.0, 0.0, 0.0, 0.0]);
+
+        // The edit component: the copy of the old code is flagged `unchanged`; ES* rewards it
+        // far above what the edit score does.
+        let mut cfg = cfg;
+        cfg.reward_funcs = ["format", "es_star", "edit_es_star"]
+            .map(String::from)
+            .to_vec();
+        cfg.validate().unwrap();
+        let rw = RecodeRewarder::from_config(&cfg).unwrap();
+        assert_eq!(rw.component_names(), ["format", "es_star", "edit_es_star"]);
+        let copy = Completion {
+            text: good.text.replace("new(1)", "old(1)"),
+            ..good.clone()
+        };
+        let (parts, ind) = rw.score_with_indicators(&p, &copy).unwrap();
+        assert_eq!(ind, vec![1.0, 1.0, 0.0, 1.0]);
+        assert!(parts[1] > 0.5 && parts[2] == -1.5, "{parts:?}");
+        let (parts, _) = rw.score_with_indicators(&p, &good).unwrap();
+        assert_eq!(parts, vec![1.0, 2.0, 2.0]);
+        let val = RecodeRewarder::for_validation(&cfg).unwrap();
+        assert_eq!(val.component_names(), ["format", "es_star", "edit_es_star"]);
+        cfg.reward_funcs = vec!["edit_es_star".into()];
+        let val = RecodeRewarder::for_validation(&cfg).unwrap();
+        assert_eq!(val.component_names(), ["edit_es_star", "format", "es_star"]);
+        cfg.reward_funcs = vec!["bleu".into()];
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("bleu") && err.contains("edit_es_star"),
+            "{err}"
+        );
     }
 }

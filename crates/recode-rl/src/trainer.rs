@@ -194,6 +194,8 @@ pub struct Trainer<P: Policy, S: RolloutSource<P>, R: Rewarder> {
     policy: P,
     source: S,
     rewarder: R,
+    /// Scores validation when set (e.g. with components beyond the training reward).
+    val_rewarder: Option<R>,
     prompts: Vec<PromptItem>,
     validation: Vec<PromptItem>,
     weights: Vec<f64>,
@@ -239,6 +241,7 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
             policy,
             source,
             rewarder,
+            val_rewarder: None,
             prompts,
             validation: Vec::new(),
             weights,
@@ -311,13 +314,20 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
         self
     }
 
+    /// Scores validation with `rewarder` instead of the training one (so held-out figures can
+    /// report components the training reward leaves out).
+    pub fn with_validation_rewarder(mut self, rewarder: R) -> Self {
+        self.val_rewarder = Some(rewarder);
+        self
+    }
+
     /// Greedy completions for the validation prompts, scored (empty figures without
     /// validation prompts). Uses its own fixed RNG so training is unaffected.
     pub fn validate(&mut self) -> Result<ValidationMetrics, RlError> {
         validate(
             &self.policy,
             &mut self.source,
-            &self.rewarder,
+            self.val_rewarder.as_ref().unwrap_or(&self.rewarder),
             &self.validation,
             self.cfg.max_completion_length,
         )

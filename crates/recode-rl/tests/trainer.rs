@@ -14,6 +14,7 @@ fn prompts() -> Vec<PromptItem> {
         .map(|t| PromptItem {
             tokens: vec![t],
             target: String::new(),
+            old_code: String::new(),
         })
         .collect()
 }

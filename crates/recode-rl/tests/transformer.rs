@@ -153,6 +153,7 @@ fn prompts() -> Vec<PromptItem> {
                     .map(|_| rng.random_range(2..VOCAB as u32))
                     .collect(),
                 target: String::new(),
+                old_code: String::new(),
             }
         })
         .collect()

@@ -227,7 +227,8 @@ fn validate_start(
     Ok(())
 }
 
-/// The held-out prompts, sampler and rewarder of greedy validation, with the starting point
+/// The held-out prompts, sampler and rewarder (training components plus format and ES*) of
+/// greedy validation, with the starting point
 /// already validated (shared by `train` and `sft`).
 fn validation_setup(
     p: &Prepared,
@@ -243,7 +244,7 @@ fn validation_setup(
         p.cfg.max_prompt_length,
     )?;
     let mut sampler = LmSampler::new(tok.clone());
-    let rewarder = RecodeRewarder::from_config(&p.cfg)?;
+    let rewarder = RecodeRewarder::for_validation(&p.cfg)?;
     validate_start(p, policy, &mut sampler, &rewarder, &val)?;
     Ok((val, sampler, rewarder))
 }
@@ -272,9 +273,11 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         val.len(),
         p.output.display()
     );
-    let mut trainer = Trainer::new(p.cfg.clone(), policy, sampler, rewarder, prompts)?
+    let train_rewarder = RecodeRewarder::from_config(&p.cfg)?;
+    let mut trainer = Trainer::new(p.cfg.clone(), policy, sampler, train_rewarder, prompts)?
         .with_output(&p.output)?
-        .with_validation(val);
+        .with_validation(val)
+        .with_validation_rewarder(rewarder);
     if let Some(ckpt) = &p.resume {
         trainer = trainer.resume(ckpt)?;
     }
