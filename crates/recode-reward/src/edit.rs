@@ -8,7 +8,7 @@
 //! Not part of the paper's reward: select it explicitly (component `edit_es_star`).
 
 use crate::levenshtein::levenshtein_chars;
-use crate::{answer_code, es_star_from, normalize_code, Mode};
+use crate::{answer_code, es_star_from, normalize_code, Mode, PreparedTarget};
 
 /// The line-level edit script turning `from` into `to`: one line per removed line (`-` + line)
 /// and per added line (`+` + line), in order, from a longest common subsequence of lines.
@@ -90,10 +90,11 @@ pub struct EditScore {
 }
 
 impl PreparedEdit {
-    /// Normalises `old_code` and `target` for `mode`.
-    pub fn new(old_code: &str, target: &str, mode: Mode) -> Self {
+    /// Normalises `old_code` for the mode of `target`, whose normalised text it reuses.
+    pub fn new(old_code: &str, target: &PreparedTarget) -> Self {
+        let mode = target.mode;
         let old = normalize_code(old_code, mode);
-        let target = normalize_code(target, mode);
+        let target = target.normalized().to_string();
         let target_script = line_edit_script(&old, &target).chars().collect();
         PreparedEdit {
             mode,
@@ -103,16 +104,27 @@ impl PreparedEdit {
         }
     }
 
+    /// True when an answer's normalised code is the old code as given (nothing was changed).
+    pub fn is_unchanged(&self, code: &str) -> bool {
+        code == self.old
+    }
+
     /// Scores the edit of one completion (the text after the assistant prefix).
     pub fn score(&self, completion: &str) -> EditScore {
-        let Some(code) = answer_code(completion, self.mode).ok() else {
+        self.score_code(answer_code(completion, self.mode).ok().as_deref())
+    }
+
+    /// Scores the edit of an answer's normalised code (`None`: no block, or it does not parse),
+    /// e.g. the code [`PreparedTarget::score_with_code`] returned.
+    pub fn score_code(&self, code: Option<&str>) -> EditScore {
+        let Some(code) = code else {
             return EditScore {
                 edit_es_star: -2.0,
                 similarity: 0.0,
                 unchanged: false,
             };
         };
-        let unchanged = code == self.old;
+        let unchanged = self.is_unchanged(code);
         if code == self.target {
             return EditScore {
                 edit_es_star: 2.0,
@@ -120,7 +132,7 @@ impl PreparedEdit {
                 unchanged,
             };
         }
-        let script: Vec<char> = line_edit_script(&self.old, &code).chars().collect();
+        let script: Vec<char> = line_edit_script(&self.old, code).chars().collect();
         let max_len = script.len().max(self.target_script.len());
         let (similarity, edit_es_star) =
             es_star_from(levenshtein_chars(&script, &self.target_script), max_len);
@@ -168,20 +180,15 @@ mod tests {
             let ops = line_ops(&a, &b);
             assert_eq!(ops.len(), min_edits(&a, &b), "{a:?} -> {b:?}");
             // What is neither removed nor added is the same sequence on both sides.
-            let removed: Vec<usize> = ops
-                .iter()
-                .filter_map(|o| match o {
-                    LineOp::Remove(i) => Some(*i),
-                    LineOp::Add(_) => None,
-                })
-                .collect();
-            let added: Vec<usize> = ops
-                .iter()
-                .filter_map(|o| match o {
-                    LineOp::Add(j) => Some(*j),
-                    LineOp::Remove(_) => None,
-                })
-                .collect();
+            let lines_of = |removals: bool| -> Vec<usize> {
+                ops.iter()
+                    .filter_map(|o| match (o, removals) {
+                        (LineOp::Remove(k), true) | (LineOp::Add(k), false) => Some(*k),
+                        _ => None,
+                    })
+                    .collect()
+            };
+            let (removed, added) = (lines_of(true), lines_of(false));
             let kept = |xs: &[&str], drop: &[usize]| -> Vec<String> {
                 (0..xs.len())
                     .filter(|k| !drop.contains(k))
@@ -205,7 +212,7 @@ mod tests {
         let old = "import pandas as pd\ndf = df.append(other)\nprint(df)\n";
         let new = "import pandas as pd\ndf = pd.concat([df, other])\nprint(df)\n";
         for mode in [Mode::Paper, Mode::Fixed] {
-            let e = PreparedEdit::new(old, new, mode);
+            let e = PreparedEdit::new(old, &PreparedTarget::new(new, mode));
             let copy = e.score(&answer(old));
             assert!(copy.unchanged);
             assert_eq!((copy.similarity, copy.edit_es_star), (0.0, -1.5));
@@ -233,7 +240,7 @@ mod tests {
         let old = "a = f(1)\nb = 2\n";
         let new = "a = g(1)\nb = 2\n";
         let wrong = "a = h(1)\nb = 2\n";
-        let e = PreparedEdit::new(old, new, Mode::Fixed);
+        let e = PreparedEdit::new(old, &PreparedTarget::new(new, Mode::Fixed));
         let s = e.score(&answer(wrong));
         let (x, y) = ("-a = f(1)\n+a = h(1)\n", "-a = f(1)\n+a = g(1)\n");
         let d = crate::levenshtein(x, y) as f64;

@@ -251,6 +251,12 @@ impl PreparedTarget {
 
     /// Scores one completion (the text after the assistant prefix) against this target.
     pub fn score(&self, completion: &str) -> RewardBreakdown {
+        self.score_with_code(completion).0
+    }
+
+    /// [`PreparedTarget::score`] plus the answer's normalised code when it has a block that
+    /// parses, so further scores of the same answer (e.g. [`PreparedEdit`]) need not parse again.
+    pub fn score_with_code(&self, completion: &str) -> (RewardBreakdown, Option<String>) {
         let mode = self.mode;
         let format = format_reward(completion, mode);
         let mut out = RewardBreakdown {
@@ -264,10 +270,10 @@ impl PreparedTarget {
         };
         let code = match answer_code(completion, mode) {
             Ok(code) => code,
-            Err(AnswerFault::NoBlock) => return out,
+            Err(AnswerFault::NoBlock) => return (out, None),
             Err(AnswerFault::Syntax) => {
                 out.has_code_block = true;
-                return out;
+                return (out, None);
             }
         };
         out.has_code_block = true;
@@ -282,7 +288,7 @@ impl PreparedTarget {
             (levenshtein_chars(&chars, &self.chars), max_len)
         };
         (out.similarity, out.es_star) = es_star_from(distance, max_len);
-        out
+        (out, Some(code))
     }
 }
 

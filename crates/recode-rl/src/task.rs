@@ -207,17 +207,19 @@ impl Rewarder for RecodeRewarder {
         prompt: &PromptItem,
         completion: &Completion,
     ) -> Result<(Vec<f64>, Vec<f64>), RlError> {
-        let text = &completion.text;
-        let r = PreparedTarget::new(&prompt.target, self.mode).score(text);
-        let edit = PreparedEdit::new(&prompt.old_code, &prompt.target, self.mode).score(text);
+        let target = PreparedTarget::new(&prompt.target, self.mode);
+        let (r, code) = target.score_with_code(&completion.text);
+        let edit = PreparedEdit::new(&prompt.old_code, &target);
+        // The answer's edit script is built only when the edit component is selected.
         let parts = self
             .components
             .iter()
             .map(|&c| match c {
                 Component::Score(k) => r.get(k),
-                Component::EditEsStar => edit.edit_es_star,
+                Component::EditEsStar => edit.score_code(code.as_deref()).edit_es_star,
             })
             .collect();
+        let unchanged = code.as_deref().is_some_and(|c| edit.is_unchanged(c));
         let valid = r.has_code_block && r.syntax_ok;
         let flag = |b: bool| f64::from(u8::from(b));
         Ok((
@@ -226,7 +228,7 @@ impl Rewarder for RecodeRewarder {
                 flag(r.format > 0.0),
                 flag(valid),
                 flag(valid && r.exact_match),
-                flag(edit.unchanged),
+                flag(unchanged),
             ],
         ))
     }

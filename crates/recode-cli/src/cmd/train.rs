@@ -14,7 +14,7 @@ use recode_rl::lm::{adapter_config, LmPolicy, LmSampler};
 use recode_rl::sft::{SftExample, SftTrainer};
 use recode_rl::task::{chat_template_of, prompt_items, sft_pair, RecodeRewarder};
 use recode_rl::trainer::validate;
-use recode_rl::{Algo, PromptItem, TrainConfig, Trainer, ValidationMetrics};
+use recode_rl::{Algo, KlReference, PromptItem, TrainConfig, Trainer, ValidationMetrics};
 
 /// Flags shared by `recode train` and `recode sft`.
 #[derive(clap::Args, Debug)]
@@ -165,7 +165,13 @@ fn build_policy(p: &Prepared, init_adapter: Option<&PathBuf>) -> anyhow::Result<
         if !p.cfg.use_peft {
             bail!("--init-adapter needs use_peft = true");
         }
-        LmPolicy::with_adapter_dir(model, dir, &p.spec, p.cfg.kl_reference)?
+        // Without the KL term no reference pass runs: skip the frozen copy of the adapter.
+        let reference = if p.cfg.beta > 0.0 {
+            p.cfg.kl_reference
+        } else {
+            KlReference::Base
+        };
+        LmPolicy::with_adapter_dir(model, dir, &p.spec, reference)?
     } else if p.cfg.use_peft {
         LmPolicy::with_new_adapters(model, adapter_config(&p.cfg), p.cfg.seed, &p.spec)?
     } else {
@@ -228,8 +234,7 @@ fn validate_start(
 }
 
 /// The held-out prompts, sampler and rewarder (training components plus format and ES*) of
-/// greedy validation, with the starting point
-/// already validated (shared by `train` and `sft`).
+/// greedy validation, with the starting point already validated (shared by `train` and `sft`).
 fn validation_setup(
     p: &Prepared,
     policy: &LmPolicy,
