@@ -39,27 +39,31 @@ fn check(row: &serde_json::Value, index: usize, want: &RewardBreakdown, kinds: &
     assert_eq!(f("total"), want.total_of(kinds), "{row}");
 }
 
+/// A well-formed completion whose answer is `code`.
+fn answer_block(code: &str) -> String {
+    format!(" plan</think>\n<answer>\n```python\n{code}\n```\n</answer>")
+}
+
 /// Varied pairs: exact, near, broken syntax, no block, bad format, a paper/fixed difference.
 fn cases() -> Vec<(String, String)> {
     let target = "import jax.numpy as jnp\nx = jnp.unstack(a)";
-    let block = |code: &str| format!(" plan</think>\n<answer>\n```python\n{code}\n```\n</answer>");
     vec![
-        (block(target), target.to_string()),
+        (answer_block(target), target.to_string()),
         (
-            block("import jax.numpy as jnp\nx = jnp.split(a)"),
+            answer_block("import jax.numpy as jnp\nx = jnp.split(a)"),
             target.to_string(),
         ),
-        (block("def f(:\n    pass"), target.to_string()),
+        (answer_block("def f(:\n    pass"), target.to_string()),
         ("no code here".to_string(), target.to_string()),
         (
-            format!("<think>nested</think>{}", block(target)),
+            format!("<think>nested</think>{}", answer_block(target)),
             target.to_string(),
         ),
         (
-            block("s = 'it''s'  # don't\ny = 2"),
+            answer_block("s = 'it''s'  # don't\ny = 2"),
             "s = 'it''s'\ny = 2".to_string(),
         ),
-        (block("x = 'é日本🙂'"), "x = 'é日本'".to_string()),
+        (answer_block("x = 'é日本🙂'"), "x = 'é日本'".to_string()),
     ]
 }
 
@@ -204,4 +208,90 @@ fn bad_lines_name_file_line_and_field() {
     // A missing file is an error naming it.
     let out = recode(&["reward", "score", "--input", "/nonexistent/p.jsonl"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/p.jsonl"));
+}
+
+#[test]
+fn old_code_adds_the_edit_score_and_edit_es_star_sums_it() {
+    let old = "import jax.numpy as jnp\nx = jnp.split(a)";
+    let target = "import jax.numpy as jnp\nx = jnp.unstack(a)";
+    let completions = [
+        answer_block(old),
+        answer_block(target),
+        answer_block("x = 1"),
+        "none".to_string(),
+    ];
+    let edit = recode_reward::PreparedEdit::new(
+        old,
+        &recode_reward::PreparedTarget::new(target, Mode::Paper),
+    );
+    // One pair by flags: a copy of the old code is flagged and scored by its (empty) edit.
+    let got = rows(&recode(&[
+        "reward",
+        "score",
+        "--completion",
+        &completions[0],
+        "--target",
+        target,
+        "--old",
+        old,
+        "--reward",
+        "format,edit_es_star",
+    ]));
+    let want = edit.score(&completions[0]);
+    assert!(want.unchanged);
+    assert_eq!(got[0]["unchanged"], true);
+    assert_eq!(got[0]["edit_es_star"].as_f64(), Some(want.edit_es_star));
+    let format = recode_reward::score(&completions[0], target, Mode::Paper).format;
+    assert_eq!(got[0]["total"].as_f64(), Some(format + want.edit_es_star));
+
+    // JSONL: rows with old_code get the edit fields, a row without it does not.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edits.jsonl");
+    let mut text = String::new();
+    for c in &completions {
+        text.push_str(
+            &serde_json::json!({ "completion": c, "target": target, "old_code": old }).to_string(),
+        );
+        text.push('\n');
+    }
+    text.push_str(&serde_json::json!({ "completion": "x", "target": target }).to_string());
+    text.push('\n');
+    std::fs::write(&path, &text).unwrap();
+    let out = recode(&["reward", "score", "--input", path.to_str().unwrap()]);
+    let got = rows(&out);
+    for (c, row) in completions.iter().zip(&got) {
+        let want = edit.score(c);
+        assert_eq!(
+            row["edit_es_star"].as_f64(),
+            Some(want.edit_es_star),
+            "{row}"
+        );
+        assert_eq!(
+            row["edit_similarity"].as_f64(),
+            Some(want.similarity),
+            "{row}"
+        );
+        assert_eq!(row["unchanged"], want.unchanged, "{row}");
+    }
+    assert!(got[4].get("edit_es_star").is_none(), "{}", got[4]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rows with old_code 4"), "{err}");
+    assert!(
+        err.contains("unchanged (copy of the old code) 25.0%"),
+        "{err}"
+    );
+
+    // Summing edit_es_star needs the old code on every row: the error names the line.
+    let out = recode(&[
+        "reward",
+        "score",
+        "--input",
+        path.to_str().unwrap(),
+        "--reward",
+        "edit_es_star",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let at = format!("{}:5", path.display());
+    assert!(err.contains(&at) && err.contains("old_code"), "{err}");
 }

@@ -2,7 +2,7 @@
 //! `recode bench reward` body (recode vs Python implementations of the same reward).
 
 use anyhow::{bail, Context, Result};
-use recode_reward::{Mode, RewardBreakdown, RewardKind};
+use recode_reward::{EditScore, Mode, PreparedEdit, PreparedTarget, RewardBreakdown, RewardKind};
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -10,7 +10,8 @@ use std::time::Instant;
 /// Subcommands of `recode reward`.
 #[derive(clap::Subcommand)]
 pub enum RewardCommand {
-    /// Score `{completion, target}` rows (or `{solution_str, ground_truth}`) or one pair.
+    /// Score `{completion, target}` rows (or `{solution_str, ground_truth}`) or one pair;
+    /// rows that also give `old_code` get the edit score (`edit_es_star`, `unchanged`) too.
     Score(ScoreArgs),
     /// Same as `recode bench reward`: recode vs Python implementations of the reward.
     Bench(BenchRewardArgs),
@@ -19,8 +20,9 @@ pub enum RewardCommand {
 /// Arguments of `recode reward score`.
 #[derive(clap::Args)]
 pub struct ScoreArgs {
-    /// JSONL file with one `{completion, target}` or `{solution_str, ground_truth}` per line.
-    #[arg(long, conflicts_with_all = ["completion", "target"])]
+    /// JSONL file with one `{completion, target}` or `{solution_str, ground_truth}` per line,
+    /// optionally with `old_code` (the code before the update).
+    #[arg(long, conflicts_with_all = ["completion", "target", "old"])]
     pub input: Option<PathBuf>,
     /// One completion (the text the model wrote after `<think>`).
     #[arg(long, requires = "target")]
@@ -28,10 +30,15 @@ pub struct ScoreArgs {
     /// The reference new code for `--completion`.
     #[arg(long, requires = "completion")]
     pub target: Option<String>,
+    /// The old code for `--completion`: adds its edit score (`edit_es_star`: ES* of the
+    /// answer's change against the reference's change; `unchanged`: the answer is a copy).
+    #[arg(long, requires = "completion")]
+    pub old: Option<String>,
     /// Reward definition: `paper` (published, quirks included) or `fixed`.
     #[arg(long, default_value = "paper")]
     pub mode: Mode,
-    /// Components summed into `total` (format, em_star, es_star, em, es).
+    /// Components summed into `total` (format, em_star, es_star, em, es; edit_es_star when
+    /// every row gives its old code).
     #[arg(long, default_value = "format,es_star")]
     pub reward: String,
     /// Worker threads (default: all cores).
@@ -54,16 +61,33 @@ pub fn run(cmd: RewardCommand) -> Result<()> {
 struct Pair {
     completion: String,
     target: String,
+    /// The code before the update, when the row gives it (`old_code`).
+    old: Option<String>,
+    /// Line of the input file the pair came from (0 for a pair given by flags).
+    line: usize,
 }
 
-fn field(row: &serde_json::Value, names: [&str; 2], path: &Path, line: usize) -> Result<String> {
+/// The string field under the first of `names` the row has (None when it has none).
+fn optional_field(
+    row: &serde_json::Value,
+    names: &[&str],
+    path: &Path,
+    line: usize,
+) -> Result<Option<String>> {
     for name in names {
         if let Some(v) = row.get(name) {
             return match v.as_str() {
-                Some(s) => Ok(s.to_string()),
+                Some(s) => Ok(Some(s.to_string())),
                 None => bail!("{}:{line}: field {name:?} must be a string", path.display()),
             };
         }
+    }
+    Ok(None)
+}
+
+fn field(row: &serde_json::Value, names: [&str; 2], path: &Path, line: usize) -> Result<String> {
+    if let Some(v) = optional_field(row, &names, path, line)? {
+        return Ok(v);
     }
     bail!(
         "{}:{line}: missing field {:?} (or {:?})",
@@ -90,13 +114,54 @@ fn read_pairs(path: &Path) -> Result<Vec<Pair>> {
         pairs.push(Pair {
             completion: field(&row, ["completion", "solution_str"], path, line_no)?,
             target: field(&row, ["target", "ground_truth"], path, line_no)?,
+            old: optional_field(&row, &["old_code"], path, line_no)?,
+            line: line_no,
         });
     }
     Ok(pairs)
 }
 
-fn row_json(index: usize, r: &RewardBreakdown, kinds: &[RewardKind]) -> serde_json::Value {
-    serde_json::json!({
+/// The `--reward` list: library components, and whether `edit_es_star` is summed too.
+fn parse_reward(list: &str) -> Result<(Vec<RewardKind>, bool)> {
+    let mut kinds = Vec::new();
+    let mut edit = false;
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if name == "edit_es_star" {
+            edit = true;
+        } else {
+            kinds.push(name.parse::<RewardKind>()?);
+        }
+    }
+    if kinds.is_empty() && !edit {
+        bail!("--reward must name at least one component");
+    }
+    Ok((kinds, edit))
+}
+
+/// The edit score of each pair that gives its old code.
+fn edit_scores(pairs: &[Pair], mode: Mode) -> Vec<Option<EditScore>> {
+    pairs
+        .iter()
+        .map(|p| {
+            let old = p.old.as_deref()?;
+            let target = PreparedTarget::new(&p.target, mode);
+            Some(PreparedEdit::new(old, &target).score(&p.completion))
+        })
+        .collect()
+}
+
+fn row_json(
+    index: usize,
+    r: &RewardBreakdown,
+    edit: Option<&EditScore>,
+    kinds: &[RewardKind],
+    sum_edit: bool,
+) -> serde_json::Value {
+    let mut total = r.total_of(kinds);
+    if sum_edit {
+        total += edit.map_or(0.0, |e| e.edit_es_star);
+    }
+    let mut row = serde_json::json!({
         "index": index,
         "format": r.format,
         "em_star": r.em_star,
@@ -105,25 +170,43 @@ fn row_json(index: usize, r: &RewardBreakdown, kinds: &[RewardKind]) -> serde_js
         "has_code_block": r.has_code_block,
         "syntax_ok": r.syntax_ok,
         "exact_match": r.exact_match,
-        "total": r.total_of(kinds),
-    })
+        "total": total,
+    });
+    if let Some(e) = edit {
+        row["edit_es_star"] = e.edit_es_star.into();
+        row["edit_similarity"] = e.similarity.into();
+        row["unchanged"] = e.unchanged.into();
+    }
+    row
 }
 
 fn score_cmd(args: ScoreArgs) -> Result<()> {
-    let kinds = RewardKind::parse_list(&args.reward)?;
-    if kinds.is_empty() {
-        bail!("--reward must name at least one component");
-    }
+    let (kinds, sum_edit) = parse_reward(&args.reward)?;
     let pairs = match (&args.input, &args.completion, &args.target) {
         (Some(path), _, _) => read_pairs(path)?,
         (None, Some(c), Some(t)) => vec![Pair {
             completion: c.clone(),
             target: t.clone(),
+            old: args.old.clone(),
+            line: 0,
         }],
         _ => bail!("give --input FILE.jsonl, or --completion TEXT --target TEXT"),
     };
+    if sum_edit {
+        if let Some(p) = pairs.iter().find(|p| p.old.is_none()) {
+            match &args.input {
+                Some(path) => bail!(
+                    "{}:{}: missing field \"old_code\", which --reward edit_es_star needs",
+                    path.display(),
+                    p.line
+                ),
+                None => bail!("--reward edit_es_star needs --old CODE"),
+            }
+        }
+    }
     let start = Instant::now();
     let results = score_with_progress(&pairs, args.mode, args.threads)?;
+    let edits = edit_scores(&pairs, args.mode);
     let elapsed = start.elapsed();
     let mut out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(BufWriter::new(
@@ -131,12 +214,13 @@ fn score_cmd(args: ScoreArgs) -> Result<()> {
         )),
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
-    for (i, r) in results.iter().enumerate() {
-        writeln!(out, "{}", row_json(i, r, &kinds))?;
+    for (i, (r, e)) in results.iter().zip(&edits).enumerate() {
+        writeln!(out, "{}", row_json(i, r, e.as_ref(), &kinds, sum_edit))?;
     }
     out.flush()?;
     if args.input.is_some() {
         print_summary(&results, &kinds, elapsed);
+        print_edit_summary(&edits);
     }
     Ok(())
 }
@@ -198,6 +282,21 @@ fn print_summary(results: &[RewardBreakdown], kinds: &[RewardKind], elapsed: std
         100.0 * frac(&|r| r.has_code_block),
         100.0 * frac(&|r| r.syntax_ok),
         100.0 * frac(&|r| r.exact_match)
+    );
+}
+
+/// Mean edit score and copy rate over the rows that gave their old code.
+fn print_edit_summary(edits: &[Option<EditScore>]) {
+    let given: Vec<&EditScore> = edits.iter().flatten().collect();
+    if given.is_empty() {
+        return;
+    }
+    let n = given.len() as f64;
+    eprintln!(
+        "rows with old_code {} | edit_es_star {:.4} | unchanged (copy of the old code) {:.1}%",
+        given.len(),
+        given.iter().map(|e| e.edit_es_star).sum::<f64>() / n,
+        100.0 * given.iter().filter(|e| e.unchanged).count() as f64 / n
     );
 }
 
