@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use recode_reward::{EditScore, Mode, PreparedEdit, PreparedTarget, RewardBreakdown, RewardKind};
+use recode_rl::task::Component;
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -126,7 +127,7 @@ fn parse_reward(list: &str) -> Result<(Vec<RewardKind>, bool)> {
     let mut kinds = Vec::new();
     let mut edit = false;
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        if name == "edit_es_star" {
+        if name == Component::EditEsStar.name() {
             edit = true;
         } else {
             kinds.push(name.parse::<RewardKind>()?);
