@@ -13,7 +13,8 @@
 //!   chosen set of [`RewardKind`]s.
 //! * [`PreparedTarget`]: normalise a reference once and score its G completions against it
 //!   with [`PreparedTarget::score`] (what an RL trainer should call per group).
-//! * [`score_pairs`] / [`score_pairs_with_threads`]: parallel batches (rayon).
+//! * [`score_pairs`] / [`score_pairs_with_threads`]: parallel batches (rayon);
+//!   [`score_edits`] adds the edit score of rows that give their old code.
 //! * Building blocks: [`format_ok`]/[`format_reward`], [`extract_code_block`],
 //!   [`normalize_code`], [`is_valid_python`], [`levenshtein`], [`es_star_from`].
 //!
@@ -54,7 +55,10 @@ pub mod normalize;
 pub mod pyspace;
 pub mod syntax;
 
-pub use batch::{score_pairs, score_pairs_with_threads, BatchError};
+pub use batch::{
+    score_edits, score_edits_with_threads, score_pairs, score_pairs_with_threads, BatchError,
+    ScoredEdit,
+};
 pub use edit::{line_edit_script, EditScore, PreparedEdit};
 pub use extract::extract_code_block;
 pub use format::{format_ok, format_reward};

@@ -2,7 +2,7 @@
 //! `recode bench reward` body (recode vs Python implementations of the same reward).
 
 use anyhow::{bail, Context, Result};
-use recode_reward::{EditScore, Mode, PreparedEdit, PreparedTarget, RewardBreakdown, RewardKind};
+use recode_reward::{EditScore, Mode, RewardBreakdown, RewardKind, ScoredEdit};
 use recode_rl::task::Component;
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -139,18 +139,6 @@ fn parse_reward(list: &str) -> Result<(Vec<RewardKind>, bool)> {
     Ok((kinds, edit))
 }
 
-/// The edit score of each pair that gives its old code.
-fn edit_scores(pairs: &[Pair], mode: Mode) -> Vec<Option<EditScore>> {
-    pairs
-        .iter()
-        .map(|p| {
-            let old = p.old.as_deref()?;
-            let target = PreparedTarget::new(&p.target, mode);
-            Some(PreparedEdit::new(old, &target).score(&p.completion))
-        })
-        .collect()
-}
-
 fn row_json(
     index: usize,
     r: &RewardBreakdown,
@@ -206,9 +194,10 @@ fn score_cmd(args: ScoreArgs) -> Result<()> {
         }
     }
     let start = Instant::now();
-    let results = score_with_progress(&pairs, args.mode, args.threads)?;
-    let edits = edit_scores(&pairs, args.mode);
+    let scored = score_with_progress(&pairs, args.mode, args.threads)?;
     let elapsed = start.elapsed();
+    let (results, edits): (Vec<RewardBreakdown>, Vec<Option<EditScore>>) =
+        scored.into_iter().map(|s| (s.reward, s.edit)).unzip();
     let mut out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
@@ -226,12 +215,13 @@ fn score_cmd(args: ScoreArgs) -> Result<()> {
     Ok(())
 }
 
-/// Scores in chunks so a progress bar can advance on large inputs.
+/// Scores in chunks so a progress bar can advance on large inputs; rows that give their old
+/// code get their edit score in the same pass.
 fn score_with_progress(
     pairs: &[Pair],
     mode: Mode,
     threads: Option<usize>,
-) -> Result<Vec<RewardBreakdown>> {
+) -> Result<Vec<ScoredEdit>> {
     let bar = indicatif::ProgressBar::new(pairs.len() as u64);
     if pairs.len() < 10_000 {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -244,9 +234,11 @@ fn score_with_progress(
     for chunk in pairs.chunks(4096) {
         let completions: Vec<&str> = chunk.iter().map(|p| p.completion.as_str()).collect();
         let targets: Vec<&str> = chunk.iter().map(|p| p.target.as_str()).collect();
-        results.extend(recode_reward::score_pairs_with_threads(
+        let old_codes: Vec<Option<&str>> = chunk.iter().map(|p| p.old.as_deref()).collect();
+        results.extend(recode_reward::score_edits_with_threads(
             &completions,
             &targets,
+            &old_codes,
             mode,
             threads,
         )?);
