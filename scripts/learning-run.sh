@@ -6,11 +6,13 @@
 # each validating greedily on the same held-out prompts, then one HTML report per run and a
 # summary table (validation ES* / exact match: SFT alone vs RL after SFT) on stdout.
 # RL reward: format + ES* + EM* (the paper's format + ES* plus its exact-match term, which
-# rewards an exact migration over a copy of the old code; measured on 2026-12-02, the policy
-# still drifted toward copying: validation ES* up, exact matches down; see issue 6's note).
-# Timings measured on 2026-12-02 (2 cores, a machine ~2x slower than on 2026-12-01): SFT 100
-# steps ~60 min with three validations; GRPO and DAPO side by side ~50 s per step each, plus
-# ~5 min per validation on all 72 held-out prompts.
+# rewards an exact migration over a copy of the old code). Measured on 2026-12-03, the policy
+# still drifts toward copying: GRPO validation ES* 0.726 -> 0.774 but exact matches 5 -> 3 of
+# 72, copies of the old code 39 -> 62 (ES* scores a copy 0.90 on average, an attempted edit
+# 0.66); see issue 6's note.
+# Timings measured on 2026-12-03 (2 cores): SFT 300 steps 62 min with four validations; GRPO
+# and DAPO side by side 30 and 42 min (30 steps, three validations each, ~5 min per validation
+# on all 72 held-out prompts); raw GRPO 10 steps 22 min; about 2 h 10 min in all.
 # Outputs go to $1 (default runs/learning). Stages whose
 # final checkpoint exists are skipped, so re-running after an interruption picks up where it
 # stopped (a stage cut mid-way resumes from its latest checkpoint).
