@@ -6,18 +6,21 @@
 # each validating greedily on the same held-out prompts, then one HTML report per run and a
 # summary table (validation ES* / exact match: SFT alone vs RL after SFT) on stdout.
 # RL reward: format + ES* + EM* (the paper's format + ES* plus its exact-match term, which
-# rewards an exact migration over a copy of the old code). Measured on 2026-12-03, the policy
-# still drifts toward copying: GRPO validation ES* 0.726 -> 0.774 but exact matches 5 -> 3 of
-# 72, copies of the old code 39 -> 62 (ES* scores a copy 0.90 on average, an attempted edit
-# 0.66); see issue 6's note.
-# Timings measured on 2026-12-03 (2 cores): SFT 300 steps 62 min with four validations; GRPO
-# and DAPO side by side 30 and 42 min (30 steps, three validations each, ~5 min per validation
-# on all 72 held-out prompts); raw GRPO 10 steps 22 min; about 2 h 10 min in all.
+# rewards an exact migration over a copy of the old code); LEARN_EDIT_WEIGHT=W adds the edit
+# score (edit_es_star, weight W), which penalises copying the old code.
+# Measured (issue 6's notes): RL after SFT has not yet beaten SFT alone on both validation
+# figures. 2026-12-03 (192 tokens, T 0.3): GRPO ES* 0.726 -> 0.774, exact 5 -> 3 of 72, copies
+# 39 -> 62. 2026-12-04 (256 tokens, so step 0 equals SFT's 0.789 / 5): with W=0.25, T 0.5,
+# 2 prompts per step, 20 steps: GRPO 0.772 / 3, DAPO 0.804 / 5 at step 10 then 0.558 / 2.
+# Timings measured on 2026-12-03 (2 cores, 192 tokens): SFT 300 steps 62 min with four
+# validations; GRPO and DAPO side by side 30 and 42 min (30 steps, three validations each, ~5
+# min per validation on all 72 held-out prompts); raw GRPO 10 steps 22 min; about 2 h 10 min
+# in all. At 256 tokens a validation takes ~5-6 min.
 # Outputs go to $1 (default runs/learning). Stages whose
 # final checkpoint exists are skipped, so re-running after an interruption picks up where it
 # stopped (a stage cut mid-way resumes from its latest checkpoint).
 # Scale with LEARN_SFT_STEPS / LEARN_GRPO_STEPS / LEARN_DAPO_STEPS / LEARN_RAW_STEPS /
-# LEARN_VAL_LIMIT.
+# LEARN_VAL_LIMIT; LEARN_EDIT_WEIGHT as above.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -47,17 +50,24 @@ train=$out/clean.train.jsonl
 val=$out/clean.val.jsonl
 
 small=(--set use_dora=false --set lora_r=16 --set lora_alpha=32 --set max_prompt_length=512)
-# G = 8 rollouts per prompt (the paper's G), 192 new tokens: room for <think> + <answer>;
+# G = 8 rollouts per prompt (the paper's G), 256 new tokens as in SFT (room for <think> +
+# <answer>; RL validation then measures exactly what SFT's does, so step 0 equals SFT's last);
 # temperature 0.3 keeps rollouts close to the greedy policy that validation measures (at 0.7,
 # 0.7% of the SFT policy's rollouts were exact against 5.6% of its greedy answers).
-rl=(--set num_generations=8 --set max_completion_length=192 --set temperature=0.3)
+rl=(--set num_generations=8 --set max_completion_length=256 --set temperature=0.3)
 # 1 prompt x 8 rollouts per step, validating and saving every 15 steps.
 one_prompt=(--set per_device_train_batch_size=4 --set gradient_accumulation_steps=2
   --set eval_steps=15 --set save_steps=15)
 # After SFT: exact matches rewarded on top of ES*, a constant lr (a run cut at any checkpoint
 # saw the same schedule as a longer one).
 after_sft=(--init-adapter "$out/sft/checkpoint-$sft_steps" --set learning_rate=1e-4
-  --set 'reward_funcs=["format","es_star","em_star"]' --set lr_scheduler_type=constant)
+  --set lr_scheduler_type=constant)
+if [ -n "${LEARN_EDIT_WEIGHT:-}" ]; then
+  after_sft+=(--set 'reward_funcs=["format","es_star","em_star","edit_es_star"]'
+    --set "reward_weights=[1.0,1.0,1.0,$LEARN_EDIT_WEIGHT]")
+else
+  after_sft+=(--set 'reward_funcs=["format","es_star","em_star"]')
+fi
 
 # run_stage NAME STEPS CMD...: runs CMD with --output $out/NAME, resuming a cut run, skipping a
 # finished one.
