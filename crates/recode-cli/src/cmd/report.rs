@@ -120,8 +120,8 @@ fn write_html(path: &Path, html: &str) -> anyhow::Result<()> {
 // ---------------------------------------------------------------------------------------
 // Evaluation reports.
 
-/// `summary.json` of a result directory (or the file itself) and its default label.
-fn load_summary(path: &Path) -> anyhow::Result<(PathBuf, String, Summary)> {
+/// `summary.json` of a result directory (or the file itself) and that directory, canonical.
+fn load_summary(path: &Path) -> anyhow::Result<(PathBuf, PathBuf, Summary)> {
     let file = if path.is_dir() {
         path.join("summary.json")
     } else {
@@ -131,19 +131,20 @@ fn load_summary(path: &Path) -> anyhow::Result<(PathBuf, String, Summary)> {
         std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
     let summary: Summary = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a `recode eval run` summary", file.display()))?;
-    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
-    let label = dir
-        .canonicalize()
-        .unwrap_or_else(|_| dir.clone())
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| file.display().to_string());
-    Ok((file, label, summary))
+    let dir = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let dir = dir.canonicalize().unwrap_or(dir);
+    Ok((file, dir, summary))
 }
 
 fn run_eval(a: &EvalReportArgs) -> anyhow::Result<()> {
-    let (file, label, summary) = load_summary(&a.result)?;
-    let label = a.label.clone().unwrap_or(label);
+    let (file, dir, summary) = load_summary(&a.result)?;
+    let label = a
+        .label
+        .clone()
+        .unwrap_or_else(|| run_labels(&[], &[dir]).remove(0));
     let out = a
         .output
         .clone()
@@ -162,20 +163,48 @@ fn run_compare(a: &CompareArgs) -> anyhow::Result<()> {
             a.results.len()
         );
     }
-    let mut runs = Vec::new();
-    for (i, path) in a.results.iter().enumerate() {
-        let (_, label, summary) = load_summary(path)?;
-        let label = a.labels.get(i).cloned().unwrap_or(label);
-        runs.push(SummaryWithLabel { label, summary });
+    let (mut runs, mut dirs) = (Vec::new(), Vec::new());
+    for path in &a.results {
+        let (_, dir, summary) = load_summary(path)?;
+        dirs.push(dir);
+        runs.push(summary);
     }
-    // Same directory names (e.g. `a/out`, `b/out`) would give one legend entry twice.
-    let names: BTreeSet<&str> = runs.iter().map(|r| r.label.as_str()).collect();
-    if names.len() < runs.len() {
-        for (r, path) in runs.iter_mut().zip(&a.results) {
-            r.label = path.display().to_string();
+    let runs: Vec<SummaryWithLabel> = runs
+        .into_iter()
+        .zip(run_labels(&a.labels, &dirs))
+        .map(|(summary, label)| SummaryWithLabel { label, summary })
+        .collect();
+    write_html(&a.output, &render_html_report(&runs))
+}
+
+/// The legend label of each run: `given` when the user passed `--labels`, else the shortest
+/// trailing part of the directory paths that tells all runs apart (`a/grpo`, `b/grpo`).
+fn run_labels(given: &[String], dirs: &[PathBuf]) -> Vec<String> {
+    if !given.is_empty() {
+        return given.to_vec();
+    }
+    let parts: Vec<Vec<String>> = dirs
+        .iter()
+        .map(|d| {
+            d.components()
+                .filter_map(|c| match c {
+                    std::path::Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect();
+    let longest = parts.iter().map(Vec::len).max().unwrap_or(0);
+    for k in 1..=longest {
+        let labels: Vec<String> = parts
+            .iter()
+            .map(|p| p[p.len().saturating_sub(k)..].join("/"))
+            .collect();
+        if labels.iter().collect::<BTreeSet<_>>().len() == labels.len() {
+            return labels;
         }
     }
-    write_html(&a.output, &render_html_report(&runs))
+    dirs.iter().map(|d| d.display().to_string()).collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -567,12 +596,7 @@ fn run_runs(a: &RunsArgs) -> anyhow::Result<()> {
     ];
     let mut validation: Vec<Vec<Series>> = vec![Vec::new(); metric_charts.len()];
     let mut reward = Vec::new();
-    for (i, dir) in a.run_dirs.iter().enumerate() {
-        let label = a.labels.get(i).cloned().unwrap_or_else(|| {
-            dir.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| dir.display().to_string())
-        });
+    for (dir, label) in a.run_dirs.iter().zip(run_labels(&a.labels, &a.run_dirs)) {
         let (rows, start) = load_run(dir)?;
         let points = validation_points(&rows, start.as_ref());
         facts.push((
@@ -604,4 +628,31 @@ fn run_runs(a: &RunsArgs) -> anyhow::Result<()> {
         )],
     };
     write_html(&a.output, &render_training_report(&report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(dirs: &[&str]) -> Vec<String> {
+        let dirs: Vec<PathBuf> = dirs.iter().map(PathBuf::from).collect();
+        run_labels(&[], &dirs)
+    }
+
+    #[test]
+    fn run_labels_are_the_shortest_distinct_path_suffixes() {
+        assert_eq!(labels(&["runs/sft", "runs/grpo"]), ["sft", "grpo"]);
+        assert_eq!(
+            labels(&["/r/learning/sft", "/r/edit25/grpo", "/r/r2/grpo"]),
+            ["learning/sft", "edit25/grpo", "r2/grpo"]
+        );
+        assert_eq!(labels(&["x/a/out", "y/a/out"]), ["x/a/out", "y/a/out"]);
+        // The same directory twice cannot be told apart: the full paths are kept.
+        assert_eq!(labels(&["/r/a", "/r/a"]), ["/r/a", "/r/a"]);
+        let given = vec!["SFT".to_string(), "RL".to_string()];
+        assert_eq!(
+            run_labels(&given, &[PathBuf::from("a"), PathBuf::from("a")]),
+            given
+        );
+    }
 }
