@@ -120,7 +120,7 @@ fn write_html(path: &Path, html: &str) -> anyhow::Result<()> {
 // ---------------------------------------------------------------------------------------
 // Evaluation reports.
 
-/// `summary.json` of a result directory (or the file itself) and that directory, canonical.
+/// `summary.json` of a result directory (or the file itself) and that directory.
 fn load_summary(path: &Path) -> anyhow::Result<(PathBuf, PathBuf, Summary)> {
     let file = if path.is_dir() {
         path.join("summary.json")
@@ -135,7 +135,6 @@ fn load_summary(path: &Path) -> anyhow::Result<(PathBuf, PathBuf, Summary)> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let dir = dir.canonicalize().unwrap_or(dir);
     Ok((file, dir, summary))
 }
 
@@ -178,11 +177,16 @@ fn run_compare(a: &CompareArgs) -> anyhow::Result<()> {
 }
 
 /// The legend label of each run: `given` when the user passed `--labels`, else the shortest
-/// trailing part of the directory paths that tells all runs apart (`a/grpo`, `b/grpo`).
+/// trailing part of the canonical directory paths that tells all runs apart (`a/grpo`,
+/// `b/grpo`; `.` is named after the directory it is).
 fn run_labels(given: &[String], dirs: &[PathBuf]) -> Vec<String> {
     if !given.is_empty() {
         return given.to_vec();
     }
+    let dirs: Vec<PathBuf> = dirs
+        .iter()
+        .map(|d| d.canonicalize().unwrap_or_else(|_| d.clone()))
+        .collect();
     let parts: Vec<Vec<String>> = dirs
         .iter()
         .map(|d| {
@@ -200,7 +204,8 @@ fn run_labels(given: &[String], dirs: &[PathBuf]) -> Vec<String> {
             .iter()
             .map(|p| p[p.len().saturating_sub(k)..].join("/"))
             .collect();
-        if labels.iter().collect::<BTreeSet<_>>().len() == labels.len() {
+        let distinct = labels.iter().collect::<BTreeSet<_>>().len() == labels.len();
+        if distinct && labels.iter().all(|l| !l.is_empty()) {
             return labels;
         }
     }
@@ -649,6 +654,10 @@ mod tests {
         assert_eq!(labels(&["x/a/out", "y/a/out"]), ["x/a/out", "y/a/out"]);
         // The same directory twice cannot be told apart: the full paths are kept.
         assert_eq!(labels(&["/r/a", "/r/a"]), ["/r/a", "/r/a"]);
+        // `.` is named after the directory it is, never an empty label.
+        let cwd = std::env::current_dir().unwrap();
+        let name = cwd.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(labels(&[".", "/r/grpo"]), [name, "grpo".to_string()]);
         let given = vec!["SFT".to_string(), "RL".to_string()];
         assert_eq!(
             run_labels(&given, &[PathBuf::from("a"), PathBuf::from("a")]),
