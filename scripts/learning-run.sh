@@ -30,8 +30,8 @@ out=${1:-runs/learning}
 mkdir -p "$out"
 data=${RECODE_DATA:-$root/../shared/data/recode/api_update.jsonl}
 sft_steps=${LEARN_SFT_STEPS:-300}
-grpo_steps=${LEARN_GRPO_STEPS:-30}
-dapo_steps=${LEARN_DAPO_STEPS:-30}
+grpo_steps=${LEARN_GRPO_STEPS:-20}
+dapo_steps=${LEARN_DAPO_STEPS:-20}
 raw_steps=${LEARN_RAW_STEPS:-10}
 val_limit=${LEARN_VAL_LIMIT:-72}
 
@@ -51,20 +51,24 @@ val=$out/clean.val.jsonl
 
 small=(--set use_dora=false --set lora_r=16 --set lora_alpha=32 --set max_prompt_length=512)
 # G = 8 rollouts per prompt (the paper's G), 256 new tokens as in SFT (room for <think> +
-# <answer>; RL validation then measures exactly what SFT's does, so step 0 equals SFT's last);
-# temperature 0.3 keeps rollouts close to the greedy policy that validation measures (at 0.7,
-# 0.7% of the SFT policy's rollouts were exact against 5.6% of its greedy answers).
-rl=(--set num_generations=8 --set max_completion_length=256 --set temperature=0.3)
-# 1 prompt x 8 rollouts per step, validating and saving every 15 steps.
-one_prompt=(--set per_device_train_batch_size=4 --set gradient_accumulation_steps=2
-  --set eval_steps=15 --set save_steps=15)
-# After SFT: exact matches rewarded on top of ES*, a constant lr (a run cut at any checkpoint
-# saw the same schedule as a longer one).
-after_sft=(--init-adapter "$out/sft/checkpoint-$sft_steps" --set learning_rate=1e-4
-  --set lr_scheduler_type=constant)
-if [ -n "${LEARN_EDIT_WEIGHT:-}" ]; then
+# <answer>; RL validation then measures exactly what SFT's does, so RL after SFT skips its own
+# step-0 validation: it equals SFT's last); temperature LEARN_RL_TEMPERATURE (default 0.5)
+# keeps rollouts near the greedy policy that validation measures (at 0.7, 0.7% of the SFT
+# policy's rollouts were exact against 5.6% of its greedy answers).
+rl=(--set num_generations=8 --set max_completion_length=256
+  --set "temperature=${LEARN_RL_TEMPERATURE:-0.5}")
+# 2 prompts x 8 rollouts per step, validating and saving every 10 steps.
+per_step=(--set per_device_train_batch_size=8 --set gradient_accumulation_steps=2
+  --set eval_steps=10 --set save_steps=10)
+# After SFT: a constant lr LEARN_RL_LR (a run cut at any checkpoint saw the same schedule as a
+# longer one); reward format + ES* + EM* + W * edit_es_star with W = LEARN_EDIT_WEIGHT
+# (default 0.25; 0 leaves the edit score out).
+edit_weight=${LEARN_EDIT_WEIGHT:-0.25}
+after_sft=(--init-adapter "$out/sft/checkpoint-$sft_steps" --set eval_on_start=false
+  --set "learning_rate=${LEARN_RL_LR:-5e-5}" --set lr_scheduler_type=constant)
+if [ "$edit_weight" != 0 ]; then
   after_sft+=(--set 'reward_funcs=["format","es_star","em_star","edit_es_star"]'
-    --set "reward_weights=[1.0,1.0,1.0,$LEARN_EDIT_WEIGHT]")
+    --set "reward_weights=[1.0,1.0,1.0,$edit_weight]")
 else
   after_sft+=(--set 'reward_funcs=["format","es_star","em_star"]')
 fi
@@ -99,16 +103,16 @@ run_stage sft "$sft_steps" "$recode" sft --data "$train" --val-data "$val" --val
 # overlong shaping over the last 32 tokens) from the SFT adapter, side by side.
 RAYON_NUM_THREADS=1 run_stage grpo-after-sft "$grpo_steps" "$recode" train --algo grpo \
   --data "$train" --val-data "$val" --val-limit "$val_limit" "${small[@]}" "${rl[@]}" \
-  "${one_prompt[@]}" "${after_sft[@]}" --set beta=0.04 --set max_steps="$grpo_steps" &
+  "${per_step[@]}" "${after_sft[@]}" --set beta=0.04 --set max_steps="$grpo_steps" &
 grpo_pid=$!
 RAYON_NUM_THREADS=1 run_stage dapo-after-sft "$dapo_steps" "$recode" train --algo dapo \
   --data "$train" --val-data "$val" --val-limit "$val_limit" "${small[@]}" "${rl[@]}" \
-  "${one_prompt[@]}" "${after_sft[@]}" --set use_peft=true --set overlong_buffer_len=32 \
+  "${per_step[@]}" "${after_sft[@]}" --set use_peft=true --set overlong_buffer_len=32 \
   --set max_num_gen_batches=3 --set max_steps="$dapo_steps"
 wait "$grpo_pid"
 
 run_stage grpo-raw "$raw_steps" "$recode" train --algo grpo --data "$train" --val-data "$val" \
-  --val-limit "$val_limit" "${small[@]}" "${rl[@]}" "${one_prompt[@]}" \
+  --val-limit "$val_limit" "${small[@]}" "${rl[@]}" "${per_step[@]}" \
   --set learning_rate=1e-4 --set max_steps="$raw_steps"
 
 step "reports"

@@ -208,6 +208,11 @@ pub struct TrainConfig {
     pub logging_steps: usize,
     /// Validate every this many steps and after the last (0 = never).
     pub eval_steps: usize,
+    /// Validate the starting point before the first step (TRL `eval_on_start`); off saves one
+    /// validation when the start was already measured, e.g. the final validation of the
+    /// `recode sft` run an `--init-adapter` comes from.
+    #[serde(default = "default_true")]
+    pub eval_on_start: bool,
     /// Train adapters (LoRA/DoRA) instead of all weights (TRL `ModelConfig.use_peft`).
     pub use_peft: bool,
     /// Adapter rank r.
@@ -277,6 +282,7 @@ impl TrainConfig {
             save_steps: 100,
             logging_steps: 1,
             eval_steps: 50,
+            eval_on_start: true,
             use_peft: true,
             lora_r: 64,
             lora_alpha: 64.0,
@@ -415,6 +421,11 @@ impl TrainConfig {
     pub fn generation_batch_size(&self) -> usize {
         self.per_device_train_batch_size * self.gradient_accumulation_steps
     }
+}
+
+/// Serde default of flags that were added on (so older checkpoints' configs still load).
+fn default_true() -> bool {
+    true
 }
 
 /// Resolves preset → optional TOML file → `key=value` overrides, then validates.

@@ -263,8 +263,10 @@ impl Policy for LmPolicy {
 /// Samples rollouts with `recode-model`'s batched generator (KV cache, shared prefill).
 pub struct LmSampler {
     tokenizer: Tokenizer,
-    /// Prompts per generation call (bounds the KV cache memory).
-    pub max_prompts_per_call: usize,
+    /// Sequences decoded together in one generation call (prompts × completions per prompt;
+    /// bounds the KV cache memory). Greedy validation (one completion per prompt) thus decodes
+    /// many prompts at once, where batching pays most.
+    pub max_rows_per_call: usize,
 }
 
 impl LmSampler {
@@ -272,7 +274,7 @@ impl LmSampler {
     pub fn new(tokenizer: Tokenizer) -> Self {
         LmSampler {
             tokenizer,
-            max_prompts_per_call: 8,
+            max_rows_per_call: 64,
         }
     }
 
@@ -291,7 +293,8 @@ impl LmSampler {
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<Completion>, RlError> {
         let mut out = Vec::with_capacity(prompts.len() * n);
-        for chunk in prompts.chunks(self.max_prompts_per_call.max(1)) {
+        let prompts_per_call = (self.max_rows_per_call / n.max(1)).max(1);
+        for chunk in prompts.chunks(prompts_per_call) {
             let mp = recode_model::SamplingParams {
                 temperature: params.temperature,
                 top_p: params.top_p,

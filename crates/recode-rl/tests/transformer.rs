@@ -16,7 +16,8 @@ use recode_rl::sft::{nll_gradients, SftExample, SftTrainer};
 use recode_rl::tiny::TargetTokenReward;
 use recode_rl::trainer::{build_batch, ValidationSample};
 use recode_rl::{
-    Algo, Completion, KlReference, Policy, PromptItem, StepMetrics, TrainConfig, Trainer,
+    Algo, Completion, KlReference, Policy, PromptItem, RolloutSource, SamplingParams, StepMetrics,
+    TrainConfig, Trainer,
 };
 
 /// Vocabulary: 0 = `<eos>`, 1 = `<unk>`, 2.. = `t2`, `t3`, …
@@ -588,4 +589,33 @@ fn validation_writes_each_prompts_completion_and_scores() {
     // Validation is deterministic: running it again on the final policy repeats every line.
     let again = t.validate().unwrap();
     assert_eq!(again.samples, rows);
+}
+
+#[test]
+fn greedy_completions_do_not_depend_on_how_many_rows_decode_together() {
+    // Validation decodes many prompts per generation call; each prompt's greedy completion
+    // must be what it would be decoded alone (rows finish and leave the batch at different
+    // steps, prompts have different lengths).
+    let cfg = config(Algo::Grpo, 11);
+    let p = policy(&cfg, Arch::Qwen2);
+    let params = SamplingParams {
+        temperature: 0.0,
+        top_p: 1.0,
+        top_k: 0,
+        max_new_tokens: 6,
+    };
+    let decode = |rows: usize| {
+        let mut s = LmSampler::new(tiny_tokenizer());
+        s.max_rows_per_call = rows;
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        s.generate(&p, &prompts(), 1, &params, &mut rng).unwrap()
+    };
+    let alone = decode(1);
+    assert_eq!(alone.len(), prompts().len());
+    for rows in [3, 64] {
+        let together = decode(rows);
+        for (i, (a, b)) in alone.iter().zip(&together).enumerate() {
+            assert_eq!(a.tokens, b.tokens, "prompt {i}, {rows} rows per call");
+        }
+    }
 }

@@ -75,7 +75,8 @@ pub struct CompareArgs {
     /// the baseline the others' differences refer to.
     #[arg(required = true, num_args = 2..)]
     pub results: Vec<PathBuf>,
-    /// Comma-separated labels, one per result [default: the directory names].
+    /// Comma-separated labels, one per result [default: the shortest path suffixes that
+    /// tell the directories apart].
     #[arg(long, value_delimiter = ',')]
     pub labels: Vec<String>,
     /// Output HTML file.
@@ -89,7 +90,8 @@ pub struct RunsArgs {
     /// Run directories of `recode train` / `recode sft` (metrics.jsonl, validation_start.json).
     #[arg(required = true, num_args = 1..)]
     pub run_dirs: Vec<PathBuf>,
-    /// Comma-separated labels, one per run [default: the directory names].
+    /// Comma-separated labels, one per run [default: the shortest path suffixes that tell
+    /// the directories apart].
     #[arg(long, value_delimiter = ',')]
     pub labels: Vec<String>,
     /// Output HTML file.

@@ -222,7 +222,7 @@ fn validate_start(
     rewarder: &RecodeRewarder,
     val: &[PromptItem],
 ) -> anyhow::Result<()> {
-    if val.is_empty() || p.resume.is_some() {
+    if val.is_empty() || p.resume.is_some() || !p.cfg.eval_on_start {
         return Ok(());
     }
     let v = validate(policy, sampler, rewarder, val, p.cfg.max_completion_length)?;
