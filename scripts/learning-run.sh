@@ -9,18 +9,21 @@
 # rewards an exact migration over a copy of the old code); LEARN_EDIT_WEIGHT=W adds the edit
 # score (edit_es_star, weight W), which penalises copying the old code.
 # Measured (issue 6's notes): RL after SFT has not yet beaten SFT alone on both validation
-# figures. 2026-12-03 (192 tokens, T 0.3): GRPO ES* 0.726 -> 0.774, exact 5 -> 3 of 72, copies
-# 39 -> 62. 2026-12-04 (256 tokens, so step 0 equals SFT's 0.789 / 5): with W=0.25, T 0.5,
-# 2 prompts per step, 20 steps: GRPO 0.772 / 3, DAPO 0.804 / 5 at step 10 then 0.558 / 2.
-# Timings measured on 2026-12-03 (2 cores, 192 tokens): SFT 300 steps 62 min with four
-# validations; GRPO and DAPO side by side 30 and 42 min (30 steps, three validations each, ~5
-# min per validation on all 72 held-out prompts); raw GRPO 10 steps 22 min; about 2 h 10 min
-# in all. At 256 tokens a validation takes ~5-6 min.
+# figures (SFT-300: ES* 0.789, exact 5 of 72, deterministic across sessions). 2026-12-03
+# (192 tokens, T 0.3, no edit score): GRPO ES* 0.726 -> 0.774, exact 5 -> 3, copies 39 -> 62.
+# 2026-12-04 (W=0.25, lr 1e-4): GRPO 0.772 / 3, DAPO 0.804 / 5 at step 10 then 0.558 / 2.
+# 2026-12-05 (these defaults, W=0.25, lr 5e-5): GRPO 0.780 / 5 (step 10), 0.731 / 5 (20);
+# DAPO 0.730 / 6, 0.743 / 5; copies 39 -> 27 and 19. With W=0.1, lr 1e-4: DAPO 0.823 / 4 at
+# step 5, 0.754 / 4 at 10; GRPO 0.780 / 4, 0.758 / 5. Every paired difference is inside its
+# 95% bootstrap interval except GRPO's ES* loss at step 20 of the W=0.25 run.
+# Timings 2026-12-05 (2 cores): SFT 300 steps 60 min with four validations (~2-4 min each,
+# 64 prompts decoded together); GRPO and DAPO side by side, 20 steps of 2 prompts x 8, 23 min
+# each wall (per step: generate 18 s GRPO / 26 s DAPO, learn 23 / 21 s; plus two validations).
 # Outputs go to $1 (default runs/learning). Stages whose
 # final checkpoint exists are skipped, so re-running after an interruption picks up where it
 # stopped (a stage cut mid-way resumes from its latest checkpoint).
 # Scale with LEARN_SFT_STEPS / LEARN_GRPO_STEPS / LEARN_DAPO_STEPS / LEARN_RAW_STEPS /
-# LEARN_VAL_LIMIT; LEARN_EDIT_WEIGHT as above.
+# LEARN_VAL_LIMIT; LEARN_EDIT_WEIGHT as above; LEARN_RL_LR / LEARN_RL_TEMPERATURE for RL.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
