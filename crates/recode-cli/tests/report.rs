@@ -436,3 +436,70 @@ fn runs_report_overlays_validation_of_several_runs() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("1 entries for 2 run directories"));
 }
+
+#[test]
+fn runs_report_compares_last_validations_prompt_by_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("sft"), dir.path().join("rl"));
+    // Per prompt (ES*, exact): the RL run gains exact matches on prompts 0 and 1, loses one on
+    // prompt 2, and every ES* moves by +0.25 except prompt 2 (−1.0).
+    let base: Vec<(f64, bool)> = vec![(1.0, false), (0.5, false), (2.0, true), (0.0, false)];
+    let rl: Vec<(f64, bool)> = vec![(1.25, true), (0.75, true), (1.0, false), (0.25, false)];
+    for (run, step, rows) in [(&a, 30u64, &base), (&b, 10, &rl)] {
+        std::fs::create_dir_all(run.join("validation")).unwrap();
+        write_lines(&run.join("metrics.jsonl"), &[rl_step(1)]);
+        // An earlier validation file that must not be the one compared.
+        std::fs::write(run.join("validation/step-2.jsonl"), "not read\n").unwrap();
+        let lines: Vec<String> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, (es, em))| {
+                serde_json::json!({
+                    "index": i, "completion": "", "completion_tokens": 1, "truncated": false,
+                    "reward_components": {"format": 1.0, "es_star": es},
+                    "indicators": {"exact_match": if *em { 1.0 } else { 0.0 }},
+                })
+                .to_string()
+            })
+            .collect();
+        std::fs::write(
+            run.join(format!("validation/step-{step}.jsonl")),
+            lines.join("\n") + "\n",
+        )
+        .unwrap();
+    }
+    let out = dir.path().join("runs.html");
+    let stdout = ok(&["report", "runs", s(&a), s(&b), "-o", s(&out)]).stdout;
+    let text = String::from_utf8_lossy(&stdout).into_owned();
+    // Mean difference (0.25·3 − 1.0)/4 = −0.0625; exact 2 vs 1 with +2 −1: McNemar
+    // 2·P(X ≤ 1 | n = 3) = 2·4/8 = 1.
+    assert!(
+        text.contains("rl vs sft: step 10 vs step 30 on 4 prompts: ES* -0.0625"),
+        "{text}"
+    );
+    assert!(
+        text.contains("exact match 2 vs 1 (+2 -1, McNemar p = 1.000)"),
+        "{text}"
+    );
+    // The bootstrap interval brackets the mean and stays within the per-prompt extremes.
+    let interval = text.split("bootstrap ").nth(1).unwrap();
+    let ends: Vec<f64> = interval
+        .split(')')
+        .next()
+        .unwrap()
+        .split(" to ")
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert!(ends[0] <= -0.0625 && -0.0625 <= ends[1], "{ends:?}");
+    assert!(ends[0] >= -1.0 && ends[1] <= 0.25, "{ends:?}");
+    assert!(std::fs::read_to_string(&out).unwrap().contains("rl vs sft"));
+    // A malformed line of the compared file is an error naming file and line.
+    std::fs::write(b.join("validation/step-10.jsonl"), "{\"index\": 0}\n").unwrap();
+    let bad = recode(&["report", "runs", s(&a), s(&b), "-o", s(&out)]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr).into_owned();
+    assert!(
+        err.contains("step-10.jsonl:1") && err.contains("es_star"),
+        "{err}"
+    );
+}

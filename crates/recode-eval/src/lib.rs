@@ -8,6 +8,7 @@
 //!   verdict rules.
 //! - [`checkrefs`]: runs every reference with and without its update.
 //! - [`passk`]: the unbiased pass@k estimator and the per-example scores (UPass, …).
+//! - [`paired`]: paired comparisons of two evaluations (bootstrap interval, McNemar test).
 //! - [`setup`]: the managed virtualenv with the benchmark's pinned packages.
 
 pub mod arena;
@@ -15,6 +16,7 @@ pub mod checkrefs;
 pub mod executor;
 pub mod generate;
 pub mod humaneval;
+pub mod paired;
 pub mod passk;
 pub mod prompt;
 mod pyname;

@@ -37,7 +37,9 @@ pub enum ReportCommand {
     /// Compare evaluation results (e.g. base vs trained); the first is the baseline.
     Compare(CompareArgs),
     /// Overlay several training runs (e.g. SFT, then GRPO and DAPO from it): validation ES*,
-    /// exact match and format rate per step, and the rollout reward, one line per run.
+    /// exact match and format rate per step, and the rollout reward, one line per run; each
+    /// run's last validation is compared prompt by prompt with the first run's (paired
+    /// bootstrap interval of ΔES*, McNemar test of exact match), also printed on stdout.
     Runs(RunsArgs),
     /// `recode report RUN_DIR …`: shorthand for `recode report train RUN_DIR …`.
     #[command(external_subcommand)]
@@ -562,6 +564,90 @@ fn run_train(a: &TrainReportArgs) -> anyhow::Result<()> {
     write_html(&out, &render_training_report(&report))
 }
 
+/// A run's last greedy validation, per prompt (`validation/step-N.jsonl`, largest N).
+struct LastValidation {
+    step: u64,
+    es_star: Vec<f64>,
+    exact: Vec<bool>,
+}
+
+/// Reads the last `validation/step-N.jsonl` of a run directory, if it validated at all.
+fn last_validation(dir: &Path) -> anyhow::Result<Option<LastValidation>> {
+    let vdir = dir.join("validation");
+    if !vdir.is_dir() {
+        return Ok(None);
+    }
+    let mut last: Option<(u64, PathBuf)> = None;
+    for entry in std::fs::read_dir(&vdir).with_context(|| format!("reading {}", vdir.display()))? {
+        let path = entry?.path();
+        let step = path.file_name().and_then(|n| n.to_str()).and_then(|n| {
+            n.strip_prefix("step-")?
+                .strip_suffix(".jsonl")?
+                .parse()
+                .ok()
+        });
+        if let Some(step) = step {
+            if last.as_ref().is_none_or(|(s, _)| step > *s) {
+                last = Some((step, path));
+            }
+        }
+    }
+    let Some((step, path)) = last else {
+        return Ok(None);
+    };
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let (mut es_star, mut exact) = (Vec::new(), Vec::new());
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let at = || format!("{}:{}", path.display(), i + 1);
+        let v: Value =
+            serde_json::from_str(line).with_context(|| format!("{}: invalid JSON", at()))?;
+        let field =
+            |key: &str| num(&v, key).with_context(|| format!("{}: no numeric `{key}` field", at()));
+        es_star.push(field("reward_components.es_star")?);
+        exact.push(field("indicators.exact_match")? > 0.5);
+    }
+    Ok(Some(LastValidation {
+        step,
+        es_star,
+        exact,
+    }))
+}
+
+/// Paired difference of two runs' last validations on the same prompts: mean ES* with its
+/// bootstrap interval and exact-match gains/losses with McNemar's p (is it more than noise?).
+fn paired_line(base: &LastValidation, other: &LastValidation) -> String {
+    if base.es_star.len() != other.es_star.len() {
+        return format!(
+            "not compared: {} vs {} validation prompts",
+            other.es_star.len(),
+            base.es_star.len()
+        );
+    }
+    let es = recode_eval::paired::mean_difference(&base.es_star, &other.es_star, 10_000, 0);
+    let em = recode_eval::paired::outcome_change(&base.exact, &other.exact);
+    let count = |v: &[bool]| v.iter().filter(|x| **x).count();
+    format!(
+        "step {} vs step {} on {} prompts: ES* {:+.4} (95% paired bootstrap {:+.4} to {:+.4}); \
+         exact match {} vs {} (+{} -{}, McNemar p = {:.3})",
+        other.step,
+        base.step,
+        base.es_star.len(),
+        es.mean,
+        es.low,
+        es.high,
+        count(&other.exact),
+        count(&base.exact),
+        em.gained,
+        em.lost,
+        em.p_value
+    )
+}
+
 /// Loads a run directory: its metrics rows and step-0 validation.
 fn load_run(dir: &Path) -> anyhow::Result<(Vec<Row>, Option<Value>)> {
     if !dir.is_dir() {
@@ -603,8 +689,19 @@ fn run_runs(a: &RunsArgs) -> anyhow::Result<()> {
     ];
     let mut validation: Vec<Vec<Series>> = vec![Vec::new(); metric_charts.len()];
     let mut reward = Vec::new();
+    let mut baseline: Option<(String, LastValidation)> = None;
     for (dir, label) in a.run_dirs.iter().zip(run_labels(&a.labels, &a.run_dirs)) {
         let (rows, start) = load_run(dir)?;
+        if let Some(last) = last_validation(dir)? {
+            match &baseline {
+                None => baseline = Some((label.clone(), last)),
+                Some((base_label, base)) => {
+                    let line = paired_line(base, &last);
+                    println!("{label} vs {base_label}: {line}");
+                    facts.push((format!("{label} vs {base_label}"), line));
+                }
+            }
+        }
         let points = validation_points(&rows, start.as_ref());
         facts.push((
             label.clone(),
