@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{gguf, ok};
+use common::{gguf, ok, recode_rows};
 use recode_model::candle_core::{DType, Device, Tensor};
 
 fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
@@ -27,15 +25,7 @@ fn merge_folds_the_peft_adapter_into_the_base_weights() {
     let model = gguf();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("one.jsonl");
-    let shared =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/recode/api_update.jsonl");
-    let first = std::fs::read_to_string(shared)
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .to_string();
-    std::fs::write(&data, format!("{first}\n")).unwrap();
+    std::fs::write(&data, format!("{}\n", recode_rows(1)[0])).unwrap();
     let sft = dir.path().join("sft");
     let (d, s) = (data.to_str().unwrap(), sft.to_str().unwrap());
     ok(&[

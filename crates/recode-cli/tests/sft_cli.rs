@@ -4,21 +4,16 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{gguf, ok};
+use common::{gguf, ok, recode_rows};
 
 #[test]
 fn eval_on_start_controls_the_step_0_validation() {
     let model = gguf();
     let dir = tempfile::tempdir().unwrap();
-    let shared =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/recode/api_update.jsonl");
-    let text = std::fs::read_to_string(shared).unwrap();
-    let mut lines = text.lines();
+    let rows = recode_rows(2);
     let (train, val) = (dir.path().join("train.jsonl"), dir.path().join("val.jsonl"));
-    std::fs::write(&train, format!("{}\n", lines.next().unwrap())).unwrap();
-    std::fs::write(&val, format!("{}\n", lines.next().unwrap())).unwrap();
+    std::fs::write(&train, format!("{}\n", rows[0])).unwrap();
+    std::fs::write(&val, format!("{}\n", rows[1])).unwrap();
     let run = |name: &str, extra: &[&str]| {
         let out = dir.path().join(name);
         let mut args = vec![

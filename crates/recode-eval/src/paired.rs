@@ -27,23 +27,8 @@ pub struct OutcomeChange {
     pub p_value: f64,
 }
 
-/// SplitMix64: a small deterministic stream, so a report computes the same interval every time.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform index in `0..n` (n > 0); the modulo bias is below 2^-40 for any prompt count.
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 /// Mean of `other[i] − base[i]` with a 95% percentile bootstrap interval from `resamples`
 /// resamples of the prompts (seeded: the same inputs give the same interval).
@@ -65,9 +50,10 @@ pub fn mean_difference(base: &[f64], other: &[f64], resamples: usize, seed: u64)
         };
     }
     let mean = d.iter().sum::<f64>() / n as f64;
-    let mut rng = SplitMix(seed);
+    // Seeded, so a report computes the same interval every time.
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut means: Vec<f64> = (0..resamples.max(1))
-        .map(|_| (0..n).map(|_| d[rng.below(n)]).sum::<f64>() / n as f64)
+        .map(|_| (0..n).map(|_| d[rng.random_range(0..n)]).sum::<f64>() / n as f64)
         .collect();
     means.sort_by(f64::total_cmp);
     let at = |q: f64| means[((q * (means.len() - 1) as f64).round() as usize).min(means.len() - 1)];
@@ -144,13 +130,11 @@ mod tests {
         // Differences with a known mean and spread: the percentile interval of 4000 resamples
         // must match mean ± 1.96·sd/√n within 10% of its half-width.
         let n = 2000;
-        let mut rng = SplitMix(7);
-        let base: Vec<f64> = (0..n)
-            .map(|_| (rng.next() % 1000) as f64 / 1000.0)
-            .collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let base: Vec<f64> = (0..n).map(|_| rng.random::<f64>()).collect();
         let other: Vec<f64> = base
             .iter()
-            .map(|b| b + 0.1 + ((rng.next() % 1000) as f64 / 1000.0 - 0.5))
+            .map(|b| b + 0.1 + (rng.random::<f64>() - 0.5))
             .collect();
         let r = mean_difference(&base, &other, 4000, 1);
         let d: Vec<f64> = other.iter().zip(&base).map(|(o, b)| o - b).collect();

@@ -19,6 +19,17 @@ pub fn gguf() -> String {
     p
 }
 
+/// The first `n` rows (JSONL lines) of the ReCode training data in `../shared/data`.
+pub fn recode_rows(n: usize) -> Vec<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/recode/api_update.jsonl");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let rows: Vec<String> = text.lines().take(n).map(String::from).collect();
+    assert_eq!(rows.len(), n, "{} has fewer than {n} rows", path.display());
+    rows
+}
+
 /// Runs `recode ARGS…` to completion.
 pub fn recode(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().expect("run recode")
