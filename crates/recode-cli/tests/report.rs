@@ -454,10 +454,15 @@ fn runs_report_compares_last_validations_prompt_by_prompt() {
             .iter()
             .enumerate()
             .map(|(i, (es, em))| {
+                // The base copies the old code on prompt 3; the RL run's prompt 2 is cut at
+                // the length limit and misses the format.
+                let (copy, cut) = (step == 30 && i == 3, step == 10 && i == 2);
                 serde_json::json!({
-                    "index": i, "completion": "", "completion_tokens": 1, "truncated": false,
+                    "index": i, "completion": "", "completion_tokens": 1, "truncated": cut,
                     "reward_components": {"format": 1.0, "es_star": es},
-                    "indicators": {"exact_match": if *em { 1.0 } else { 0.0 }},
+                    "indicators": {"exact_match": if *em { 1.0 } else { 0.0 },
+                        "unchanged": if copy { 1.0 } else { 0.0 },
+                        "format_ok": if cut { 0.0 } else { 1.0 }},
                 })
                 .to_string()
             })
@@ -471,6 +476,21 @@ fn runs_report_compares_last_validations_prompt_by_prompt() {
     let out = dir.path().join("runs.html");
     let stdout = ok(&["report", "runs", s(&a), s(&b), "-o", s(&out)]).stdout;
     let text = String::from_utf8_lossy(&stdout).into_owned();
+    // Each run's last validation in one line: mean ES* (1+0.5+2+0)/4 and (1.25+0.75+1+0.25)/4.
+    assert!(
+        text.contains(
+            "sft: step 30: ES* 0.8750, exact match 1/4, 1 copies of the old code, format 4/4, \
+             truncated 0"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "rl: step 10: ES* 0.8125, exact match 2/4, 0 copies of the old code, format 3/4, \
+             truncated 1"
+        ),
+        "{text}"
+    );
     // Mean difference (0.25·3 − 1.0)/4 = −0.0625; exact 2 vs 1 with +2 −1: McNemar
     // 2·P(X ≤ 1 | n = 3) = 2·4/8 = 1.
     assert!(

@@ -80,6 +80,10 @@ pub struct StatsReport {
     pub exact_duplicates: usize,
     /// Rows whose old and new code are equal after the reward's normalisation.
     pub identical_old_new: usize,
+    /// Mean ES* of answering every row with its old code unchanged (rows with both codes):
+    /// the score a policy that only copies its input reaches, so a trained model's ES* can be
+    /// read against it.
+    pub copy_es_star: Option<f64>,
     /// Null values per column.
     pub null_fields: BTreeMap<String, usize>,
     /// Empty or whitespace-only values per column.
@@ -133,7 +137,7 @@ pub fn compute(ds: &Dataset, mode: Mode) -> StatsReport {
         |key: &str, line: usize| problem_lines.entry(key.to_string()).or_default().push(line);
 
     // Parsing dominates: run the per-row checks in parallel.
-    let checks: Vec<(bool, bool, bool)> = rows
+    let checks: Vec<(bool, bool, bool, Option<f64>)> = rows
         .par_iter()
         .map(|r| {
             let ex = &r.example;
@@ -145,13 +149,15 @@ pub fn compute(ds: &Dataset, mode: Mode) -> StatsReport {
                 .new_code
                 .as_deref()
                 .is_some_and(|c| !recode_reward::is_valid_python(c));
-            let identical = match (ex.old_code.as_deref(), ex.new_code.as_deref()) {
-                (Some(o), Some(n)) => {
-                    recode_reward::normalize_code(o, mode) == recode_reward::normalize_code(n, mode)
-                }
-                _ => false,
+            let (identical, copy_es_star) = match (ex.old_code.as_deref(), ex.new_code.as_deref()) {
+                (Some(o), Some(n)) => (
+                    recode_reward::normalize_code(o, mode)
+                        == recode_reward::normalize_code(n, mode),
+                    Some(copy_answer_es_star(o, n, mode)),
+                ),
+                _ => (false, None),
             };
-            (old_bad, new_bad, identical)
+            (old_bad, new_bad, identical, copy_es_star)
         })
         .collect();
 
@@ -161,7 +167,10 @@ pub fn compute(ds: &Dataset, mode: Mode) -> StatsReport {
     let mut null_fields: BTreeMap<String, usize> =
         FIELDS.iter().map(|f| (f.to_string(), 0)).collect();
     let mut empty_fields = null_fields.clone();
-    for (r, &(old_bad, new_bad, identical)) in rows.iter().zip(&checks) {
+    let copies: Vec<f64> = checks.iter().filter_map(|c| c.3).collect();
+    let copy_es_star =
+        (!copies.is_empty()).then(|| copies.iter().sum::<f64>() / copies.len() as f64);
+    for (r, &(old_bad, new_bad, identical, _)) in rows.iter().zip(&checks) {
         let ex = &r.example;
         if !seen.insert(ex) {
             exact_duplicates += 1;
@@ -230,6 +239,7 @@ pub fn compute(ds: &Dataset, mode: Mode) -> StatsReport {
         dependency_spellings: spellings,
         exact_duplicates,
         identical_old_new,
+        copy_es_star,
         null_fields,
         empty_fields,
         missing_version_prefix,
@@ -238,6 +248,13 @@ pub fn compute(ds: &Dataset, mode: Mode) -> StatsReport {
         problem_lines,
         token_lengths: None,
     }
+}
+
+/// ES* of a completion whose answer is `old_code` verbatim, scored against `new_code` exactly
+/// as the reward scores a model's answer (an unparsable old code scores −2, as it would).
+pub fn copy_answer_es_star(old_code: &str, new_code: &str, mode: Mode) -> f64 {
+    let completion = format!(" </think>\n<answer>\n```python\n{old_code}\n```\n</answer>");
+    recode_reward::score(&completion, new_code, mode).es_star
 }
 
 /// Token-length percentiles of rendered prompts and targets with a `tokenizer.json`.

@@ -177,6 +177,60 @@ print(json.dumps({"identical": identical, "empty": empty}))
     }
 }
 
+/// The copy baseline (mean ES* of answering with the old code) against the independent Python
+/// reference reward (python/reference/reward_paper.py), on the first 120 rows of the real file
+/// (the pure-Python edit distance is slow on all of them). Tolerance 1e-12: both average the
+/// same per-row floating-point values.
+#[test]
+fn copy_baseline_agrees_with_python_reference() {
+    let reference = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../python/reference");
+    let dir = tempfile::tempdir().unwrap();
+    let head = dir.path().join("head.jsonl");
+    let text = std::fs::read_to_string(common::api_update()).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(120)
+        .collect();
+    std::fs::write(&head, lines.join("\n") + "\n").unwrap();
+    let script = r#"
+import json, sys
+sys.path.insert(0, sys.argv[2])
+from reward_paper import score
+total, n = 0.0, 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    o, t = r.get("old_code"), r.get("new_code")
+    if isinstance(o, str) and isinstance(t, str):
+        total += score(" </think>\n<answer>\n```python\n" + o + "\n```\n</answer>", t)["es_star"]
+        n += 1
+print(json.dumps({"mean": total / n, "n": n}))
+"#;
+    let out = Command::new(common::venv_python())
+        .arg("-c")
+        .arg(script)
+        .arg(&head)
+        .arg(&reference)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ds = recode_data::load(head.to_str().unwrap(), LoadOptions::default()).unwrap();
+    let got = stats::compute(&ds, recode_reward::Mode::Paper)
+        .copy_es_star
+        .expect("rows have both codes");
+    let want = want["mean"].as_f64().unwrap();
+    assert!((got - want).abs() < 1e-12, "recode {got} vs Python {want}");
+    assert!(
+        want > -2.0 && want < 2.0,
+        "a copy is neither always exact nor always unparsable: {want}"
+    );
+}
+
 /// Token-length percentiles of the targets against Hugging Face's Python `tokenizers` and
 /// numpy's nearest-rank (`inverted_cdf`) percentiles, with the real Qwen tokenizer.
 #[test]

@@ -213,6 +213,9 @@ fn print_stats(r: &stats::StatsReport) {
     }
     println!("exact duplicates:       {}", r.exact_duplicates);
     println!("identical old/new code: {}", r.identical_old_new);
+    if let Some(es) = r.copy_es_star {
+        println!("ES* of copying old code: {es:.4} (mean; what a model that only copies scores)");
+    }
     println!("version without '==':   {}", r.missing_version_prefix);
     println!("old_code syntax errors: {}", r.old_code_syntax_errors);
     println!("new_code syntax errors: {}", r.new_code_syntax_errors);

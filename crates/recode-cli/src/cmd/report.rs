@@ -569,6 +569,29 @@ struct LastValidation {
     step: u64,
     es_star: Vec<f64>,
     exact: Vec<bool>,
+    /// Answers equal to the old code (`indicators.unchanged`; absent in older runs).
+    copies: Option<usize>,
+    /// Answers with the right format (`indicators.format_ok`).
+    format_ok: usize,
+    /// Completions cut at `max_completion_length`.
+    truncated: usize,
+}
+
+impl LastValidation {
+    /// One line of figures: mean ES*, exact matches, copies of the old code, format, truncation.
+    fn summary(&self) -> String {
+        let n = self.es_star.len();
+        let mean = self.es_star.iter().sum::<f64>() / n.max(1) as f64;
+        let exact = self.exact.iter().filter(|x| **x).count();
+        let copies = self
+            .copies
+            .map(|c| format!(", {c} copies of the old code"))
+            .unwrap_or_default();
+        format!(
+            "step {}: ES* {mean:.4}, exact match {exact}/{n}{copies}, format {}/{n}, truncated {}",
+            self.step, self.format_ok, self.truncated
+        )
+    }
 }
 
 /// Reads the last `validation/step-N.jsonl` of a run directory, if it validated at all.
@@ -598,6 +621,7 @@ fn last_validation(dir: &Path) -> anyhow::Result<Option<LastValidation>> {
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let (mut es_star, mut exact) = (Vec::new(), Vec::new());
+    let (mut copies, mut format_ok, mut truncated) = (Some(0), 0, 0);
     for (i, line) in text
         .lines()
         .enumerate()
@@ -610,11 +634,20 @@ fn last_validation(dir: &Path) -> anyhow::Result<Option<LastValidation>> {
             |key: &str| num(&v, key).with_context(|| format!("{}: no numeric `{key}` field", at()));
         es_star.push(field("reward_components.es_star")?);
         exact.push(field("indicators.exact_match")? > 0.5);
+        format_ok += usize::from(field("indicators.format_ok")? > 0.5);
+        truncated += usize::from(v.get("truncated").and_then(Value::as_bool) == Some(true));
+        copies = match (copies, num(&v, "indicators.unchanged")) {
+            (Some(c), Some(u)) => Some(c + usize::from(u > 0.5)),
+            _ => None,
+        };
     }
     Ok(Some(LastValidation {
         step,
         es_star,
         exact,
+        copies,
+        format_ok,
+        truncated,
     }))
 }
 
@@ -693,6 +726,9 @@ fn run_runs(a: &RunsArgs) -> anyhow::Result<()> {
     for (dir, label) in a.run_dirs.iter().zip(run_labels(&a.labels, &a.run_dirs)) {
         let (rows, start) = load_run(dir)?;
         if let Some(last) = last_validation(dir)? {
+            let summary = last.summary();
+            println!("{label}: {summary}");
+            facts.push((format!("{label}, last validation"), summary));
             match &baseline {
                 None => baseline = Some((label.clone(), last)),
                 Some((base_label, base)) => {
