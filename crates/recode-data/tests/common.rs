@@ -1,7 +1,9 @@
 //! Helpers shared by the data tests: where the real data and the dev venv are.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
+use std::process::Command;
 
 /// `../shared` beside the repository (or `$RECODE_SHARED`).
 pub fn shared() -> PathBuf {
@@ -33,6 +35,28 @@ pub fn venv_python() -> PathBuf {
         py.display()
     );
     py
+}
+
+/// The independent Python reference of the reward (`python/reference`, e.g. `reward_paper.py`).
+pub fn python_reference() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../python/reference")
+}
+
+/// Runs `script` with the dev venv's Python (`python -c script args…`) and returns its stdout;
+/// fails the test with Python's stderr when the script fails.
+pub fn python_stdout<A: AsRef<OsStr>>(script: &str, args: &[A]) -> Vec<u8> {
+    let out = Command::new(venv_python())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 fn dirs_home() -> PathBuf {

@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::process::Command;
 
 use recode_data::{clean, split, stats, LoadOptions};
 use serde_json::Value;
@@ -100,18 +99,8 @@ for line in open(sys.argv[1]):
             else: new += 1
 print(old, new)
 "#;
-    let out = Command::new(common::venv_python())
-        .arg("-c")
-        .arg(script)
-        .arg(common::api_update())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let stdout = common::python_stdout(script, &[&common::api_update()]);
+    let text = String::from_utf8(stdout).unwrap();
     let nums: Vec<usize> = text
         .split_whitespace()
         .map(|x| x.parse().unwrap())
@@ -129,7 +118,7 @@ print(old, new)
 /// paper-mode normaliser (python/reference/reward_paper.py) and plain JSON walking.
 #[test]
 fn identical_and_empty_counts_agree_with_python_reference() {
-    let reference = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../python/reference");
+    let reference = common::python_reference();
     let script = r#"
 import json, sys
 sys.path.insert(0, sys.argv[2])
@@ -149,19 +138,8 @@ for line in open(sys.argv[1]):
             empty[f] += 1
 print(json.dumps({"identical": identical, "empty": empty}))
 "#;
-    let out = Command::new(common::venv_python())
-        .arg("-c")
-        .arg(script)
-        .arg(common::api_update())
-        .arg(&reference)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let want: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stdout = common::python_stdout(script, &[&common::api_update(), &reference]);
+    let want: Value = serde_json::from_slice(&stdout).unwrap();
     let report = stats::compute(&load(), recode_reward::Mode::Paper);
     assert_eq!(
         report.identical_old_new as u64,
@@ -183,7 +161,7 @@ print(json.dumps({"identical": identical, "empty": empty}))
 /// same per-row floating-point values.
 #[test]
 fn copy_baseline_agrees_with_python_reference() {
-    let reference = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../python/reference");
+    let reference = common::python_reference();
     let dir = tempfile::tempdir().unwrap();
     let head = dir.path().join("head.jsonl");
     let text = std::fs::read_to_string(common::api_update()).unwrap();
@@ -206,19 +184,8 @@ for line in open(sys.argv[1]):
         n += 1
 print(json.dumps({"mean": total / n, "n": n}))
 "#;
-    let out = Command::new(common::venv_python())
-        .arg("-c")
-        .arg(script)
-        .arg(&head)
-        .arg(&reference)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let want: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stdout = common::python_stdout(script, &[&head, &reference]);
+    let want: Value = serde_json::from_slice(&stdout).unwrap();
     let ds = recode_data::load(head.to_str().unwrap(), LoadOptions::default()).unwrap();
     let got = stats::compute(&ds, recode_reward::Mode::Paper)
         .copy_es_star
@@ -254,19 +221,8 @@ pct = {f"p{p}": int(np.percentile(lens, p, method="inverted_cdf")) for p in (50,
 pct["max"] = max(lens)
 print(json.dumps(pct))
 "#;
-    let out = Command::new(common::venv_python())
-        .arg("-c")
-        .arg(script)
-        .arg(common::api_update())
-        .arg(&tokenizer)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let want: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stdout = common::python_stdout(script, &[&common::api_update(), &tokenizer]);
+    let want: Value = serde_json::from_slice(&stdout).unwrap();
     let t = recode_data::template::ChatTemplate::chatml();
     let got = stats::token_lengths(&load(), &tokenizer, &t).unwrap();
     let target = got.target.expect("targets present");

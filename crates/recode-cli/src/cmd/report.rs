@@ -578,11 +578,16 @@ struct LastValidation {
 }
 
 impl LastValidation {
+    /// Prompts answered exactly.
+    fn exact_count(&self) -> usize {
+        self.exact.iter().filter(|x| **x).count()
+    }
+
     /// One line of figures: mean ES*, exact matches, copies of the old code, format, truncation.
     fn summary(&self) -> String {
         let n = self.es_star.len();
         let mean = self.es_star.iter().sum::<f64>() / n.max(1) as f64;
-        let exact = self.exact.iter().filter(|x| **x).count();
+        let exact = self.exact_count();
         let copies = self
             .copies
             .map(|c| format!(", {c} copies of the old code"))
@@ -663,7 +668,6 @@ fn paired_line(base: &LastValidation, other: &LastValidation) -> String {
     }
     let es = recode_eval::paired::mean_difference(&base.es_star, &other.es_star, 10_000, 0);
     let em = recode_eval::paired::outcome_change(&base.exact, &other.exact);
-    let count = |v: &[bool]| v.iter().filter(|x| **x).count();
     format!(
         "step {} vs step {} on {} prompts: ES* {:+.4} (95% paired bootstrap {:+.4} to {:+.4}); \
          exact match {} vs {} (+{} -{}, McNemar p = {:.3})",
@@ -673,8 +677,8 @@ fn paired_line(base: &LastValidation, other: &LastValidation) -> String {
         es.mean,
         es.low,
         es.high,
-        count(&other.exact),
-        count(&base.exact),
+        other.exact_count(),
+        base.exact_count(),
         em.gained,
         em.lost,
         em.p_value
