@@ -7,7 +7,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-eval "$(scripts/setup.sh)"
+# The assignment keeps set-up's exit status (a bare eval "$(…)" would discard it).
+setup_env=$(scripts/setup.sh)
+eval "$setup_env"
 export RECODE_VENV RECODE_SMOLLM2_GGUF RECODE_QWEN_TOKENIZER_DIR
 out=${1:-runs/quickstart}
 mkdir -p "$out"
