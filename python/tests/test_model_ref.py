@@ -52,3 +52,16 @@ def test_gqa_equals_mha_with_duplicated_kv_heads():
     ids = np.array([[3, 1, 4, 1, 5]])
     m = np.ones_like(ids)
     assert np.allclose(model_ref.forward(cfg, w, ids, m), model_ref.forward(mha, w2, ids, m), atol=1e-12)
+
+
+def test_llama3_rope_two_formulas_agree():
+    # transformers' inv_freq formula and llama.cpp's converter (divisors stored in GGUF) are two
+    # statements of Llama 3.1 scaling; the tiny config must hit all three wavelength regimes.
+    cfg, _ = _tiny("llama")
+    cfg["rope_scaling"] = model_ref.ROPE_SCALINGS["llama3"]
+    base = model_ref.inv_freq(dict(cfg, rope_scaling=None))
+    factors = model_ref.gguf_rope_freqs(cfg)
+    assert np.allclose(base / factors, model_ref.inv_freq(cfg), rtol=1e-12)
+    factor = cfg["rope_scaling"]["factor"]
+    assert factors[0] == 1.0 and factors[-1] == factor
+    assert any(1.0 < f < factor for f in factors)

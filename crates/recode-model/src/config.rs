@@ -1,5 +1,6 @@
 //! Model hyper-parameters, read from a Hugging Face `config.json` or from GGUF metadata.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::quantized::gguf_file;
@@ -36,6 +37,13 @@ pub enum RopeScaling {
         high_freq_factor: f64,
         /// Context length the base model was trained with.
         original_max_position_embeddings: f64,
+    },
+    /// One divisor per rotary frequency (`inv_freq[i] / factors[i]`): llama.cpp's
+    /// `rope_freqs.weight` tensor, the form Llama 3.1-style scaling takes in GGUF files, with any
+    /// linear factor of the metadata folded in.
+    FreqFactors {
+        /// `head_dim / 2` positive divisors.
+        factors: Vec<f64>,
     },
 }
 
@@ -192,7 +200,7 @@ impl ModelConfig {
         };
         let float = |key: &str, default: f64| -> f64 {
             md.get(&format!("{arch_name}.{key}"))
-                .and_then(|v| v.to_f32().map(f64::from).ok().or_else(|| v.to_f64().ok()))
+                .and_then(gguf_number)
                 .unwrap_or(default)
         };
         let hidden_size = int("embedding_length")?;
@@ -204,6 +212,8 @@ impl ModelConfig {
                 .map_err(|e| ModelError::Config(format!("GGUF: tokenizer.ggml.tokens: {e}")))?,
             None => int("vocab_size")?,
         };
+        let head_dim = int("attention.key_length").unwrap_or(hidden_size / num_attention_heads);
+        let (rope_theta, rope_scaling) = gguf_rope(md, &arch_name, head_dim)?;
         let cfg = Self {
             arch,
             vocab_size,
@@ -212,9 +222,9 @@ impl ModelConfig {
             num_hidden_layers: int("block_count")?,
             num_attention_heads,
             num_key_value_heads: int("attention.head_count_kv").unwrap_or(num_attention_heads),
-            head_dim: int("attention.key_length").unwrap_or(hidden_size / num_attention_heads),
-            rope_theta: float("rope.freq_base", 10000.0),
-            rope_scaling: RopeScaling::None,
+            head_dim,
+            rope_theta,
+            rope_scaling,
             rms_norm_eps: float("attention.layer_norm_rms_epsilon", 1e-6),
             tie_word_embeddings: !has_output,
             attention_bias: arch == Arch::Qwen2,
@@ -243,7 +253,45 @@ impl ModelConfig {
                 self.head_dim
             )));
         }
+        if let RopeScaling::FreqFactors { factors } = &self.rope_scaling {
+            if factors.len() != self.head_dim / 2 {
+                return Err(ModelError::Config(format!(
+                    "{} RoPE frequency factors for head_dim {} (need head_dim / 2)",
+                    factors.len(),
+                    self.head_dim
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// Applies llama.cpp's `rope_freqs.weight` tensor: ggml's rope divides each rotation angle
+    /// by its frequency's factor, i.e. `inv_freq[i] / factors[i]`, and then applies the linear
+    /// scale of the metadata, which is folded into the factors here.
+    pub fn with_rope_freqs(mut self, factors: &[f32]) -> Result<Self> {
+        let half = self.head_dim / 2;
+        let bad = |reason: String| ModelError::GgufTensor {
+            name: GGUF_ROPE_FREQS.into(),
+            reason,
+        };
+        if factors.len() != half {
+            return Err(bad(format!(
+                "{} values, expected head_dim / 2 = {half}",
+                factors.len()
+            )));
+        }
+        if let Some(x) = factors.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
+            return Err(bad(format!("factor {x} is not a positive number")));
+        }
+        let linear = match &self.rope_scaling {
+            RopeScaling::None => 1.0,
+            RopeScaling::Linear { factor } => *factor,
+            other => return Err(bad(format!("cannot be combined with {other:?}"))),
+        };
+        self.rope_scaling = RopeScaling::FreqFactors {
+            factors: factors.iter().map(|&x| f64::from(x) * linear).collect(),
+        };
+        Ok(self)
     }
 
     /// RoPE inverse frequencies (length `head_dim / 2`), with the configured rescaling applied.
@@ -277,8 +325,148 @@ impl ModelConfig {
                     }
                 })
                 .collect(),
+            RopeScaling::FreqFactors { factors } => {
+                base.iter().zip(factors).map(|(f, d)| f / d).collect()
+            }
         }
     }
+}
+
+/// GGUF name of llama.cpp's per-frequency RoPE divisors (see [`ModelConfig::with_rope_freqs`]).
+pub const GGUF_ROPE_FREQS: &str = "rope_freqs.weight";
+
+/// The `<arch>.rope.*` metadata keys understood; any other key under `<arch>.rope.` is refused.
+const GGUF_ROPE_KEYS: [&str; 8] = [
+    "freq_base",
+    "dimension_count",
+    "scale_linear",
+    "scaling.type",
+    "scaling.factor",
+    "scaling.original_context_length",
+    "scaling.finetuned",
+    "scaling.attn_factor",
+];
+
+/// A numeric metadata value as f64 (any integer or float type).
+fn gguf_number(v: &gguf_file::Value) -> Option<f64> {
+    use gguf_file::Value as V;
+    Some(match *v {
+        V::U8(x) => x.into(),
+        V::I8(x) => x.into(),
+        V::U16(x) => x.into(),
+        V::I16(x) => x.into(),
+        V::U32(x) => x.into(),
+        V::I32(x) => x.into(),
+        V::U64(x) => x as f64,
+        V::I64(x) => x as f64,
+        V::F32(x) => x.into(),
+        V::F64(x) => x,
+        _ => return None,
+    })
+}
+
+/// A metadata value as text for error messages: strings as written, numbers, booleans, arrays
+/// by their length.
+pub(crate) fn gguf_value_text(v: &gguf_file::Value) -> String {
+    match v {
+        gguf_file::Value::String(s) => s.clone(),
+        gguf_file::Value::Bool(b) => b.to_string(),
+        gguf_file::Value::Array(a) => format!("<array of {} values>", a.len()),
+        gguf_file::Value::F32(x) => x.to_string(),
+        other => gguf_number(other).map_or_else(String::new, |x| x.to_string()),
+    }
+}
+
+/// RoPE base and scaling from `<arch>.rope.*` GGUF metadata, with llama.cpp's semantics:
+/// `rope.scaling.type` defaults to `linear`, whose factor is `rope.scaling.factor` (else the older
+/// `rope.scale_linear`; absent or 0 means 1), and `none` ignores any factor. Other scaling types
+/// (YaRN, LongRoPE, ...), an attention factor other than 1, a rotary dimension other than the
+/// head dimension and unknown `rope.*` keys are refused. `scaling.original_context_length` and
+/// `scaling.finetuned` only matter to YaRN and are informational otherwise.
+fn gguf_rope(
+    md: &HashMap<String, gguf_file::Value>,
+    arch: &str,
+    head_dim: usize,
+) -> Result<(f64, RopeScaling)> {
+    let prefix = format!("{arch}.rope.");
+    let mut present: Vec<(&String, &gguf_file::Value)> =
+        md.iter().filter(|(k, _)| k.starts_with(&prefix)).collect();
+    present.sort_by_key(|(k, _)| *k);
+    for (key, v) in &present {
+        if !GGUF_ROPE_KEYS.contains(&&key[prefix.len()..]) {
+            let known: Vec<String> = GGUF_ROPE_KEYS
+                .iter()
+                .map(|k| format!("{prefix}{k}"))
+                .collect();
+            return Err(ModelError::unsupported(
+                key.as_str(),
+                gguf_value_text(v),
+                format!("the keys {}", known.join(", ")),
+            ));
+        }
+    }
+    let entry = |k: &str| {
+        let key = format!("{prefix}{k}");
+        md.get(&key).map(|v| (key, v))
+    };
+    // (key, value, value as written) of a numeric key.
+    let num = |k: &str| -> Result<Option<(String, f64, String)>> {
+        match entry(k) {
+            None => Ok(None),
+            Some((key, v)) => match gguf_number(v) {
+                Some(x) => Ok(Some((key, x, gguf_value_text(v)))),
+                None => Err(ModelError::unsupported(key, gguf_value_text(v), "a number")),
+            },
+        }
+    };
+    let theta = num("freq_base")?.map_or(10000.0, |(_, x, _)| x);
+    if let Some((key, n, text)) = num("dimension_count")? {
+        if n != head_dim as f64 {
+            return Err(ModelError::unsupported(
+                key,
+                text,
+                format!("{head_dim}, the head dimension (partial rotary embeddings are not implemented)"),
+            ));
+        }
+    }
+    if let Some((key, a, text)) = num("scaling.attn_factor")? {
+        if a != 1.0 {
+            return Err(ModelError::unsupported(
+                key,
+                text,
+                "1 (scaled rotary magnitudes are not implemented)",
+            ));
+        }
+    }
+    let kind = match entry("scaling.type") {
+        None => "linear".to_string(),
+        Some((key, v)) => v
+            .to_string()
+            .map_err(|_| ModelError::unsupported(key, gguf_value_text(v), "a string"))?
+            .clone(),
+    };
+    let factor = match num("scaling.factor")? {
+        Some(f) => Some(f),
+        None => num("scale_linear")?,
+    };
+    let scaling = match (kind.as_str(), factor) {
+        ("none", _) | ("linear", None) => RopeScaling::None,
+        ("linear", Some((_, f, _))) if f == 0.0 || f == 1.0 => RopeScaling::None,
+        ("linear", Some((_, f, _))) if f.is_finite() && f > 0.0 => {
+            RopeScaling::Linear { factor: f }
+        }
+        ("linear", Some((key, _, text))) => {
+            return Err(ModelError::unsupported(key, text, "a positive factor"))
+        }
+        (other, _) => {
+            return Err(ModelError::unsupported(
+                format!("{prefix}scaling.type"),
+                other,
+                "none, linear (Llama 3.1-style scaling comes as the rope_freqs.weight tensor)",
+            ))
+        }
+    };
+    Ok((theta, scaling))
 }
 
 fn parse_rope_scaling(rs: &Value, path: &Path) -> Result<RopeScaling> {
@@ -306,9 +494,10 @@ fn parse_rope_scaling(rs: &Value, path: &Path) -> Result<RopeScaling> {
             high_freq_factor: f("high_freq_factor")?,
             original_max_position_embeddings: f("original_max_position_embeddings")?,
         }),
-        other => Err(ModelError::Config(format!(
-            "{}: unsupported rope_scaling type `{other}` (supported: linear, llama3)",
-            path.display()
-        ))),
+        other => Err(ModelError::unsupported(
+            format!("{}: rope_scaling.rope_type", path.display()),
+            other,
+            "default, linear, llama3",
+        )),
     }
 }

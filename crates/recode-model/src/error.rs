@@ -27,6 +27,27 @@ pub enum ModelError {
     /// The model configuration is missing a field or has an unsupported value.
     #[error("model config: {0}")]
     Config(String),
+    /// A model file sets a key to a value recode does not implement (YaRN RoPE scaling, an
+    /// unknown pre-tokenizer, ...). Such values change the model's function, so they are refused
+    /// instead of being ignored.
+    #[error("`{key}` = {value} is not supported (supported: {supported})")]
+    Unsupported {
+        /// The metadata key (`llama.rope.scaling.type`, `tokenizer.ggml.pre`,
+        /// `rope_scaling.rope_type`, ...).
+        key: String,
+        /// The value found, as written in the file (`<missing>` when the key is absent).
+        value: String,
+        /// What recode accepts for this key.
+        supported: String,
+    },
+    /// A GGUF tensor is not part of the Llama/Qwen2 decoder or has an unusable shape or content.
+    #[error("GGUF tensor `{name}`: {reason}")]
+    GgufTensor {
+        /// The tensor's GGUF name (`rope_freqs.weight`, ...).
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A weight tensor is missing or has the wrong shape.
     #[error("weights: {0}")]
     Weights(String),
@@ -53,6 +74,19 @@ pub enum ModelError {
 pub type Result<T> = std::result::Result<T, ModelError>;
 
 impl ModelError {
+    /// An [`ModelError::Unsupported`] for `key` set to `value`.
+    pub(crate) fn unsupported(
+        key: impl Into<String>,
+        value: impl Into<String>,
+        supported: impl Into<String>,
+    ) -> Self {
+        Self::Unsupported {
+            key: key.into(),
+            value: value.into(),
+            supported: supported.into(),
+        }
+    }
+
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {

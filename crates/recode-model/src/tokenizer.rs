@@ -7,6 +7,7 @@ use std::path::Path;
 use candle_core::quantized::gguf_file;
 use serde_json::{json, Value};
 
+use crate::config::gguf_value_text;
 use crate::error::{read_json, ModelError, Result};
 
 /// A tokenizer plus the special tokens and chat template that come with the model.
@@ -35,21 +36,73 @@ fn tok_err(e: impl std::fmt::Display) -> ModelError {
     ModelError::Tokenizer(e.to_string())
 }
 
-/// Pre-tokenizer JSON for llama.cpp's `tokenizer.ggml.pre` names.
-fn pre_tokenizer(pre: &str) -> Value {
+/// The `tokenizer.ggml.pre` names recode implements (llama.cpp's names for these pre-tokenizers).
+/// Any other name, or a missing key, is refused: a wrong pre-tokenizer silently changes the
+/// token ids the model sees.
+pub const SUPPORTED_GGUF_PRE: [&str; 9] = [
+    "gpt-2",
+    "smollm",
+    "starcoder",
+    "refact",
+    "qwen2",
+    "deepseek-r1-qwen",
+    "llama-bpe",
+    "llama3",
+    "smaug-bpe",
+];
+
+/// Qwen2's split regex (from its `tokenizer.json`): letters with one leading non-letter, single
+/// digits, punctuation runs with trailing newlines, whitespace.
+const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// Llama 3's split regex: as Qwen2's, but digits in runs of up to three.
+const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// How one `tokenizer.ggml.pre` name tokenizes, as `tokenizers` JSON parts.
+struct PreTokenization {
+    /// Unicode normalisation applied first (`null` for none).
+    normalizer: Value,
+    /// The pre-tokenizer (splitting and byte-level mapping).
+    pre_tokenizer: Value,
+    /// Whether a pre-token found whole in the vocabulary is emitted without BPE merges.
+    ignore_merges: bool,
+}
+
+/// The tokenization of a `tokenizer.ggml.pre` name (see [`SUPPORTED_GGUF_PRE`]).
+fn pre_tokenization(pre: Option<&str>) -> Result<PreTokenization> {
     let byte_level = |use_regex: bool| json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": use_regex});
-    let split = |pattern: &str| json!({"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false});
-    match pre {
-        "smollm" | "starcoder" | "refact" => json!({"type": "Sequence", "pretokenizers": [
-            {"type": "Digits", "individual_digits": true}, byte_level(true)]}),
-        "qwen2" | "deepseek-r1-qwen" => json!({"type": "Sequence", "pretokenizers": [
-            split(r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"),
-            byte_level(false)]}),
-        "llama-bpe" | "llama3" | "smaug-bpe" => json!({"type": "Sequence", "pretokenizers": [
-            split(r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"),
-            byte_level(false)]}),
-        _ => byte_level(true),
-    }
+    let split = |pattern: &str| {
+        json!({"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false},
+        byte_level(false)]})
+    };
+    let plain = |pre_tokenizer: Value| PreTokenization {
+        normalizer: Value::Null,
+        pre_tokenizer,
+        ignore_merges: false,
+    };
+    let refuse = |value: &str| {
+        ModelError::unsupported("tokenizer.ggml.pre", value, SUPPORTED_GGUF_PRE.join(", "))
+    };
+    let pre = pre.ok_or_else(|| refuse("<missing>"))?;
+    Ok(match pre {
+        "gpt-2" => plain(byte_level(true)),
+        "smollm" | "starcoder" | "refact" => plain(json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Digits", "individual_digits": true}, byte_level(true)]})),
+        // Qwen2's tokenizer.json composes characters (NFC) before splitting.
+        "qwen2" => PreTokenization {
+            normalizer: json!({"type": "NFC"}),
+            ..plain(split(QWEN2_SPLIT))
+        },
+        "deepseek-r1-qwen" => plain(split(QWEN2_SPLIT)),
+        // Llama 3 (tokenizer.json and llama.cpp alike) emits whole-word vocabulary hits as is.
+        "llama-bpe" | "llama3" => PreTokenization {
+            ignore_merges: true,
+            ..plain(split(LLAMA3_SPLIT))
+        },
+        "smaug-bpe" => plain(split(LLAMA3_SPLIT)),
+        other => return Err(refuse(other)),
+    })
 }
 
 impl Tokenizer {
@@ -87,11 +140,13 @@ impl Tokenizer {
                 .collect(),
             None => vec![1; tokens.len()],
         };
-        let pre = md
-            .get("tokenizer.ggml.pre")
-            .and_then(|v| v.to_string().ok())
-            .cloned()
-            .unwrap_or_default();
+        let pre = match md.get("tokenizer.ggml.pre") {
+            None => None,
+            Some(v) => Some(v.to_string().map_err(|_| {
+                ModelError::unsupported("tokenizer.ggml.pre", gguf_value_text(v), "a string")
+            })?),
+        };
+        let tokenization = pre_tokenization(pre.map(String::as_str))?;
         let id = |k: &str| md.get(k).and_then(|v| v.to_u32().ok());
         let bos_id = id("tokenizer.ggml.bos_token_id");
         let eos_id = id("tokenizer.ggml.eos_token_id");
@@ -115,13 +170,14 @@ impl Tokenizer {
             "truncation": null,
             "padding": null,
             "added_tokens": added,
-            "normalizer": null,
-            "pre_tokenizer": pre_tokenizer(&pre),
+            "normalizer": tokenization.normalizer,
+            "pre_tokenizer": tokenization.pre_tokenizer,
             "post_processor": null,
             "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
             "model": {"type": "BPE", "dropout": null, "unk_token": null,
                 "continuing_subword_prefix": null, "end_of_word_suffix": null, "fuse_unk": false,
-                "byte_fallback": false, "ignore_merges": false, "vocab": vocab, "merges": merges},
+                "byte_fallback": false, "ignore_merges": tokenization.ignore_merges, "vocab": vocab,
+                "merges": merges},
         });
         let inner: tokenizers::Tokenizer = spec.to_string().parse().map_err(tok_err)?;
         let name = |i: u32| tokens.get(i as usize).map(|t| (t.clone(), i));

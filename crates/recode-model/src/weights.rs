@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Tensor};
 
-use crate::config::{Arch, ModelConfig};
+use crate::config::{Arch, ModelConfig, GGUF_ROPE_FREQS};
 use crate::error::{read_json, ModelError, Result};
 use crate::packed::{unpermute_order, PackedWeight};
 
@@ -137,18 +137,35 @@ pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel
         ModelError::Weights(format!("{}: not a readable GGUF file: {e}", path.display()))
     })?;
     let has_output = content.tensor_infos.contains_key("output.weight");
-    let config = ModelConfig::from_gguf(&content, has_output)?;
+    let mut config = ModelConfig::from_gguf(&content, has_output)?;
+    let mut read = |name: &str| {
+        content
+            .tensor(&mut f, name, device)
+            .map_err(|e| ModelError::Weights(format!("{}: tensor {name}: {e}", path.display())))
+    };
+    if content.tensor_infos.contains_key(GGUF_ROPE_FREQS) {
+        let factors = read(GGUF_ROPE_FREQS)?
+            .dequantize(&Device::Cpu)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        config = config.with_rope_freqs(&factors)?;
+    }
     let mut tensors = NamedTensors::new();
     let mut packed = HashMap::new();
-    let names: Vec<String> = content.tensor_infos.keys().cloned().collect();
+    let mut names: Vec<String> = content.tensor_infos.keys().cloned().collect();
+    names.sort();
     for name in names {
-        let Some(hf) = gguf_to_hf_name(&name) else {
-            tracing::debug!(tensor = %name, "ignoring unknown GGUF tensor");
+        if name == GGUF_ROPE_FREQS {
             continue;
+        }
+        let Some(hf) = gguf_to_hf_name(&name) else {
+            return Err(ModelError::GgufTensor {
+                name,
+                reason: "not a tensor of the Llama/Qwen2 decoder (refused rather than ignored)"
+                    .into(),
+            });
         };
-        let q = content
-            .tensor(&mut f, &name, device)
-            .map_err(|e| ModelError::Weights(format!("{}: tensor {name}: {e}", path.display())))?;
+        let q = read(&name)?;
         let mut t = q.dequantize(device)?;
         let mut heads = None;
         if config.arch == Arch::Llama {

@@ -8,6 +8,8 @@ use candle_core::{DType, Device, Tensor};
 use recode_model::weights::{load_safetensors, safetensors_files};
 use recode_model::{CausalLM, ModelConfig};
 
+pub mod gguf;
+
 /// The Python of the dev venv (RECODE_VENV or the setup script's default).
 pub fn python() -> PathBuf {
     let venv =
@@ -23,11 +25,18 @@ pub fn python() -> PathBuf {
 
 /// Writes a tiny random model of `arch` with the numpy reference into a temp dir.
 pub fn make_tiny(arch: &str, seed: u64) -> tempfile::TempDir {
+    make_tiny_with(arch, seed, &[])
+}
+
+/// [`make_tiny`] with extra `model_ref.py make` options (`--rope-scaling llama3`, `--seq-len 40`).
+pub fn make_tiny_with(arch: &str, seed: u64, options: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../python/reference/model_ref.py");
     let out = std::process::Command::new(python())
         .arg(&script)
-        .args(["make", "--arch", arch, "--seed", &seed.to_string(), "--out"])
+        .args(["make", "--arch", arch, "--seed", &seed.to_string()])
+        .args(options)
+        .arg("--out")
         .arg(dir.path())
         .output()
         .unwrap();
