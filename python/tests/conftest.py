@@ -1,4 +1,5 @@
 """Shared fixtures: the recode binary, the real data and the set-up products."""
+import importlib.util
 import os
 import pathlib
 import subprocess
@@ -45,3 +46,17 @@ def api_update():
 @pytest.fixture(scope="session")
 def qwen_tokenizer_dir():
     return pathlib.Path(_need("RECODE_QWEN_TOKENIZER_DIR", "run scripts/setup.sh and export its output"))
+
+
+@pytest.fixture(scope="session")
+def published_reward():
+    """ReCode's published reward (``$RECODE_SHARED/reference/recode_reward.py``, MIT), imported
+    from ../shared where it lives; it is never copied into the project. Skipped, saying so,
+    when ../shared is absent (CI always has it)."""
+    path = SHARED / "reference" / "recode_reward.py"
+    if not path.exists():
+        pytest.skip(f"{path} absent: the published reward lives in ../shared (set RECODE_SHARED)")
+    spec = importlib.util.spec_from_file_location("recode_published_reward", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

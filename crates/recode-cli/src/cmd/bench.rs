@@ -1,6 +1,7 @@
 //! `recode bench`: each benchmark runs recode and a peer side by side and reports the ratio.
 //! The benchmark bodies live in the owning subcommand's module; this dispatches and holds the
-//! helpers that run a Python peer.
+//! helpers every benchmark shares: the peer interpreter, running a Python peer, and the JSON
+//! report (`--no-peer`, `--out`) each one prints last on stdout.
 
 use std::path::{Path, PathBuf};
 
@@ -32,24 +33,78 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     }
 }
 
+/// Report options every `recode bench` subcommand shares.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchOutput {
+    /// Measure recode alone: no peer runs, no ratio is computed; the JSON says
+    /// `"peer_free": true` and has recode's figures only.
+    #[arg(long)]
+    pub no_peer: bool,
+    /// Also write the JSON figures here (they are always printed on stdout).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Finishes a benchmark: names it (`"bench"`), marks whether a peer ran (`"peer_free"`; a
+/// peer-free run is also announced on stderr), prints the JSON on stdout (the last thing the
+/// command prints there) and writes the same text to `--out` when given.
+pub fn emit_report(
+    bench: &str,
+    mut report: serde_json::Value,
+    output: &BenchOutput,
+) -> anyhow::Result<()> {
+    report["bench"] = bench.into();
+    report["peer_free"] = output.no_peer.into();
+    if output.no_peer {
+        eprintln!("peer-free run (--no-peer): recode's figures only, no peer and no ratio");
+    }
+    let text = serde_json::to_string_pretty(&report)?;
+    println!("{text}");
+    if let Some(p) = &output.out {
+        recode_data::atomic::write_atomic(p, text.as_bytes())
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// The dev interpreter (numpy, rapidfuzz) that the light peers of `bench data` and `bench
+/// reward` run on: `explicit`, else `$RECODE_VENV/bin/python`, else the dev venv of
+/// scripts/setup.sh under `$RECODE_CACHE` (default `~/.cache/recode`); an error when absent.
+pub fn dev_python(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let python = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => std::env::var_os("RECODE_VENV")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| recode_cache().join("venv-dev"))
+            .join("bin/python"),
+    };
+    if !python.exists() {
+        bail!(
+            "{} not found: run scripts/setup.sh (dev venv), pass --python, or --no-peer",
+            python.display()
+        );
+    }
+    Ok(python)
+}
+
+/// `$RECODE_CACHE`, else `~/.cache/recode`.
+fn recode_cache() -> PathBuf {
+    std::env::var_os("RECODE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/recode")
+        })
+}
+
 /// The peer interpreter of the side-by-side benchmarks: `explicit`, else the bench venv of
 /// scripts/setup-bench.sh; an error telling how to create it when absent.
 pub fn bench_python(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(p) = explicit {
         return Ok(p.to_path_buf());
     }
-    let venv = match std::env::var_os("RECODE_BENCH_VENV") {
-        Some(v) => PathBuf::from(v),
-        None => {
-            let cache = std::env::var_os("RECODE_CACHE")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                        .join(".cache/recode")
-                });
-            cache.join("venv-bench")
-        }
-    };
+    let venv = std::env::var_os("RECODE_BENCH_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| recode_cache().join("venv-bench"));
     let python = venv.join("bin/python");
     if !python.exists() {
         bail!(

@@ -388,6 +388,9 @@ pub struct BenchDataArgs {
     /// Python interpreter for the peer (default: the dev venv of scripts/setup.sh).
     #[arg(long)]
     pub python: Option<PathBuf>,
+    /// Peer and report options.
+    #[command(flatten)]
+    pub output: crate::cmd::bench::BenchOutput,
 }
 
 /// The peer: the same report's core (load, duplicates, nulls, prefixes, `ast` syntax checks)
@@ -425,9 +428,10 @@ print(json.dumps({"seconds": best, "rows": out[0], "dups": out[1], "bad": out[2]
 /// Times `recode data stats` (in process, full report) against the Python peer on the same file.
 pub fn bench_data(a: BenchDataArgs) -> Result<()> {
     let spec = a.data.to_string_lossy().into_owned();
+    let repeat = a.repeat.max(1);
     let mut best = f64::INFINITY;
     let mut report = None;
-    for _ in 0..a.repeat.max(1) {
+    for _ in 0..repeat {
         let t = std::time::Instant::now();
         let ds = load(&spec, false)?;
         let r = stats::compute(&ds, Mode::Paper);
@@ -435,55 +439,56 @@ pub fn bench_data(a: BenchDataArgs) -> Result<()> {
         report = Some(r);
     }
     let report = report.expect("at least one run");
-    let python = a.python.unwrap_or_else(|| {
-        let venv = std::env::var_os("RECODE_VENV")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                    .join(".cache/recode/venv-dev")
-            });
-        venv.join("bin/python")
-    });
-    let out = std::process::Command::new(&python)
-        .arg("-c")
-        .arg(PY_STATS_PEER)
-        .arg(&a.data)
-        .arg(a.repeat.max(1).to_string())
-        .output()
-        .with_context(|| format!("running the Python peer with {}", python.display()))?;
-    anyhow::ensure!(
-        out.status.success(),
-        "Python peer failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let peer: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let peer_s = peer["seconds"]
-        .as_f64()
-        .context("peer output has no seconds")?;
-    anyhow::ensure!(
-        peer["rows"].as_u64() == Some(report.rows as u64)
-            && peer["dups"].as_u64() == Some(report.exact_duplicates as u64)
-            && peer["bad"]["new_code"].as_u64() == Some(report.new_code_syntax_errors as u64),
-        "peer and recode disagree: {peer} vs rows={} dups={} new_code_syntax_errors={}",
-        report.rows,
-        report.exact_duplicates,
-        report.new_code_syntax_errors
-    );
-    println!(
-        "file: {} ({} rows), best of {}",
+    let threads = rayon::current_num_threads();
+    eprintln!(
+        "file: {} ({} rows), best of {repeat}",
         a.data.display(),
-        report.rows,
-        a.repeat.max(1)
+        report.rows
     );
-    println!(
-        "recode data stats (full report, {} threads): {:.4} s",
-        rayon::current_num_threads(),
-        best
-    );
-    println!(
-        "python json + ast (core counts only):       {:.4} s",
-        peer_s
-    );
-    println!("ratio python / recode: {:.1}x", peer_s / best);
-    Ok(())
+    eprintln!("recode data stats (full report, {threads} threads): {best:.4} s");
+    let mut json = serde_json::json!({
+        "file": a.data,
+        "repeat": repeat,
+        "recode": {
+            "seconds": best,
+            "rows_per_s": report.rows as f64 / best,
+            "threads": threads,
+            "rows": report.rows,
+            "exact_duplicates": report.exact_duplicates,
+            "new_code_syntax_errors": report.new_code_syntax_errors,
+        },
+    });
+    if !a.output.no_peer {
+        let python = crate::cmd::bench::dev_python(a.python.as_deref())?;
+        let out = std::process::Command::new(&python)
+            .arg("-c")
+            .arg(PY_STATS_PEER)
+            .arg(&a.data)
+            .arg(repeat.to_string())
+            .output()
+            .with_context(|| format!("running the Python peer with {}", python.display()))?;
+        anyhow::ensure!(
+            out.status.success(),
+            "Python peer failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let peer: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let peer_s = peer["seconds"]
+            .as_f64()
+            .context("peer output has no seconds")?;
+        anyhow::ensure!(
+            peer["rows"].as_u64() == Some(report.rows as u64)
+                && peer["dups"].as_u64() == Some(report.exact_duplicates as u64)
+                && peer["bad"]["new_code"].as_u64() == Some(report.new_code_syntax_errors as u64),
+            "peer and recode disagree: {peer} vs rows={} dups={} new_code_syntax_errors={}",
+            report.rows,
+            report.exact_duplicates,
+            report.new_code_syntax_errors
+        );
+        eprintln!("python json + ast (core counts only):       {peer_s:.4} s");
+        eprintln!("ratio python / recode: {:.1}x", peer_s / best);
+        json["python"] = peer;
+        json["ratio_recode_over"] = serde_json::json!({ "python": peer_s / best });
+    }
+    crate::cmd::bench::emit_report("data", json, &a.output)
 }

@@ -513,6 +513,9 @@ pub struct BenchEvalArgs {
     /// Executor options (also used by the peers: interpreter, workers, timeouts).
     #[command(flatten)]
     pub exec: ExecArgs,
+    /// Peer and report options.
+    #[command(flatten)]
+    pub output: crate::cmd::bench::BenchOutput,
 }
 
 /// Runs `python -I -c script args…` with `input` on stdin, killing it after `limit` seconds;
@@ -609,6 +612,29 @@ pub fn bench_eval(args: BenchEvalArgs) -> anyhow::Result<()> {
         t_ours - t_start
     );
 
+    let passed = |v: &[String]| v.iter().filter(|s| *s == "passed").count();
+    let rate = |t: f64| n as f64 / t;
+    eprintln!("runner                       programs/s   passed  same pass/fail as recode");
+    eprintln!(
+        "recode (sandboxed fork srv)  {:>10.1}   {:>6}  {n}/{n}",
+        rate(t_ours),
+        passed(&ours)
+    );
+    let mut report = serde_json::json!({
+        "data": args.data,
+        "programs": n,
+        "workers": workers,
+        "recode": {
+            "programs_per_s": rate(t_ours),
+            "seconds": t_ours,
+            "pool_startup_s": t_start,
+            "slowest_program_s": slowest,
+            "passed": passed(&ours),
+        },
+    });
+    if args.output.no_peer {
+        return crate::cmd::bench::emit_report("eval", report, &args.output);
+    }
     let t = Instant::now();
     let forked = in_lanes(n, workers, &|idx| {
         let batch: Vec<&String> = idx.iter().map(|&i| &programs[i]).collect();
@@ -645,36 +671,47 @@ pub fn bench_eval(args: BenchEvalArgs) -> anyhow::Result<()> {
     });
     let t_fresh = t.elapsed().as_secs_f64();
 
-    let passed = |v: &[String]| v.iter().filter(|s| *s == "passed").count();
     let agree = |v: &[String]| {
         v.iter()
             .zip(&ours)
             .filter(|(a, b)| (*a == "passed") == (*b == "passed"))
             .count()
     };
-    let rate = |t: f64| n as f64 / t;
-    println!("runner                       programs/s   passed  same pass/fail as recode");
-    println!(
-        "recode (sandboxed fork srv)  {:>10.1}   {:>6}  {n}/{n}",
-        rate(t_ours),
-        passed(&ours)
-    );
-    println!(
-        "(b) unguarded fork parent    {:>10.1}   {:>6}  {}/{n}",
-        rate(t_fork),
-        passed(&forked),
-        agree(&forked)
-    );
-    println!(
-        "(a) fresh python per program {:>10.1}   {:>6}  {}/{n}",
-        rate(t_fresh),
-        passed(&fresh),
-        agree(&fresh)
-    );
-    println!(
+    for (label, key, verdicts, secs) in [
+        (
+            "(b) unguarded fork parent   ",
+            "unguarded_fork",
+            &forked,
+            t_fork,
+        ),
+        (
+            "(a) fresh python per program",
+            "fresh_python",
+            &fresh,
+            t_fresh,
+        ),
+    ] {
+        eprintln!(
+            "{label} {:>10.1}   {:>6}  {}/{n}",
+            rate(secs),
+            passed(verdicts),
+            agree(verdicts)
+        );
+        report[key] = serde_json::json!({
+            "programs_per_s": rate(secs),
+            "seconds": secs,
+            "passed": passed(verdicts),
+            "same_pass_fail_as_recode": agree(verdicts),
+        });
+    }
+    eprintln!(
         "recode / (a) = {:.1}x, recode / (b) = {:.2}x",
         t_fresh / t_ours,
         t_fork / t_ours
     );
-    Ok(())
+    report["ratio_recode_over"] = serde_json::json!({
+        "fresh_python": t_fresh / t_ours,
+        "unguarded_fork": t_fork / t_ours,
+    });
+    crate::cmd::bench::emit_report("eval", report, &args.output)
 }

@@ -303,16 +303,13 @@ pub struct BenchGenerateArgs {
     /// New tokens per completion (eos ignored so every run generates exactly this many).
     #[arg(long, default_value_t = 128)]
     pub new_tokens: usize,
-    /// Write the figures as JSON here.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
     /// Python with torch + transformers + gguf for the peer (default: the venv that
     /// scripts/setup-bench.sh makes, $RECODE_BENCH_VENV or ~/.cache/recode/venv-bench).
     #[arg(long)]
     pub peer_python: Option<PathBuf>,
-    /// Measure recode alone (no peer, no ratio).
-    #[arg(long)]
-    pub no_peer: bool,
+    /// Peer and report options.
+    #[command(flatten)]
+    pub output: crate::cmd::bench::BenchOutput,
 }
 
 /// Peak resident memory of this process in bytes (Linux VmHWM).
@@ -343,7 +340,7 @@ const GENERATE_PEER_PY: &str = include_str!("../../../../python/bench/generate_p
 /// peer venv, llama.cpp (python/bench/generate_peer.py).
 pub fn bench_generate(args: BenchGenerateArgs) -> anyhow::Result<()> {
     let spec = model_spec(&args.model)?;
-    let peer_python = if args.no_peer {
+    let peer_python = if args.output.no_peer {
         None
     } else {
         Some(crate::cmd::bench::bench_python(
@@ -478,12 +475,7 @@ pub fn bench_generate(args: BenchGenerateArgs) -> anyhow::Result<()> {
             report[format!("ratio_recode_over_{peer_arg}")] = ratios;
         }
     }
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    if let Some(p) = args.out {
-        recode_data::atomic::write_atomic(&p, serde_json::to_string_pretty(&report)?.as_bytes())
-            .with_context(|| format!("writing {}", p.display()))?;
-    }
-    Ok(())
+    crate::cmd::bench::emit_report("generate", report, &args.output)
 }
 
 fn rayon_threads() -> usize {

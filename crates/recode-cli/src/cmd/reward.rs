@@ -302,7 +302,8 @@ pub struct BenchRewardArgs {
     /// Pairs scored by the (slow, pure Python) paper reference; its time is extrapolated.
     #[arg(long, default_value_t = 1_000)]
     pub reference_pairs: usize,
-    /// Python interpreter with rapidfuzz (default: $RECODE_VENV/bin/python).
+    /// Python interpreter with rapidfuzz: writes the pairs, runs (c) and (d) (default: the dev
+    /// venv, $RECODE_VENV/bin/python).
     #[arg(long)]
     pub python: Option<PathBuf>,
     /// Repository root (holds python/tests/test_reward_parity.py).
@@ -320,6 +321,10 @@ pub struct BenchRewardArgs {
     /// HTTP part: stop after this many requests even if time remains.
     #[arg(long, default_value_t = 100_000)]
     pub http_max_requests: usize,
+    /// Peer and report options (`--no-peer` skips (c) and (d); the pairs still come from the
+    /// Python generator).
+    #[command(flatten)]
+    pub output: crate::cmd::bench::BenchOutput,
 }
 
 /// Python side of the benchmark: times the paper reference and a rapidfuzz + ast version.
@@ -359,23 +364,15 @@ print(json.dumps({"reference_per_pair": ref_per_pair, "rapidfuzz_per_pair": fast
 /// `recode bench reward`: (a) recode 1 thread, (b) recode all cores, (c) the Python paper
 /// reference, (d) Python with rapidfuzz + ast, on the same generated pairs; prints ratios.
 pub fn bench_reward(args: BenchRewardArgs) -> Result<()> {
-    let python = args.python.clone().unwrap_or_else(|| {
-        let venv =
-            std::env::var("RECODE_VENV").unwrap_or_else(|_| "/root/.cache/recode/venv-dev".into());
-        PathBuf::from(venv).join("bin/python")
-    });
-    if !python.exists() {
-        bail!(
-            "{} not found: run scripts/setup.sh (dev venv with rapidfuzz)",
-            python.display()
-        );
-    }
+    let python = crate::cmd::bench::dev_python(args.python.as_deref())?;
     let generator = args.repo.join("python/tests/test_reward_parity.py");
-    let dir = tempfile_dir()?;
-    let cases = dir.join("bench_pairs.jsonl");
+    let dir = tempfile::tempdir().context("temp dir for the pairs")?;
+    let cases = dir.path().join("bench_pairs.jsonl");
     let status = std::process::Command::new(&python)
         .arg(&generator)
-        .args(["--out", cases.to_str().unwrap_or_default(), "--n"])
+        .arg("--out")
+        .arg(&cases)
+        .arg("--n")
         .arg(args.pairs.to_string())
         .arg("--no-reference")
         .status()
@@ -395,9 +392,56 @@ pub fn bench_reward(args: BenchRewardArgs) -> Result<()> {
     };
     let single = time(Some(1))?;
     let multi = time(None)?;
-    let out = std::process::Command::new(&python)
+    let n = pairs.len() as f64;
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    eprintln!("reward benchmark: {} pairs (paper mode)", pairs.len());
+    eprintln!(
+        "(a) recode, 1 thread        {single:>10.3} s  {:>12.0} pairs/s",
+        n / single
+    );
+    eprintln!(
+        "(b) recode, {cores} threads       {multi:>10.3} s  {:>12.0} pairs/s",
+        n / multi
+    );
+    eprintln!(
+        "ratio (a)/(b) = {:.2}x  (parallel speed-up on {cores} cores)",
+        single / multi
+    );
+    let mut report = serde_json::json!({
+        "pairs": pairs.len(),
+        "mode": "paper",
+        "recode": {
+            "one_thread_s": single,
+            "one_thread_pairs_per_s": n / single,
+            "all_cores_s": multi,
+            "all_cores_pairs_per_s": n / multi,
+            "threads": cores,
+            "parallel_speedup": single / multi,
+        },
+    });
+    if !args.output.no_peer {
+        let (peer, ratios) = python_reward_peers(&python, &cases, &args, pairs.len(), single)?;
+        report["python"] = peer;
+        report["ratio_recode_over"] = ratios;
+    }
+    if args.http_seconds > 0.0 {
+        report["recode"]["http"] = http_throughput(&pairs, &args)?;
+    }
+    crate::cmd::bench::emit_report("reward", report, &args.output)
+}
+
+/// (c) and (d) of `recode bench reward` on the pairs in `cases`: their figures, and their
+/// times over recode's one-thread time `single` (how many times faster recode is).
+fn python_reward_peers(
+    python: &Path,
+    cases: &Path,
+    args: &BenchRewardArgs,
+    n_pairs: usize,
+    single: f64,
+) -> Result<(serde_json::Value, serde_json::Value)> {
+    let out = std::process::Command::new(python)
         .args(["-c", PY_BENCH])
-        .arg(&cases)
+        .arg(cases)
         .arg(args.repo.join("python/reference"))
         .arg(args.reference_pairs.to_string())
         .output()
@@ -410,56 +454,49 @@ pub fn bench_reward(args: BenchRewardArgs) -> Result<()> {
     }
     let py: serde_json::Value =
         serde_json::from_slice(&out.stdout).context("Python benchmark output")?;
-    let n = pairs.len() as f64;
-    let reference = py["reference_per_pair"].as_f64().unwrap_or(f64::NAN) * n;
-    let rapid = py["rapidfuzz_per_pair"].as_f64().unwrap_or(f64::NAN) * n;
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-    println!("reward benchmark: {} pairs (paper mode)", pairs.len());
-    println!(
-        "(a) recode, 1 thread        {single:>10.3} s  {:>12.0} pairs/s",
-        n / single
-    );
-    println!(
-        "(b) recode, {cores} threads       {multi:>10.3} s  {:>12.0} pairs/s",
-        n / multi
-    );
-    let measured = args.reference_pairs.min(pairs.len());
-    let basis = if measured < pairs.len() {
-        format!(
-            "extrapolated from {measured} pairs: timed on the first {measured}, scaled to {}",
-            pairs.len()
-        )
-    } else {
-        format!("measured on all {} pairs", pairs.len())
+    let n = n_pairs as f64;
+    let per_pair = |key: &str| {
+        py[key]
+            .as_f64()
+            .with_context(|| format!("Python benchmark output has no {key}: {py}"))
     };
-    println!(
+    let reference = per_pair("reference_per_pair")? * n;
+    let rapid = per_pair("rapidfuzz_per_pair")? * n;
+    let measured = args.reference_pairs.min(n_pairs);
+    let basis = if measured < n_pairs {
+        format!("extrapolated from {measured} pairs: timed on the first {measured}, scaled to {n_pairs}")
+    } else {
+        format!("measured on all {n_pairs} pairs")
+    };
+    eprintln!(
         "(c) Python paper reference  {reference:>10.3} s  {:>12.0} pairs/s  ({basis})",
         n / reference
     );
-    println!(
+    eprintln!(
         "(d) Python rapidfuzz + ast  {rapid:>10.3} s  {:>12.0} pairs/s",
         n / rapid
     );
-    println!(
+    eprintln!(
         "ratio (c)/(a) = {:.1}x   (target >= 200x)",
         reference / single
     );
-    println!("ratio (d)/(a) = {:.1}x   (target >= 5x)", rapid / single);
-    println!(
-        "ratio (a)/(b) = {:.2}x  (parallel speed-up on {cores} cores)",
-        single / multi
-    );
-    let _ = std::fs::remove_dir_all(&dir);
-    if args.http_seconds > 0.0 {
-        http_throughput(&pairs, &args)?;
-    }
-    Ok(())
+    eprintln!("ratio (d)/(a) = {:.1}x   (target >= 5x)", rapid / single);
+    let peer = serde_json::json!({
+        "paper_reference_s": reference,
+        "paper_reference_pairs_timed": measured,
+        "rapidfuzz_s": rapid,
+    });
+    let ratios = serde_json::json!({
+        "paper_reference": reference / single,
+        "rapidfuzz": rapid / single,
+    });
+    Ok((peer, ratios))
 }
 
 /// HTTP part of the benchmark: the reward server in-process on 127.0.0.1:0, `/v1/score`
 /// batches of `--http-batch` pairs cut from the same generated set, `--http-clients`
 /// concurrent keep-alive clients, bounded by `--http-seconds` and `--http-max-requests`.
-fn http_throughput(pairs: &[Pair], args: &BenchRewardArgs) -> Result<()> {
+fn http_throughput(pairs: &[Pair], args: &BenchRewardArgs) -> Result<serde_json::Value> {
     if pairs.is_empty() {
         bail!("no pairs to send over HTTP");
     }
@@ -502,12 +539,12 @@ fn http_throughput(pairs: &[Pair], args: &BenchRewardArgs) -> Result<()> {
         );
     }
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
-    println!(
+    eprintln!(
         "HTTP POST /v1/score on 127.0.0.1 (in-process server, {} keep-alive clients, batches of {batch}, {} distinct bodies):",
         opts.clients,
         bodies.len()
     );
-    println!(
+    eprintln!(
         "    {} requests in {:.2} s: {:.0} requests/s, {:.0} items/s; latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; errors {}",
         report.requests,
         report.elapsed.as_secs_f64(),
@@ -519,16 +556,21 @@ fn http_throughput(pairs: &[Pair], args: &BenchRewardArgs) -> Result<()> {
         report.errors
     );
     if report.errors > 0 {
-        println!(
+        eprintln!(
             "    first error: {}",
             report.first_error.as_deref().unwrap_or("?")
         );
     }
-    Ok(())
-}
-
-fn tempfile_dir() -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("recode-bench-reward-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(dir)
+    Ok(serde_json::json!({
+        "clients": opts.clients,
+        "batch": batch,
+        "requests": report.requests,
+        "errors": report.errors,
+        "seconds": report.elapsed.as_secs_f64(),
+        "requests_per_s": report.requests_per_sec(),
+        "items_per_s": report.items_per_sec(),
+        "p50_ms": ms(report.p50),
+        "p99_ms": ms(report.p99),
+        "max_ms": ms(report.max),
+    }))
 }

@@ -431,12 +431,9 @@ pub struct BenchTrainArgs {
     /// scripts/setup-bench.sh).
     #[arg(long)]
     pub peer_python: Option<PathBuf>,
-    /// Measure recode alone (no peer, no ratio).
-    #[arg(long)]
-    pub no_peer: bool,
-    /// Write the figures as JSON here.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
+    /// Peer and report options.
+    #[command(flatten)]
+    pub output: crate::cmd::bench::BenchOutput,
 }
 
 /// The peer side of `recode bench train` (TRL GRPOTrainer + PEFT).
@@ -465,7 +462,7 @@ fn mean_after_warmup(xs: &[f64]) -> f64 {
 /// LoRA, run one after the other from this command.
 pub fn bench_train(args: BenchTrainArgs) -> anyhow::Result<()> {
     let spec = crate::cmd::generate::model_spec(&args.model)?;
-    let peer_python = if args.no_peer {
+    let peer_python = if args.output.no_peer {
         None
     } else {
         Some(crate::cmd::bench::bench_python(
@@ -623,10 +620,5 @@ pub fn bench_train(args: BenchTrainArgs) -> anyhow::Result<()> {
         report["speedup_over_trl"] = serde_json::json!(theirs / ours);
         report["memory_fraction_of_trl"] = serde_json::json!(recode_rss as f64 / peer_rss);
     }
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    if let Some(p) = args.out {
-        recode_data::atomic::write_atomic(&p, serde_json::to_string_pretty(&report)?.as_bytes())
-            .with_context(|| format!("writing {}", p.display()))?;
-    }
-    Ok(())
+    crate::cmd::bench::emit_report("train", report, &args.output)
 }
