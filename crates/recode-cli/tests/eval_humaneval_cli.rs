@@ -260,8 +260,12 @@ fn humaneval_through_a_served_model() {
     let base = format!("http://{addr}");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("he-endpoint");
-    // One known pass among the endpoint's samples: problem 0, sample 0.
-    seed(&dir, &[(&ps[0], 0, canonical(&ps[0]))]);
+    // A known pass (problem 0, sample 0) and a known failure (problem 1, sample 1) among the
+    // endpoint's samples.
+    seed(
+        &dir,
+        &[(&ps[0], 0, canonical(&ps[0])), (&ps[1], 1, wrong(&ps[1]))],
+    );
     let mut args = eval_args(dir.to_str().unwrap(), "2", "2");
     args.extend([
         "--endpoint",
@@ -273,15 +277,16 @@ fn humaneval_through_a_served_model() {
     ]);
     let out = ok(&args);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("1 cached, 3 to generate"), "{stderr}");
+    assert!(stderr.contains("2 cached, 2 to generate"), "{stderr}");
     let ids = [ps[0].task_id.as_str(), &ps[1].task_id];
     let run = check_outputs(&dir, &ids, 2, &String::from_utf8_lossy(&out.stdout));
-    assert!(
-        run.verdicts[&(ps[0].task_id.clone(), 0)],
-        "canonical solution failed"
-    );
+    let seeded = [(ps[0].task_id.clone(), 0), (ps[1].task_id.clone(), 1)];
+    assert!(run.verdicts[&seeded[0]], "canonical solution failed");
+    assert!(!run.verdicts[&seeded[1]], "wrong function passed");
     for (k, g) in &run.generators {
-        if *k != (ps[0].task_id.clone(), 0) {
+        if seeded.contains(k) {
+            assert_eq!(g, SEEDED);
+        } else {
             assert!(
                 g.contains(&base) && g.contains("smollm2"),
                 "{k:?} must come from the endpoint: {g}"
