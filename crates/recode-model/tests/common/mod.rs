@@ -23,6 +23,32 @@ pub fn python() -> PathBuf {
     p
 }
 
+/// Runs the Python `script` with `input` on stdin and returns its stdout (panics on failure).
+pub fn python_stdin(script: &Path, input: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new(python())
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Writes a tiny random model of `arch` with the numpy reference into a temp dir.
 pub fn make_tiny(arch: &str, seed: u64) -> tempfile::TempDir {
     make_tiny_with(arch, seed, &[])
