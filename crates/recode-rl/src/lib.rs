@@ -10,6 +10,7 @@
 //!   aggregation whose gradient is invariant to micro-batch splits.
 //! - [`optim`]: AdamW, schedules, gradient clipping, exportable state.
 //! - [`checkpoint`]: atomic checkpoint directories, resume, metrics JSONL.
+//! - [`resume`]: the resume guard (a checkpoint resumes only under its own configuration).
 //! - [`trainer`]: the loop tying them together.
 //! - [`lm`]: the seams implemented for `recode-model`'s causal LM (adapters or full weights).
 //! - [`task`]: the ReCode task: prompts from update examples, the format + ES* rewarder.
@@ -22,6 +23,7 @@ pub mod lm;
 pub mod loss;
 pub mod optim;
 pub mod policy;
+pub mod resume;
 pub mod sft;
 pub mod task;
 pub mod tiny;
@@ -63,4 +65,17 @@ pub enum RlError {
     /// Bad training data (message names the file, line and field).
     #[error("data: {0}")]
     Data(String),
+    /// A resume whose configuration differs from the checkpoint's in keys that change the
+    /// training (see [`resume`]); each change names the key and both values.
+    #[error(
+        "resume from {} refused, the configuration differs from the checkpoint's: {}",
+        checkpoint.display(),
+        resume::list_changes(changes)
+    )]
+    ResumeConfigChanged {
+        /// The checkpoint directory resumed from.
+        checkpoint: std::path::PathBuf,
+        /// Every refused difference, in key order.
+        changes: Vec<resume::ConfigChange>,
+    },
 }

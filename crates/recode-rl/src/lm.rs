@@ -7,11 +7,12 @@
 
 use std::path::Path;
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
 use recode_model::{
-    generate, AdapterConfig, AdapterKind, CausalLM, FinishReason, ForwardOpts, Tokenizer,
+    generate, load_model, AdapterConfig, AdapterKind, CausalLM, FinishReason, ForwardOpts,
+    LoadedModel, Tokenizer,
 };
 
 use crate::config::{KlReference, TrainConfig};
@@ -60,6 +61,53 @@ pub fn adapter_config(cfg: &TrainConfig) -> AdapterConfig {
 
 fn model_err(e: recode_model::ModelError) -> RlError {
     RlError::Model(e.to_string())
+}
+
+/// File a full fine-tuning checkpoint writes next to its `model.safetensors`: the model whose
+/// architecture and tokenizer its weights fit, so the checkpoint loads as a model ([`load_lm`]).
+pub const FULL_MODEL_FILE: &str = "full_model.json";
+
+/// Contents of [`FULL_MODEL_FILE`] (the key PEFT's `adapter_config.json` uses for the same).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FullModelFile {
+    base_model_name_or_path: String,
+}
+
+/// The base a full fine-tuning checkpoint directory names, or `None` for any other spec.
+fn full_checkpoint_base(spec: &str) -> Result<Option<String>, RlError> {
+    let file = Path::new(spec).join(FULL_MODEL_FILE);
+    if !file.is_file() {
+        return Ok(None);
+    }
+    let f: FullModelFile = crate::checkpoint::load_json(&file)?;
+    Ok(Some(f.base_model_name_or_path))
+}
+
+/// Opens `spec` as [`recode_model::load_model`] does (GGUF file, HF directory, hub id), and also
+/// a full fine-tuning checkpoint directory: its base model with every weight replaced by the
+/// checkpoint's `model.safetensors` (dense weights; the base's packed GGUF copies no longer fit).
+pub fn load_lm(spec: &str, dtype: DType, device: &Device) -> Result<LoadedModel, RlError> {
+    let Some(base) = full_checkpoint_base(spec)? else {
+        return load_model(spec, dtype, device).map_err(model_err);
+    };
+    let at = |e: String| RlError::Model(format!("{spec}: {e}"));
+    let loaded = load_model(&base, dtype, device).map_err(|e| at(format!("base {base}: {e}")))?;
+    let weights =
+        crate::checkpoint::load_tensors(&Path::new(spec).join("model.safetensors"), device)?;
+    let expected = loaded.model.named_parameters().len();
+    if weights.len() != expected {
+        return Err(at(format!(
+            "model.safetensors holds {} tensors, the base {base} has {expected}",
+            weights.len()
+        )));
+    }
+    let model = CausalLM::from_tensors(loaded.model.config().clone(), weights, dtype, device)
+        .map_err(|e| at(e.to_string()))?;
+    Ok(LoadedModel {
+        model,
+        tokenizer: loaded.tokenizer,
+        source: spec.to_string(),
+    })
 }
 
 impl LmPolicy {
@@ -250,13 +298,22 @@ impl Policy for LmPolicy {
 
     fn export(&self, dir: &Path) -> Result<(), RlError> {
         // Full fine-tuning: the trainer's `model.safetensors` already holds every weight
-        // under its Hugging Face name. Adapters: also write PEFT's layout.
-        if let Some(cfg) = &self.adapter {
-            self.model
-                .save_adapters(dir, cfg, &self.base_source)
-                .map_err(|e| RlError::Model(format!("{}: {e}", dir.display())))?;
-        }
-        Ok(())
+        // under its Hugging Face name; FULL_MODEL_FILE names the base that supplies the
+        // architecture and tokenizer (the root one when training started from a checkpoint).
+        // Adapters: PEFT's layout.
+        let Some(cfg) = &self.adapter else {
+            let base = full_checkpoint_base(&self.base_source)?
+                .unwrap_or_else(|| self.base_source.clone());
+            // An absolute path, so the checkpoint loads from any working directory.
+            let base = std::fs::canonicalize(&base).map_or(base, |p| p.display().to_string());
+            let file = FullModelFile {
+                base_model_name_or_path: base,
+            };
+            return crate::checkpoint::save_json(&dir.join(FULL_MODEL_FILE), &file);
+        };
+        self.model
+            .save_adapters(dir, cfg, &self.base_source)
+            .map_err(|e| RlError::Model(format!("{}: {e}", dir.display())))
     }
 }
 

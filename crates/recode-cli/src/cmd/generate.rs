@@ -8,14 +8,15 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use recode_data::template::{ChatMessage, ChatTemplate, Ending};
 use recode_model::candle_core::{DType, Device};
-use recode_model::{generate, load_model, Completion, ForwardOpts, LoadedModel, SamplingParams};
+use recode_model::{generate, Completion, ForwardOpts, LoadedModel, SamplingParams};
 
 const DEFAULT_MODEL_ENV: &str = "RECODE_SMOLLM2_GGUF";
 
 /// Arguments of `recode generate`.
 #[derive(clap::Args, Debug)]
 pub struct GenerateArgs {
-    /// Model: a .gguf file, a directory with config.json + safetensors, or a HF hub id
+    /// Model: a .gguf file, a directory with config.json + safetensors, a full fine-tuning
+    /// checkpoint (`recode train/sft --set use_peft=false`), or a HF hub id
     /// (default: $RECODE_SMOLLM2_GGUF).
     #[arg(long)]
     pub model: Option<String>,
@@ -83,7 +84,7 @@ pub fn model_spec(model: &Option<String>) -> anyhow::Result<String> {
 
 fn open(spec: &str, adapter: Option<&PathBuf>) -> anyhow::Result<LoadedModel> {
     let t = std::time::Instant::now();
-    let mut m = load_model(spec, DType::F32, &Device::Cpu)
+    let mut m = recode_rl::lm::load_lm(spec, DType::F32, &Device::Cpu)
         .with_context(|| format!("loading model {spec}"))?;
     if let Some(dir) = adapter {
         m.model

@@ -4,17 +4,17 @@
 //! `--print-config`), model loading, data preparation, validation split, progress
 //! display and run-directory layout (`config.toml`, `metrics.jsonl`, `checkpoint-N/`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use recode_model::candle_core::{DType, Device};
-use recode_model::{load_model, LoadedModel};
+use recode_model::LoadedModel;
 use recode_rl::checkpoint::latest_checkpoint;
-use recode_rl::lm::{adapter_config, LmPolicy, LmSampler};
+use recode_rl::lm::{adapter_config, load_lm, LmPolicy, LmSampler};
 use recode_rl::sft::{SftExample, SftTrainer};
 use recode_rl::task::{chat_template_of, prompt_items, sft_pair, RecodeRewarder};
 use recode_rl::trainer::validate;
-use recode_rl::{Algo, KlReference, PromptItem, TrainConfig, Trainer, ValidationMetrics};
+use recode_rl::{Algo, KlReference, PromptItem, RlError, TrainConfig, Trainer, ValidationMetrics};
 
 /// Flags shared by `recode train` and `recode sft`.
 #[derive(clap::Args, Debug)]
@@ -28,7 +28,8 @@ pub struct RunArgs {
     /// Print the resolved configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
-    /// Base model: a GGUF file, a local HF directory, or a hub id (default: $RECODE_SMOLLM2_GGUF).
+    /// Base model: a GGUF file, a local HF directory, a full fine-tuning checkpoint (e.g. of
+    /// `recode sft --set use_peft=false`), or a hub id (default: $RECODE_SMOLLM2_GGUF).
     #[arg(long)]
     pub model: Option<String>,
     /// Training data: ReCode JSONL/Parquet path or HF dataset id (clean it with `recode data clean`).
@@ -46,9 +47,18 @@ pub struct RunArgs {
     /// Run directory for config.toml, metrics.jsonl and checkpoints.
     #[arg(long)]
     pub output: Option<PathBuf>,
-    /// Resume from a checkpoint directory or a run directory (its latest checkpoint).
+    /// Resume from a checkpoint directory or a run directory (its latest checkpoint). The
+    /// resolved configuration must equal the checkpoint's config.toml, except save_steps,
+    /// eval_steps, logging_steps, eval_on_start, gradient_checkpointing and max_steps (the last
+    /// only while the learning rates of the steps taken stay the same: constant schedule, same
+    /// warm-up); otherwise the resume is refused, naming every differing key, before anything
+    /// is written.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// With --resume: resume even though keys that change the training differ from the
+    /// checkpoint's configuration (the new values apply from the next step).
+    #[arg(long, requires = "resume")]
+    pub force: bool,
     /// Start from an existing PEFT adapter (e.g. `recode sft` output) instead of a fresh one.
     /// The KL term then anchors to this starting policy (`kl_reference = "init"`, as verl);
     /// `--set kl_reference='"base"'` anchors to the base model instead (TRL with PEFT).
@@ -99,6 +109,28 @@ fn resolve_resume(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("--resume {}: no complete checkpoint found", dir.display()))
 }
 
+/// Refuses (before anything is written) to resume from `ckpt` when keys that change the
+/// training differ from its configuration, unless `force`; logs the changes it lets through.
+fn check_resume_config(ckpt: &Path, cfg: &TrainConfig, force: bool) -> anyhow::Result<()> {
+    let changes = if force {
+        let (old, _) = recode_rl::resume::checkpoint_config(ckpt)?;
+        recode_rl::resume::config_changes(&old, cfg)
+    } else {
+        match recode_rl::resume::check_resume(ckpt, cfg) {
+            Ok(changes) => changes,
+            Err(e @ RlError::ResumeConfigChanged { .. }) => bail!(
+                "{e}\n(resume with the checkpoint's settings: --config {}, or override with --force)",
+                ckpt.join("config.toml").display()
+            ),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    for c in changes {
+        eprintln!("resuming with a changed key: {c}");
+    }
+    Ok(())
+}
+
 /// Everything both trainers prepare before their loop.
 struct Prepared {
     cfg: TrainConfig,
@@ -118,6 +150,9 @@ fn prepare(algo: Algo, a: &RunArgs) -> anyhow::Result<Option<Prepared>> {
         return Ok(None);
     }
     let resume = a.resume.as_deref().map(resolve_resume).transpose()?;
+    if let Some(ckpt) = &resume {
+        check_resume_config(ckpt, &cfg, a.force)?;
+    }
     let (Some(data), Some(output)) = (&a.data, &a.output) else {
         bail!("needs --data and --output (or --print-config)");
     };
@@ -140,7 +175,7 @@ fn prepare(algo: Algo, a: &RunArgs) -> anyhow::Result<Option<Prepared>> {
     };
     let val_rows = val_rows.into_iter().take(a.val_limit).collect();
     let t = std::time::Instant::now();
-    let loaded = load_model(&spec, DType::F32, &Device::Cpu)
+    let loaded = load_lm(&spec, DType::F32, &Device::Cpu)
         .with_context(|| format!("loading model {spec}"))?;
     tracing::info!(model = %spec, secs = t.elapsed().as_secs_f64(), "model loaded");
     std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
@@ -177,7 +212,7 @@ fn build_policy(p: &Prepared, init_adapter: Option<&PathBuf>) -> anyhow::Result<
     } else {
         // Full fine-tuning: a separately loaded frozen copy is the KL reference.
         let reference = if p.cfg.beta > 0.0 {
-            Some(load_model(&p.spec, DType::F32, &Device::Cpu)?.model)
+            Some(load_lm(&p.spec, DType::F32, &Device::Cpu)?.model)
         } else {
             None
         };
@@ -389,7 +424,7 @@ pub fn run_merge(args: MergeArgs) -> anyhow::Result<()> {
         bail!("recode merge needs --adapter DIR and --output FILE.safetensors");
     };
     let spec = crate::cmd::generate::model_spec(&args.model)?;
-    let mut m = load_model(&spec, DType::F32, &Device::Cpu)
+    let mut m = load_lm(&spec, DType::F32, &Device::Cpu)
         .with_context(|| format!("loading model {spec}"))?;
     m.model
         .load_adapters(adapter)
