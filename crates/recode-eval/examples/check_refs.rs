@@ -18,8 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         SplitMode::Paper
     };
     let set = prepare(load_arena(data.as_ref())?, mode);
-    let mut cfg = ExecConfig::new(ready_python(&default_venv_dir())?, workers);
-    cfg.hide_paths = vec![std::env::current_dir()?];
+    let cfg = ExecConfig::new(ready_python(&default_venv_dir())?, workers);
     let t = std::time::Instant::now();
     let pool = ExecutorPool::start(cfg)?;
     eprintln!(

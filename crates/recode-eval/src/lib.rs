@@ -13,7 +13,10 @@
 
 pub mod arena;
 pub mod checkrefs;
-pub mod executor;
+/// The sandboxed executor pool (the `recode-sandbox` crate; re-exported under its old path).
+pub mod executor {
+    pub use recode_sandbox::*;
+}
 pub mod generate;
 pub mod humaneval;
 pub mod paired;

@@ -40,8 +40,7 @@ fn arena() -> Benchmark {
 }
 
 fn pool() -> ExecutorPool {
-    let mut cfg = ExecConfig::new(python(), 2);
-    cfg.hide_paths = vec![repo().canonicalize().unwrap()];
+    let cfg = ExecConfig::new(python(), 2);
     ExecutorPool::start(cfg).expect("pool")
 }
 

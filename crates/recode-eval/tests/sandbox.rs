@@ -27,7 +27,6 @@ fn config(workers: usize) -> ExecConfig {
     cfg.cpu_seconds = 8;
     cfg.capture_chars = 1000;
     cfg.preload = vec!["numpy".into(), "torch".into()];
-    cfg.hide_paths = vec![repo_root()];
     cfg
 }
 
@@ -144,12 +143,10 @@ fn writes_outside_the_temp_dir_do_not_reach_the_host() {
         "open({:?}, 'w').write('x')\n",
         target.to_str().unwrap()
     ));
-    // Read-only outside the temp dir; under /tmp (a checkout there) the host directory is
-    // not even visible, since /tmp is the sandbox's own tmpfs.
+    // Outside the minimal read-only view: the host directory does not even exist there.
     let class = r.error_class();
     assert!(
-        class == "exception:PermissionError"
-            || (host_dir.starts_with("/tmp") && class == "exception:FileNotFoundError"),
+        class == "exception:FileNotFoundError" || class == "exception:PermissionError",
         "{r:?}"
     );
     assert!(!target.exists());
@@ -176,9 +173,10 @@ fn project_files_are_hidden() {
 }
 
 #[test]
-fn killing_the_parent_is_denied() {
-    let r = contained("import os, posix\nposix.kill(os.getppid(), 9)\n");
-    assert_eq!(r.error_class(), "exception:PermissionError", "{r:?}");
+fn the_parent_is_out_of_reach() {
+    // PID 1 of its own namespace: the server has no pid the program could name.
+    let r = contained("import os\nassert os.getpid() == 1 and os.getppid() == 0\n");
+    assert!(r.passed(), "{r:?}");
     let r = contained("import posix\nposix.kill(-1, 9)\n");
     assert!(r.outcome == "reported" || r.outcome == "no_report", "{r:?}");
 }
@@ -251,21 +249,4 @@ fn modules_not_preloaded_import_under_the_sandbox_uid() {
          assert pytest.approx(1.0) == 1.0\n",
     );
     assert!(r.passed(), "{r:?}");
-    // Below an untraversable ancestor (e.g. a 0700 home) only the install roots are visible.
-    for (top, roots) in &hello.exposed {
-        let mut visible: Vec<String> = roots
-            .iter()
-            .filter_map(|r| {
-                let rel = r.strip_prefix(top.as_str())?.trim_start_matches('/');
-                rel.split('/').next().map(str::to_string)
-            })
-            .collect();
-        visible.sort();
-        visible.dedup();
-        let r = contained(&format!(
-            "import os\nassert sorted(os.listdir({top:?})) == {}, os.listdir({top:?})\n",
-            serde_json::to_string(&visible).unwrap()
-        ));
-        assert!(r.passed(), "{top}: {r:?}");
-    }
 }

@@ -1,12 +1,17 @@
-"""recode eval fork server: runs untrusted benchmark programs, one forked child each.
+"""recode sandbox fork server: runs untrusted Python programs, one forked child each.
 
-Started by `recode-eval` (embedded in the binary, passed with `python -I -c`); one server per
-worker core. It pre-imports the heavy modules and seeds the RNGs once (CodeUpdateArena harness
-§4), then for every request forks a child that isolates itself (new session, network and mount
-namespaces, private tmpfs /tmp as cwd, rlimits, an unprivileged uid of its own), applies the
-benchmark's guard and verdict rules, runs `exec(program, {})` and reports through a pipe.
-The parent kills the child's whole process group (and every process of the child's uid) at
-the hard deadline. State never leaks between programs: each child is a fresh copy of the server.
+Started by the `recode-sandbox` crate (embedded in the binary, passed with `python -I -c`) with an
+environment built from an allow-list; one server per worker core. It pre-imports the heavy modules
+and seeds the RNGs once (CodeUpdateArena harness §4), then, when namespaces are available, moves
+itself into a private mount namespace whose root is a minimal read-only view (system libraries,
+the interpreter, the virtualenv, the read-only paths it was given; nothing else of the host).
+For every request it forks a child that is PID 1 of a new PID namespace and has its own mount,
+network, IPC and UTS namespaces, private tmpfs on every writable place (/tmp, /var/tmp, /run,
+/dev/shm), a fresh /proc, the worker's memory and process-count cgroups, rlimits, and an
+unprivileged uid of its own. The child applies the benchmark's guard and verdict rules, runs
+`exec(program, {})` and reports through a pipe. At the deadline the server kills the child, which
+takes its whole PID namespace with it. State never leaks between programs: each child is a fresh
+copy of the server and every writable mount dies with it.
 
 Protocol (binary, on the fds given by the config): 4-byte big-endian length + UTF-8 JSON.
 Requests: {"id", "program", "timeout", "hard_timeout"}; replies: see `_run_one`.
@@ -15,6 +20,7 @@ Requests: {"id", "program", "timeout", "hard_timeout"}; replies: see `_run_one`.
 import ctypes
 import json
 import os
+import platform
 import select
 import signal
 import struct
@@ -34,15 +40,25 @@ os.set_inheritable(_PROTO_IN, False)
 os.set_inheritable(_PROTO_OUT, False)
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_RDONLY = 1
 MS_NOSUID = 2
 MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 4096
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
+MNT_DETACH = 2
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(platform.machine())
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 
 
 def _check(ret, what):
@@ -51,27 +67,31 @@ def _check(ret, what):
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
+def _mount(src, target, fstype, flags, data=None):
+    enc = lambda s: s.encode() if isinstance(s, str) else s  # noqa: E731
+    _check(_libc.mount(enc(src), enc(target), enc(fstype), flags, enc(data)),
+           f"mount {fstype or 'bind'} {src} on {target}")
+
+
 def _mount_tmpfs(target, size, mode, flags=0):
-    _check(
-        _libc.mount(b"tmpfs", target.encode(), b"tmpfs", MS_NOSUID | MS_NODEV | flags,
-                    f"size={size},mode={mode}".encode()),
-        f"mount tmpfs on {target}",
-    )
-
-
-MS_BIND = 4096
+    _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | flags, f"size={size},mode={mode}")
 
 
 def _python_roots():
     """Directories the interpreter imports from (prefixes and sys.path entries, as given and
     resolved), reduced to the topmost ones."""
-    cands = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    cands = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+             os.path.dirname(sys.executable)}
     cands.update(p for p in sys.path if p)
     paths = set()
     for p in cands:
         for q in (os.path.abspath(p), os.path.realpath(p)):
             if os.path.isdir(q):
                 paths.add(q)
+    return _topmost(paths)
+
+
+def _topmost(paths):
     roots = []
     for p in sorted(paths):
         if not any(p == r or p.startswith(r.rstrip("/") + "/") for r in roots):
@@ -79,79 +99,191 @@ def _python_roots():
     return roots
 
 
-def _blocked_ancestors(path):
-    """Ancestors of `path` (itself excluded) that a uid with no other rights cannot traverse."""
-    out, cur = [], "/"
-    for part in path.strip("/").split("/")[:-1]:
-        cur = os.path.join(cur, part)
-        if not os.stat(cur).st_mode & 0o001:
-            out.append(cur)
+PY_ROOTS = _python_roots()
+# System paths of the view: shared libraries and the dynamic linker (symlinks are recreated as
+# symlinks, so merged-/usr layouts keep working). Nothing under /home, /root, /srv, /opt, /var
+# or /etc is visible except what is listed here or passed as a read-only path.
+SYSTEM_PATHS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+                "/etc/ld.so.cache", "/etc/localtime"]
+DEVICES = ["null", "zero", "full", "random", "urandom"]
+WRITABLE = ["/tmp", "/var/tmp", "/run", "/dev/shm"]
+
+
+def _view_sources():
+    """(path as seen by programs, O_PATH fd of the host object, kind) for every bind of the
+    view."""
+    out, bound = [], []
+    for p in SYSTEM_PATHS:
+        if os.path.islink(p):
+            out.append((p, None, ("link", os.readlink(p))))
+        elif os.path.exists(p):
+            out.append((p, os.open(p, os.O_PATH), "dir" if os.path.isdir(p) else "file"))
+            bound.append(p)
+    extra = PY_ROOTS + [os.path.realpath(p) for p in CONFIG.get("read_only_paths", [])]
+    for p in _topmost(extra):
+        if any(p == b or p.startswith(b.rstrip("/") + "/") for b in bound):
+            continue
+        if not os.path.exists(p):
+            raise OSError(2, f"read-only path {p} does not exist")
+        out.append((p, os.open(p, os.O_PATH), "dir" if os.path.isdir(p) else "file"))
+        bound.append(p)
     return out
 
 
-# The sandbox uid must reach the Python install (lazily imported modules, e.g. `pytest`,
-# sympy submodules), which may sit under a 0700 home. `_REACH` maps each topmost
-# untraversable ancestor to the install roots below it: each child covers that ancestor with
-# an empty root-owned 0755 tmpfs in its own mount namespace and bind-mounts only those roots
-# back, so the host's permissions stay untouched and the rest of the ancestor stays hidden.
-PY_ROOTS = _python_roots()
-BLOCKED = sorted({b for r in PY_ROOTS for b in _blocked_ancestors(r)})
-_REACH = {}
-for _r in PY_ROOTS:
-    _b = _blocked_ancestors(_r)
-    if _b:  # tops never nest: a blocked top also blocks everything below it
-        _REACH.setdefault(_b[0], []).append(_r)
+def _mkdirs(path):
+    cur = ""
+    for part in path.strip("/").split("/"):
+        cur += "/" + part
+        if not os.path.isdir(cur):
+            os.mkdir(cur, 0o755)
 
 
-def _expose_python():
-    """Inside the child's mount namespace: make the Python install reachable (see `_REACH`)."""
-    for top, roots in _REACH.items():
-        fds = [os.open(r, os.O_PATH | os.O_DIRECTORY) for r in roots]
-        try:
-            _mount_tmpfs(top, 1 << 20, "755")
-            for r, fd in zip(roots, fds):
-                cur = top
-                for part in os.path.relpath(r, top).split("/"):
-                    cur = os.path.join(cur, part)
-                    if not os.path.isdir(cur):
-                        os.mkdir(cur)
-                        os.chmod(cur, 0o755)
-                _check(_libc.mount(f"/proc/self/fd/{fd}".encode(), r.encode(), None,
-                                   MS_BIND | MS_REC, None), f"bind-mount {r}")
-        finally:
-            for fd in fds:
-                os.close(fd)
+def _enter_view():
+    """Moves this server into a private mount namespace whose root is a read-only tmpfs holding
+    only the view (see SYSTEM_PATHS, PY_ROOTS, read-only paths); the host's root is detached."""
+    _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    # Opened inside the new namespace (a bind source must belong to it), before /tmp is covered.
+    sources = _view_sources()
+    new = "/tmp"  # only the mount point; the host's /tmp is untouched (private namespace)
+    _mount_tmpfs(new, 8 << 20, "755")
+    for path, fd, kind in sources:
+        dst = new + path
+        if isinstance(kind, tuple):
+            _mkdirs(os.path.dirname(dst))
+            os.symlink(kind[1], dst)
+            continue
+        _mkdirs(dst if kind == "dir" else os.path.dirname(dst))
+        if kind == "file":
+            open(dst, "w").close()
+        _mount(f"/proc/self/fd/{fd}", dst, None, MS_BIND | MS_REC)
+        _mount(None, dst, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        os.close(fd)
+    _mkdirs(new + "/dev")
+    _mount_tmpfs(new + "/dev", 1 << 20, "755", MS_NOEXEC)
+    for name in DEVICES:
+        dst = f"{new}/dev/{name}"
+        open(dst, "w").close()
+        _mount(f"/dev/{name}", dst, None, MS_BIND)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, f"{new}/dev/{name}")
+    for d in ["/proc"] + WRITABLE:
+        _mkdirs(new + d)
+    for d in WRITABLE:
+        os.chmod(new + d, 0o1777)
+    _mount(None, new + "/dev", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC)
+    _mkdirs(new + "/etc")
+    uid = CONFIG.get("uid")
+    with open(new + "/etc/passwd", "w") as f:
+        f.write("root:x:0:0:root:/root:/usr/sbin/nologin\n")
+        if uid is not None:
+            f.write(f"sandbox:x:{uid}:{uid}:sandbox:/tmp:/usr/sbin/nologin\n")
+    with open(new + "/etc/group", "w") as f:
+        f.write("root:x:0:\n" + (f"sandbox:x:{uid}:\n" if uid is not None else ""))
+    os.mkdir(new + "/.old-root")
+    _check(_libc.syscall(SYS_PIVOT_ROOT, new.encode(), (new + "/.old-root").encode()),
+           "pivot_root")
+    os.chdir("/")
+    _check(_libc.umount2(b"/.old-root", MNT_DETACH), "umount the host root")
+    os.rmdir("/.old-root")
+    _mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
-def _isolate_namespaces():
-    """New network + mount namespace; Python install reachable; private tmpfs over /tmp,
-    /dev/shm, /var/tmp; hide paths."""
-    _check(_libc.unshare(CLONE_NEWNET | CLONE_NEWNS), "unshare(CLONE_NEWNET|CLONE_NEWNS)")
-    _check(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
-    _expose_python()
-    for d in ("/tmp", "/dev/shm", "/var/tmp"):
-        if os.path.isdir(d):
-            _mount_tmpfs(d, CONFIG["tmpfs_bytes"], "1777")
-    for d in CONFIG["hide_paths"]:
-        if os.path.isdir(d):
-            _mount_tmpfs(d, 4096, "000", MS_RDONLY)
+def _isolate_child():
+    """In a forked child that is PID 1 of a fresh PID namespace: its own mount, network, IPC
+    and UTS namespaces, private tmpfs on every writable place, and a /proc of its own."""
+    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS),
+           "unshare(NEWNS|NEWNET|NEWIPC|NEWUTS)")
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    for d in WRITABLE:
+        _mount_tmpfs(d, CONFIG["tmpfs_bytes"], "1777")
+    os.mkdir("/run/lock", 0o1777)
+    os.chmod("/run/lock", 0o1777)
+    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    _check(_libc.sethostname(b"sandbox", 7), "sethostname")
 
 
-def _probe_isolation():
-    """Fork a throw-away child to learn which isolation steps this kernel/user permits, and
-    whether the program's uid can then list every Python install root."""
+class _Cgroups:
+    """The worker's cgroups (memory, pids), opened before the view hides /sys: programs join by
+    writing "0" (themselves) to the procs files; peak and OOM-kill counters are read after."""
+
+    def __init__(self, spec):
+        self.procs = [os.open(p, os.O_WRONLY) for p in spec.get("procs", [])]
+        self.members = [os.open(p, os.O_RDONLY) for p in spec.get("procs", [])]
+        self.peak = os.open(spec["peak"], os.O_RDWR) if spec.get("peak") else None
+        self.peak_resettable = bool(spec.get("peak_resettable"))
+        self.events = os.open(spec["events"], os.O_RDONLY) if spec.get("events") else None
+        for fd in self.procs + self.members + [self.peak, self.events]:
+            if fd is not None:
+                os.set_inheritable(fd, False)
+
+    @staticmethod
+    def _read(fd):
+        return os.pread(fd, 1 << 16, 0).decode()
+
+    def oom_kills(self):
+        if self.events is None:
+            return 0
+        for line in self._read(self.events).splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+        return 0
+
+    def reset_peak(self):
+        if self.peak is not None and self.peak_resettable:
+            os.pwrite(self.peak, b"0", 0)
+
+    def peak_bytes(self):
+        return int(self._read(self.peak).split()[0]) if self.peak is not None else None
+
+    def join(self):
+        for fd in self.procs:
+            os.write(fd, b"0")
+
+    def remaining(self):
+        pids = set()
+        for fd in self.members:
+            pids.update(int(x) for x in self._read(fd).split())
+        return pids
+
+
+CGROUPS = _Cgroups(CONFIG.get("cgroup") or {})
+_STATM = os.open("/proc/self/statm", os.O_RDONLY)
+os.set_inheritable(_STATM, False)
+_OWN_PIDNS = os.open("/proc/self/ns/pid", os.O_RDONLY)
+os.set_inheritable(_OWN_PIDNS, False)
+
+
+def _vsz_bytes():
+    return int(os.pread(_STATM, 256, 0).split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _drop_uid(uid):
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+
+
+def _probe(view):
+    """Forks throw-away children to learn which isolation this kernel/user permits: a fresh PID
+    namespace, the child namespaces and mounts, the uid drop, and whether the dropped uid can
+    list every Python install root."""
+    caps = {}
+    pid_ns = _libc.unshare(CLONE_NEWPID) == 0
     pid = os.fork()
     if pid == 0:
         code = 0
+        if not pid_ns or os.getpid() != 1:
+            code |= 8
         try:
-            _isolate_namespaces()
+            _isolate_child()
         except OSError:
             code |= 1
         try:
             if CONFIG["uid"] is not None:
-                os.setgroups([])
-                os.setgid(CONFIG["uid"])
-                os.setuid(CONFIG["uid"])
+                _drop_uid(CONFIG["uid"])
         except OSError:
             code |= 2
         for r in PY_ROOTS:
@@ -160,24 +292,21 @@ def _probe_isolation():
             except OSError:
                 code |= 4
         os._exit(code)
+    if pid_ns:
+        _check(_libc.setns(_OWN_PIDNS, CLONE_NEWPID), "setns back to the server's PID namespace")
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
-    return {"namespaces": code >= 0 and not code & 1,
-            "uid_drop": CONFIG["uid"] is not None and code >= 0 and not code & 2,
-            "python_reachable": code >= 0 and not code & 4}
+    ok = code >= 0
+    caps["namespaces"] = ok and not code & 1
+    caps["pid_namespace"] = ok and not code & 8
+    caps["uid_drop"] = CONFIG["uid"] is not None and ok and not code & 2
+    caps["python_reachable"] = ok and not code & 4
+    caps["minimal_root"] = view
+    caps["cgroup_memory"] = CGROUPS.peak is not None
+    caps["cgroup_pids"] = bool(CGROUPS.procs) and bool(CONFIG.get("cgroup", {}).get("pids"))
+    return caps
 
 
-CAPS = _probe_isolation()
-GRANTED = []
-if CAPS["uid_drop"] and not CAPS["namespaces"] and BLOCKED:
-    # No mount namespace to re-expose the install: grant only search (o+x) on exactly the
-    # ancestors that block it, and say so.
-    for _d in BLOCKED:
-        os.chmod(_d, os.stat(_d).st_mode | 0o001)
-        GRANTED.append(_d)
-    print(f"fork server: granted o+x on {GRANTED} so the sandbox uid reaches the Python install",
-          file=sys.stderr)
-    CAPS = _probe_isolation()
 _libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans of programs come back here
 
 os.environ["OMP_NUM_THREADS"] = "1"
@@ -206,6 +335,17 @@ import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import builtins  # noqa: E402
+
+VIEW_ERROR = None
+if CONFIG.get("isolate", True) and SYS_PIVOT_ROOT is not None:
+    try:
+        _enter_view()
+    except OSError as exc:
+        VIEW_ERROR = str(exc)
+elif CONFIG.get("isolate", True):
+    VIEW_ERROR = f"pivot_root syscall number unknown on {platform.machine()}"
+CAPS = _probe(VIEW_ERROR is None and CONFIG.get("isolate", True))
+ISOLATE = CONFIG.get("isolate", True) and CAPS["namespaces"] and CAPS["pid_namespace"] and CAPS["minimal_root"]
 
 
 class TimeoutException(Exception):
@@ -245,11 +385,6 @@ class _Bounded(io.StringIO):
         return n
 
 
-def _vsz_bytes():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def _guard():
     """The benchmark's reliability guard (harness doc §4), applied in the child before exec."""
     os.environ["OMP_NUM_THREADS"] = "1"
@@ -270,16 +405,16 @@ def _guard():
         sys.modules[name] = None
 
 
-def _child(program, timeout, wfd):
-    """Runs in the forked child; never returns."""
-    # Everything used after exec is bound locally: the program may patch builtins and modules.
-    write, dumps, exit_, pack, length, type_ = os.write, json.dumps, os._exit, struct.pack, len, type
-    monotonic, setitimer, memview = time.monotonic, signal.setitimer, memoryview
-    Timeout, Assertion, Base = TimeoutException, AssertionError, BaseException
+def _enter_sandbox(keep, vsz, errfd):
+    """In a freshly forked child: joins the worker's cgroups, isolates (namespaces, private
+    tmpfs, /proc), closes every fd but `keep`, applies the limits and drops to the private uid,
+    captures output and applies the benchmark's guard. Returns the output buffer. On failure
+    writes a set-up error to `errfd` (when given) and exits."""
     try:
+        CGROUPS.join()
         os.setsid()
-        if CAPS["namespaces"]:
-            _isolate_namespaces()
+        if ISOLATE:
+            _isolate_child()
         work = tempfile.mkdtemp(prefix="recode-eval-", dir="/tmp")
         uid = CONFIG["uid"] if CAPS["uid_drop"] else None
         if uid is not None:
@@ -291,23 +426,24 @@ def _child(program, timeout, wfd):
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
-        os.closerange(3, wfd)
-        os.closerange(wfd + 1, 65536)
+        low = 3
+        for fd in sorted(keep):
+            os.closerange(low, fd)
+            low = fd + 1
+        os.closerange(low, 65536)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)
         lim = CONFIG["limits"]
         resource.setrlimit(resource.RLIMIT_CPU, (lim["cpu_seconds"], lim["cpu_seconds"] + 1))
         if lim["address_space_bytes"]:
-            cap = _vsz_bytes() + lim["address_space_bytes"]
+            cap = vsz + lim["address_space_bytes"]
             resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
         resource.setrlimit(resource.RLIMIT_FSIZE, (lim["file_size_bytes"], lim["file_size_bytes"]))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if uid is not None:
             resource.setrlimit(resource.RLIMIT_NPROC, (lim["nproc"], lim["nproc"]))
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
+            _drop_uid(uid)
         _libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: die with the server
         random.seed()  # fresh entropy, as after the benchmark's fork
         out = _Bounded(CONFIG["capture_chars"])
@@ -315,9 +451,20 @@ def _child(program, timeout, wfd):
         sys.stdout = out
         sys.stderr = out
         _guard()
+        return out
     except BaseException as exc:
-        write(wfd, dumps({"setup_error": f"{type(exc).__name__}: {exc}"}).encode())
-        exit_(3)
+        if errfd is not None:
+            os.write(errfd, json.dumps({"setup_error": f"{type(exc).__name__}: {exc}"}).encode())
+        os._exit(3)
+
+
+def _report_verdict(body, timeout, wfd, out):
+    """Runs `body()` under the benchmark's timer and verdict rules and writes the report frame
+    to `wfd`; never returns. Everything used after `body` starts is bound locally first: code
+    run by `body` may patch builtins and modules."""
+    write, dumps, exit_, pack, length, type_ = os.write, json.dumps, os._exit, struct.pack, len, type
+    monotonic, setitimer, memview = time.monotonic, signal.setitimer, memoryview
+    Timeout, Assertion, Base = TimeoutException, AssertionError, BaseException
 
     def on_alarm(signum, frame):
         raise TimeoutException("Timed out!")
@@ -329,7 +476,7 @@ def _child(program, timeout, wfd):
         signal.signal(signal.SIGALRM, on_alarm)
         setitimer(real, timeout)
         try:
-            exec(program, {})
+            body()
         finally:
             setitimer(real, 0)
     except Timeout:
@@ -354,6 +501,48 @@ def _child(program, timeout, wfd):
     exit_(0)
 
 
+def _whole_child(program, timeout, wfd, vsz):
+    """A whole program whose verdict is its own run (in-process harness); never returns."""
+    out = _enter_sandbox([wfd], vsz, wfd)
+    _report_verdict(lambda: exec(program, {}), timeout, wfd, out)
+
+
+def _candidate_child(setup, candidate, rfd, wfd, vsz):
+    """The candidate's process of a judged job: trusted set-up, then the candidate's code, then
+    serving the judge's calls. It holds no channel to the server; never returns."""
+    _enter_sandbox([rfd, wfd], vsz, None)
+    ch = _Channel(rfd, wfd)
+    g = {}
+    top_error = None
+    try:
+        exec(setup, g)
+        before = dict(g)
+        exec(candidate, g)
+    except BaseException as exc:  # reported to the judge, which decides what it means
+        top_error, before = exc, {}
+    try:
+        candidate_serve(ch, g, before, top_error)
+    finally:
+        os._exit(0)
+
+
+def _judge_child(setup, test, timeout, rfd, wfd, report_fd, vsz):
+    """The judge's process of a judged job: trusted set-up, the candidate's names bound as values
+    or remote handles, then the trusted test code; the verdict is decided here."""
+    out = _enter_sandbox([rfd, wfd, report_fd], vsz, report_fd)
+    ch = _Channel(rfd, wfd)
+
+    def body():
+        g = {}
+        exec(setup, g)
+        err = judge_bind(ch, g)
+        if err is not None:
+            raise err
+        exec(test, g)
+
+    _report_verdict(body, timeout, report_fd, out)
+
+
 def _kill_uid(uid):
     """SIGKILL every process of the worker's private uid (escaped grandchildren, bombs).
 
@@ -369,72 +558,80 @@ def _kill_uid(uid):
 
 
 def _sweep(uid, limit=5.0):
-    """Kill and reap until the server has no child left. The server is a subreaper, so every
-    descendant of a program is, or becomes, its child: no child left = nothing survived."""
+    """Kill and reap until the server has no child left and the worker's cgroups are empty.
+    The server is a subreaper, so every descendant of a program outside a PID namespace is, or
+    becomes, its child; inside one, the namespace dies with its PID 1."""
     end = time.monotonic() + limit
     while True:
         if uid is not None:
             _kill_uid(uid)
+        for pid in CGROUPS.remaining():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         try:
             while os.waitpid(-1, os.WNOHANG)[0] != 0:
                 pass
         except ChildProcessError:
-            return
+            if not CGROUPS.remaining():
+                return
         if time.monotonic() > end:
             print("fork server: descendants survive the sweep", file=sys.stderr)
             return
         time.sleep(0.0005)
 
 
-def _run_one(req):
-    program, timeout, hard = req["program"], float(req["timeout"]), float(req["hard_timeout"])
-    rfd, wfd = os.pipe()
-    t0 = time.monotonic()
+def _fork_program():
+    """Forks the program's process: PID 1 of a fresh PID namespace when isolating."""
+    if not ISOLATE:
+        return os.fork()
+    _check(_libc.unshare(CLONE_NEWPID), "unshare(CLONE_NEWPID)")
     pid = os.fork()
-    if pid == 0:
-        os.close(rfd)
-        _child(program, timeout, wfd)
+    if pid != 0:
+        _check(_libc.setns(_OWN_PIDNS, CLONE_NEWPID), "setns back to the server's PID namespace")
+    return pid
+
+
+def _run_one(req):
+    """Runs one job: a whole program (`program`) or a judged one (`setup`, `candidate`, `test`:
+    the candidate in its own sandboxed process, the verdict in a sandboxed judge process)."""
+    timeout, hard = float(req["timeout"]), float(req["hard_timeout"])
+    rfd, wfd = os.pipe()
+    CGROUPS.reset_peak()
+    ooms = CGROUPS.oom_kills()
+    vsz = _vsz_bytes()
+    t0 = time.monotonic()
+    others = []
+    if "program" in req:
+        pid = _fork_program()
+        if pid == 0:
+            os.close(rfd)
+            _whole_child(req["program"], timeout, wfd, vsz)
+    else:
+        j2c_r, j2c_w = os.pipe()
+        c2j_r, c2j_w = os.pipe()
+        cpid = _fork_program()
+        if cpid == 0:
+            _candidate_child(req["setup"], req["candidate"], j2c_r, c2j_w, vsz)
+        others.append(cpid)
+        pid = _fork_program()
+        if pid == 0:
+            _judge_child(req["setup"], req["test"], timeout, c2j_r, j2c_w, wfd, vsz)
+        for fd in (j2c_r, j2c_w, c2j_r, c2j_w):
+            os.close(fd)
     os.close(wfd)
-    pidfd = os.pidfd_open(pid)
-    buf, want, eof = b"", None, False
-    deadline = t0 + hard
-    while want is None or len(buf) < 4 + want:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        ready, _, _ = select.select([pidfd] if eof else [rfd, pidfd], [], [], left)
-        if rfd in ready:
-            chunk = os.read(rfd, 1 << 20)
-            if not chunk:
-                eof = True  # every writer closed; keep waiting for the child itself
-                continue
-            buf += chunk
-            if want is None and len(buf) >= 4 and not buf.startswith(b"{"):
-                want = struct.unpack(">I", buf[:4])[0]
-            continue
-        if pidfd in ready:
-            # the child is gone: take what is already in the pipe, without blocking
-            os.set_blocking(rfd, False)
-            try:
-                while chunk := os.read(rfd, 1 << 20):
-                    buf += chunk
-            except BlockingIOError:
-                pass
-            break
-    elapsed = time.monotonic() - t0
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except OSError:
-        pass
-    _, status = os.waitpid(pid, 0)
+    buf, want, status, elapsed = _collect(pid, rfd, t0 + hard)
+    elapsed -= t0
+    for p in others:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
     _sweep(CONFIG["uid"] if CAPS["uid_drop"] else None)
-    os.close(pidfd)
     os.close(rfd)
-    reply = {"id": req["id"], "wall": elapsed}
+    reply = {"id": req["id"], "wall": elapsed, "peak_memory_bytes": CGROUPS.peak_bytes(),
+             "memory_limit_hit": CGROUPS.oom_kills() > ooms}
     report = None
     if want is not None and len(buf) >= 4 + want:
         try:
@@ -462,6 +659,46 @@ def _run_one(req):
     return reply
 
 
+def _collect(pid, rfd, deadline):
+    """Reads the report frame of process `pid` from `rfd` until it is complete, the process is
+    gone or the deadline passes; then kills and reaps the process. Returns (bytes, frame length
+    or None, wait status, end time)."""
+    pidfd = os.pidfd_open(pid)
+    buf, want, eof = b"", None, False
+    while want is None or len(buf) < 4 + want:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        ready, _, _ = select.select([pidfd] if eof else [rfd, pidfd], [], [], left)
+        if rfd in ready:
+            chunk = os.read(rfd, 1 << 20)
+            if not chunk:
+                eof = True  # every writer closed; keep waiting for the process itself
+                continue
+            buf += chunk
+            if want is None and len(buf) >= 4 and not buf.startswith(b"{"):
+                want = struct.unpack(">I", buf[:4])[0]
+            continue
+        if pidfd in ready:
+            # the process is gone: take what is already in the pipe, without blocking
+            os.set_blocking(rfd, False)
+            try:
+                while chunk := os.read(rfd, 1 << 20):
+                    buf += chunk
+            except BlockingIOError:
+                pass
+            break
+    end = time.monotonic()
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    _, status = os.waitpid(pid, 0)
+    os.close(pidfd)
+    return buf, want, status, end
+
+
 def _read_exact(n):
     data = b""
     while len(data) < n:
@@ -480,9 +717,9 @@ def _send(obj):
 
 
 def main():
-    _send({"hello": True, "caps": CAPS, "uid": CONFIG["uid"] if CAPS["uid_drop"] else None, "preloaded": preloaded, "failed_imports": failed,
-           "python_roots": PY_ROOTS, "exposed": _REACH if CAPS["namespaces"] else {},
-           "granted_traverse": GRANTED,
+    _send({"hello": True, "caps": CAPS, "uid": CONFIG["uid"] if CAPS["uid_drop"] else None,
+           "preloaded": preloaded, "failed_imports": failed, "python_roots": PY_ROOTS,
+           "view_error": VIEW_ERROR, "environment": sorted(os.environ),
            "python": sys.version.split()[0], "pid": os.getpid(), "vsz_bytes": _vsz_bytes()})
     while True:
         head = _read_exact(4)

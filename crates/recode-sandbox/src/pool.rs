@@ -1,14 +1,5 @@
-//! Sandboxed Python executor pool: one fork server per worker (`python/eval/fork_server.py`,
-//! embedded), one forked child per program.
-//!
-//! Isolation of each child (when running as root, as in CI; see [`Capabilities`]): a new
-//! session/process group; new network namespace (loopback down: no network at all); new mount
-//! namespace with private tmpfs over `/tmp`, `/dev/shm`, `/var/tmp` and empty read-only tmpfs
-//! over [`ExecConfig::hide_paths`]; cwd = a fresh dir in that tmpfs; rlimits (CPU time, address
-//! space above the server's own mapping, file size, process count, no core); an unprivileged
-//! uid private to the worker (so it cannot signal the server, write root-owned files, or
-//! escape the final `kill(-1)` sweep of that uid); closed stdin; stdout/stderr captured into a
-//! bounded buffer; the benchmark's guard and verdict rules; 15 s timer, hard kill at 16 s.
+//! The executor pool: one fork server per worker (`python/fork_server.py`, embedded), one
+//! forked child per program. See the crate docs for the isolation and the threat model.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
@@ -18,8 +9,34 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-/// The fork server's source, embedded so the binary is self-contained.
-pub const FORK_SERVER_PY: &str = include_str!("../../../python/eval/fork_server.py");
+use crate::cgroup::WorkerCgroup;
+
+/// The fork server's source (the judge's codec and proxies first), embedded so the binary is
+/// self-contained.
+pub const FORK_SERVER_PY: &str = concat!(
+    include_str!("../python/judge.py"),
+    include_str!("../python/fork_server.py")
+);
+
+/// One program to run, and where its verdict is decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    /// A whole program whose verdict is its own run: the in-process rule of harnesses judged by
+    /// exit status. The program can forge it (see the crate docs); use [`Job::Judged`] where the
+    /// benchmark allows.
+    Whole(String),
+    /// Trusted `setup` (run in both processes), the untrusted `candidate` code in its own
+    /// sandboxed process, and the trusted `test` code in a sandboxed judge process that sees the
+    /// candidate's names as plain values or remote handles: the verdict is out of its reach.
+    Judged {
+        /// Imports and other trusted set-up code (e.g. the benchmark's API update).
+        setup: String,
+        /// The model's code.
+        candidate: String,
+        /// The benchmark's tests, ending with the call that runs them.
+        test: String,
+    },
+}
 
 /// Modules the benchmark's parent had imported before forking (those installed are loaded).
 pub const DEFAULT_PRELOAD: &[&str] = &["numpy", "pandas", "torch", "sympy", "scipy"];
@@ -42,6 +59,27 @@ pub enum ExecError {
     /// Invalid configuration.
     #[error("invalid executor configuration: {0}")]
     Config(String),
+    /// A variable named to pass into the sandbox is not set in recode's environment.
+    #[error("--sandbox-env {name}: the variable is not set in recode's environment")]
+    MissingEnv {
+        /// The variable's name.
+        name: String,
+    },
+    /// The machine permits too little isolation to run untrusted code, and running without it
+    /// was not allowed ([`ExecConfig::allow_unsandboxed`]).
+    #[error(
+        "refusing to run untrusted code: this machine/user permits no sandbox (missing: {}){}; \
+         run as root (or where user namespaces are allowed), or pass --unsafe-no-sandbox to run \
+         programs WITHOUT isolation",
+        missing.join(", "),
+        detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
+    )]
+    Unsandboxed {
+        /// The protections that are not available.
+        missing: Vec<String>,
+        /// Why the filesystem view could not be built, when known.
+        detail: Option<String>,
+    },
 }
 
 /// Limits and isolation settings of the executor pool.
@@ -63,23 +101,32 @@ pub struct ExecConfig {
     pub nproc: u64,
     /// Max size of any file a program writes.
     pub file_size_bytes: u64,
-    /// Size of the private tmpfs mounted over /tmp (and /dev/shm, /var/tmp).
+    /// Size of each private tmpfs (/tmp, /var/tmp, /run, /dev/shm).
     pub tmpfs_bytes: u64,
+    /// Memory of a whole program with all its processes (a cgroup limit; 0 = none).
+    pub memory_bytes: u64,
     /// Characters of stdout/stderr kept per program.
     pub capture_chars: usize,
     /// Modules imported once per server before forking.
     pub preload: Vec<String>,
     /// Seed of `random`, numpy's global RNG and torch's CPU generator (benchmark: 42).
     pub seed: u64,
-    /// Directories hidden (empty read-only tmpfs) from programs, e.g. the project checkout.
-    pub hide_paths: Vec<PathBuf>,
+    /// Host paths programs may read (besides the system libraries and the interpreter's own
+    /// directories): e.g. a benchmark's problem files. Nothing else of the host is visible.
+    pub read_only_paths: Vec<PathBuf>,
+    /// Names of recode's environment variables passed into programs (none by default: the
+    /// environment is built from an allow-list, see [`crate::env`]).
+    pub pass_env: Vec<String>,
     /// Run programs under a private unprivileged uid when the server is root.
     pub drop_privileges: bool,
+    /// Run programs even where the machine permits no sandbox (`--unsafe-no-sandbox`).
+    pub allow_unsandboxed: bool,
 }
 
 impl ExecConfig {
-    /// The benchmark's settings with recode's isolation defaults (6 GiB address space above
-    /// the server, 128 processes, 256 MiB files, 1 GiB tmpfs, 64 Ki chars of output).
+    /// The benchmark's settings with recode's isolation defaults (6 GiB of memory per program
+    /// and of address space per process above the server, 128 processes, 256 MiB files, 1 GiB
+    /// tmpfs, 64 Ki chars of output).
     pub fn new(python: PathBuf, workers: usize) -> ExecConfig {
         ExecConfig {
             python,
@@ -91,11 +138,14 @@ impl ExecConfig {
             nproc: 128,
             file_size_bytes: 256 << 20,
             tmpfs_bytes: 1 << 30,
+            memory_bytes: 6 << 30,
             capture_chars: 64 << 10,
             preload: DEFAULT_PRELOAD.iter().map(|s| s.to_string()).collect(),
             seed: 42,
-            hide_paths: Vec::new(),
+            read_only_paths: Vec::new(),
+            pass_env: Vec::new(),
             drop_privileges: true,
+            allow_unsandboxed: false,
         }
     }
 }
@@ -103,13 +153,63 @@ impl ExecConfig {
 /// What isolation the kernel/user permitted, reported by each server at start-up.
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 pub struct Capabilities {
-    /// New network + mount namespaces were created.
+    /// Each program gets new mount, network, IPC and UTS namespaces.
     pub namespaces: bool,
+    /// Each program is PID 1 of a new PID namespace (sees only its own processes).
+    #[serde(default)]
+    pub pid_namespace: bool,
+    /// Programs see a minimal read-only root (no host file beyond the view).
+    #[serde(default)]
+    pub minimal_root: bool,
     /// Children run under a private unprivileged uid.
     pub uid_drop: bool,
+    /// One memory limit for a program and all its processes (cgroup).
+    #[serde(default)]
+    pub cgroup_memory: bool,
+    /// One process count for a program and all its processes (cgroup).
+    #[serde(default)]
+    pub cgroup_pids: bool,
     /// A sandboxed child (after the uid drop) can list every directory of the Python install.
     #[serde(default)]
     pub python_reachable: bool,
+}
+
+impl Capabilities {
+    /// Names of the protections in force (for run logs and `summary.json`); the environment
+    /// allow-list always is.
+    pub fn active(&self) -> Vec<&'static str> {
+        self.table()
+            .into_iter()
+            .filter(|(_, on)| *on)
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    /// Names of the protections this machine/user does not permit.
+    pub fn missing(&self) -> Vec<&'static str> {
+        self.table()
+            .into_iter()
+            .filter(|(_, on)| !*on)
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    /// Whether untrusted code may run: namespaces (incl. PID) and the minimal root.
+    pub fn isolated(&self) -> bool {
+        self.namespaces && self.pid_namespace && self.minimal_root
+    }
+
+    fn table(&self) -> [(&'static str, bool); 7] {
+        [
+            ("environment_allow_list", true),
+            ("namespaces(mount,net,ipc,uts)", self.namespaces),
+            ("pid_namespace", self.pid_namespace),
+            ("minimal_read_only_root", self.minimal_root),
+            ("private_uid", self.uid_drop),
+            ("memory_per_program", self.cgroup_memory),
+            ("processes_per_program", self.cgroup_pids),
+        ]
+    }
 }
 
 /// The server's start-up message.
@@ -133,13 +233,12 @@ pub struct Hello {
     /// Directories the interpreter imports from (prefixes, `sys.path`), topmost only.
     #[serde(default)]
     pub python_roots: Vec<String>,
-    /// Untraversable ancestor (e.g. a 0700 home) → install roots re-exposed below it inside
-    /// each child's mount namespace (host permissions untouched).
+    /// Why the minimal root could not be built (None when it was).
     #[serde(default)]
-    pub exposed: std::collections::BTreeMap<String, Vec<String>>,
-    /// Directories granted `o+x` on the host because no mount namespace was available.
+    pub view_error: Option<String>,
+    /// Names of the variables in the programs' environment.
     #[serde(default)]
-    pub granted_traverse: Vec<String>,
+    pub environment: Vec<String>,
 }
 
 /// The outcome of running one program.
@@ -171,6 +270,12 @@ pub struct ExecResult {
     /// Sandbox set-up failure (infrastructure, not the program).
     #[serde(default)]
     pub setup_error: Option<String>,
+    /// Peak memory of the program with all its processes (cgroup), bytes.
+    #[serde(default)]
+    pub peak_memory_bytes: Option<u64>,
+    /// The program was killed for exceeding its memory limit.
+    #[serde(default)]
+    pub memory_limit_hit: bool,
 }
 
 impl ExecResult {
@@ -179,11 +284,14 @@ impl ExecResult {
         self.verdict == "passed"
     }
 
-    /// A short error class: `passed`, `assertion`, `timeout`, `hard_kill`, `signal:N`,
-    /// `exit:N`, `exception:Type`, `setup_error`, `server_died`.
+    /// A short error class: `passed`, `assertion`, `timeout`, `hard_kill`, `memory_limit`,
+    /// `signal:N`, `exit:N`, `exception:Type`, `setup_error`, `server_died`.
     pub fn error_class(&self) -> String {
         if self.setup_error.is_some() {
             return "setup_error".into();
+        }
+        if self.memory_limit_hit && self.outcome != "reported" {
+            return "memory_limit".into();
         }
         match self.outcome.as_str() {
             "reported" => match self.error_type.as_deref() {
@@ -212,6 +320,8 @@ impl ExecResult {
             signal: None,
             exit_code: None,
             setup_error: Some(message),
+            peak_memory_bytes: None,
+            memory_limit_hit: false,
         }
     }
 }
@@ -223,6 +333,13 @@ static WARNED: AtomicBool = AtomicBool::new(false);
 fn worker_uid(pool_seq: usize, worker: usize) -> u32 {
     let pid = std::process::id() & 0x3F_FFFF;
     (1u32 << 30) + (pid << 9) + (((pool_seq & 15) as u32) << 5) + (worker as u32 & 31)
+}
+
+/// The worker's private uid when privileges can and should be dropped (recode runs as root).
+fn private_uid(cfg: &ExecConfig, pool_seq: usize, worker: usize) -> Option<u32> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let is_root = unsafe { libc::geteuid() } == 0;
+    (cfg.drop_privileges && is_root).then(|| worker_uid(pool_seq, worker))
 }
 
 struct Server {
@@ -249,12 +366,18 @@ fn read_frame(r: &mut impl Read) -> std::io::Result<Vec<u8>> {
 }
 
 impl Server {
-    fn start(cfg: &ExecConfig, uid: Option<u32>) -> Result<Server, ExecError> {
+    fn start(
+        cfg: &ExecConfig,
+        uid: Option<u32>,
+        cgroup: Option<&WorkerCgroup>,
+    ) -> Result<Server, ExecError> {
         let conf = serde_json::json!({
             "preload": cfg.preload,
             "seed": cfg.seed,
             "uid": uid,
-            "hide_paths": cfg.hide_paths,
+            "isolate": true,
+            "read_only_paths": cfg.read_only_paths,
+            "cgroup": cgroup.map(WorkerCgroup::spec),
             "tmpfs_bytes": cfg.tmpfs_bytes,
             "capture_chars": cfg.capture_chars,
             "limits": {
@@ -264,11 +387,15 @@ impl Server {
                 "nproc": cfg.nproc,
             },
         });
+        let env = crate::env::program_environment(&cfg.python, &cfg.pass_env)?;
         let mut child = Command::new(&cfg.python)
             .arg("-I")
             .arg("-c")
             .arg(FORK_SERVER_PY)
             .arg(conf.to_string())
+            .env_clear()
+            .envs(env)
+            .current_dir("/")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -302,27 +429,24 @@ impl Server {
                 return Err(e);
             }
         };
-        if !hello.caps.python_reachable {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(ExecError::Handshake(format!(
+        let refuse = if !hello.caps.python_reachable {
+            Some(ExecError::Handshake(format!(
                 "a sandboxed program cannot read the Python install {:?} (check the permissions \
                  of these directories and their parents)",
                 hello.python_roots
-            )));
-        }
-        if !hello.granted_traverse.is_empty() {
-            tracing::warn!(
-                "granted o+x on {:?} so the sandbox uid reaches the Python install \
-                 (no mount namespace to re-expose it privately)",
-                hello.granted_traverse
-            );
-        }
-        if !hello.exposed.is_empty() {
-            tracing::debug!(
-                "Python install re-exposed inside each sandbox below: {:?}",
-                hello.exposed
-            );
+            )))
+        } else if !hello.caps.isolated() && !cfg.allow_unsandboxed {
+            Some(ExecError::Unsandboxed {
+                missing: hello.caps.missing().iter().map(|s| s.to_string()).collect(),
+                detail: hello.view_error.clone(),
+            })
+        } else {
+            None
+        };
+        if let Some(e) = refuse {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
         }
         if !hello.failed_imports.is_empty() {
             tracing::warn!(
@@ -330,10 +454,11 @@ impl Server {
                 hello.failed_imports
             );
         }
-        if !hello.caps.namespaces && !WARNED.swap(true, Ordering::Relaxed) {
+        if !hello.caps.isolated() && !WARNED.swap(true, Ordering::Relaxed) {
             tracing::warn!(
-                "network/mount namespaces are not permitted here: programs run WITHOUT network \
-                 isolation and can read/write the host's /tmp (run as root to enable them)"
+                "UNSAFE: untrusted programs run WITHOUT a sandbox (missing: {}); they can read \
+                 and write the host's files and reach the network",
+                hello.caps.missing().join(", ")
             );
         }
         Ok(Server {
@@ -344,13 +469,24 @@ impl Server {
         })
     }
 
-    fn run(&mut self, id: usize, program: &str, cfg: &ExecConfig) -> std::io::Result<ExecResult> {
-        let req = serde_json::json!({
+    fn run(&mut self, id: usize, job: &Job, cfg: &ExecConfig) -> std::io::Result<ExecResult> {
+        let mut req = serde_json::json!({
             "id": id,
-            "program": program,
             "timeout": cfg.timeout_secs,
             "hard_timeout": cfg.hard_timeout_secs,
         });
+        match job {
+            Job::Whole(program) => req["program"] = program.as_str().into(),
+            Job::Judged {
+                setup,
+                candidate,
+                test,
+            } => {
+                req["setup"] = setup.as_str().into();
+                req["candidate"] = candidate.as_str().into();
+                req["test"] = test.as_str().into();
+            }
+        }
         write_frame(&mut self.stdin, req.to_string().as_bytes())?;
         let reply = read_frame(&mut self.stdout)?;
         serde_json::from_slice(&reply)
@@ -369,6 +505,8 @@ pub struct ExecutorPool {
     cfg: ExecConfig,
     seq: usize,
     servers: Mutex<Vec<Option<Server>>>,
+    /// One per worker; dropped after the servers (see `Drop`).
+    cgroups: Vec<Option<WorkerCgroup>>,
 }
 
 impl ExecutorPool {
@@ -384,13 +522,21 @@ impl ExecutorPool {
             return Err(ExecError::Config("hard timeout below the timer".into()));
         }
         let seq = POOL_SEQ.fetch_add(1, Ordering::Relaxed);
-        let is_root = unsafe { libc::geteuid() } == 0;
+        let cgroups: Vec<Option<WorkerCgroup>> = (0..cfg.workers)
+            .map(|w| {
+                let name = format!("{}-{seq}-{w}", std::process::id());
+                (cfg.memory_bytes > 0)
+                    .then(|| WorkerCgroup::create(&name, cfg.memory_bytes, cfg.nproc))
+                    .flatten()
+            })
+            .collect();
         let started: Vec<Result<Server, ExecError>> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..cfg.workers)
                 .map(|w| {
                     let cfg = &cfg;
-                    let uid = (cfg.drop_privileges && is_root).then(|| worker_uid(seq, w));
-                    s.spawn(move || Server::start(cfg, uid))
+                    let uid = private_uid(cfg, seq, w);
+                    let cgroup = cgroups[w].as_ref();
+                    s.spawn(move || Server::start(cfg, uid, cgroup))
                 })
                 .collect();
             handles
@@ -409,6 +555,7 @@ impl ExecutorPool {
             cfg,
             seq,
             servers: Mutex::new(servers),
+            cgroups,
         })
     }
 
@@ -423,9 +570,16 @@ impl ExecutorPool {
         servers.iter().flatten().next().map(|s| s.hello.clone())
     }
 
-    /// Runs every program (each in its own sandboxed child) and returns results in order.
-    /// `progress` is called once per finished program.
+    /// Runs every whole program (each in its own sandboxed child; [`Job::Whole`]) and returns
+    /// results in order. `progress` is called once per finished program.
     pub fn run_all(&self, programs: &[String], progress: &(dyn Fn() + Sync)) -> Vec<ExecResult> {
+        let jobs: Vec<Job> = programs.iter().cloned().map(Job::Whole).collect();
+        self.run_jobs(&jobs, progress)
+    }
+
+    /// Runs every job (see [`Job`]) and returns results in order; `progress` is called once per
+    /// finished job.
+    pub fn run_jobs(&self, programs: &[Job], progress: &(dyn Fn() + Sync)) -> Vec<ExecResult> {
         let next = AtomicUsize::new(0);
         let results: Mutex<Vec<Option<ExecResult>>> = Mutex::new(vec![None; programs.len()]);
         let mut servers = match self.servers.lock() {
@@ -465,11 +619,10 @@ impl ExecutorPool {
             .unwrap_or_else(|| ExecResult::infrastructure("server_died", "no result".into()))
     }
 
-    fn run_on(&self, slot: &mut Option<Server>, w: usize, id: usize, program: &str) -> ExecResult {
+    fn run_on(&self, slot: &mut Option<Server>, w: usize, id: usize, program: &Job) -> ExecResult {
         if slot.is_none() {
-            let is_root = unsafe { libc::geteuid() } == 0;
-            let uid = (self.cfg.drop_privileges && is_root).then(|| worker_uid(self.seq, w));
-            match Server::start(&self.cfg, uid) {
+            let uid = private_uid(&self.cfg, self.seq, w);
+            match Server::start(&self.cfg, uid, self.cgroups[w].as_ref()) {
                 Ok(s) => *slot = Some(s),
                 Err(e) => return ExecResult::infrastructure("server_died", e.to_string()),
             }

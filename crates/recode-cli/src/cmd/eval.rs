@@ -61,12 +61,22 @@ pub struct ExecArgs {
     /// Hard kill of the process group, seconds (benchmark: 16).
     #[arg(long, default_value_t = 16.0)]
     pub hard_timeout: f64,
-    /// Address space a program may add above the server's, GiB (0 = unlimited; keep ≥ 4).
+    /// Memory of one program with all its processes, GiB; also the address space each process
+    /// may add above the server's (0 = unlimited; keep ≥ 4).
     #[arg(long, default_value_t = 6.0)]
     pub mem_gb: f64,
-    /// Directory hidden from programs (repeatable) [default: the current directory].
-    #[arg(long = "hide")]
-    pub hide: Vec<PathBuf>,
+    /// Host path programs may read (repeatable). Programs see only the system libraries, the
+    /// interpreter and its virtualenv, and these paths; nothing else of the host.
+    #[arg(long = "read-only", value_name = "PATH")]
+    pub read_only: Vec<PathBuf>,
+    /// Pass this variable of recode's environment into programs (repeatable). By default they
+    /// get none: the environment is built from an allow-list, so no API key or token leaks.
+    #[arg(long = "sandbox-env", value_name = "NAME")]
+    pub sandbox_env: Vec<String>,
+    /// Run untrusted programs even where this machine permits no sandbox (no namespaces, e.g.
+    /// not root and no user namespaces). DANGEROUS: programs can then read and write your files.
+    #[arg(long)]
+    pub unsafe_no_sandbox: bool,
 }
 
 impl ExecArgs {
@@ -88,27 +98,11 @@ impl ExecArgs {
         cfg.hard_timeout_secs = self.hard_timeout;
         cfg.cpu_seconds = self.hard_timeout.ceil() as u64 + 4;
         cfg.address_space_bytes = (self.mem_gb * (1u64 << 30) as f64) as u64;
-        cfg.hide_paths = if self.hide.is_empty() {
-            default_hidden(&cfg.python)
-        } else {
-            self.hide.clone()
-        };
+        cfg.memory_bytes = cfg.address_space_bytes;
+        cfg.read_only_paths = self.read_only.clone();
+        cfg.pass_env = self.sandbox_env.clone();
+        cfg.allow_unsandboxed = self.unsafe_no_sandbox;
         Ok(cfg)
-    }
-}
-
-/// The current directory, unless hiding it would hide the interpreter or is `/`.
-fn default_hidden(python: &Path) -> Vec<PathBuf> {
-    let Ok(cwd) = std::env::current_dir() else {
-        return Vec::new();
-    };
-    let py = python
-        .canonicalize()
-        .unwrap_or_else(|_| python.to_path_buf());
-    if cwd.parent().is_none() || py.starts_with(&cwd) || python.starts_with(&cwd) {
-        Vec::new()
-    } else {
-        vec![cwd]
     }
 }
 

@@ -1,0 +1,42 @@
+//! Running untrusted Python programs (model output) under isolation and per-program limits.
+//!
+//! A pool of fork servers ([`ExecutorPool`]): each server pre-imports the heavy modules once,
+//! then forks one sandboxed child per program and reports its verdict. The crate knows no model,
+//! no training and no benchmark: benchmarks assemble programs and read verdicts.
+//!
+//! # Isolation of each program (as root; see [`Capabilities`] for what a machine permits)
+//!
+//! - **Environment** built from an allow-list ([`env`]): no credential of the caller reaches it.
+//! - **Filesystem**: a minimal read-only root (system libraries, the interpreter and its
+//!   virtualenv, [`ExecConfig::read_only_paths`]); private tmpfs on `/tmp`, `/var/tmp`, `/run`
+//!   (incl. `/run/lock`) and `/dev/shm`; only `null`, `zero`, `full`, `random`, `urandom` in
+//!   `/dev`. Host files, host unix sockets and the checkout are not in the view.
+//! - **Namespaces**: PID (the program is PID 1 of its own namespace and sees only its own
+//!   processes; all of them die with it), mount, network (no interface up: no socket reaches
+//!   anything, not even the host's loopback), IPC, UTS.
+//! - **Limits**: one memory limit and one process count for the whole program with all its
+//!   children (cgroup v1 or v2), per-process rlimits (address space, CPU time, file size, no
+//!   core), a private unprivileged uid, a 15 s timer and a hard kill at 16 s, bounded output.
+//!
+//! Where the machine permits no such isolation, the pool refuses to start
+//! ([`ExecError::Unsandboxed`]) unless [`ExecConfig::allow_unsandboxed`] is set.
+//!
+//! # Threat model and what is not defended
+//!
+//! Programs are hostile (an RL policy learns any trick that raises its reward). Contained: limit
+//! escapes (time, memory, processes, output), host reads and writes outside the view, sockets
+//! of any kind, seeing host processes, credentials in the environment. Not defended here:
+//! kernel exploits (namespaces share the host kernel; no seccomp filter yet), CPU side channels,
+//! and a program deciding its own verdict while the verdict is computed in its own process
+//! (the in-process harness: the program can write the report pipe or patch the assertion
+//! machinery); verdicts computed outside the program's process are the next layer.
+
+mod cgroup;
+pub mod env;
+mod pool;
+
+pub use cgroup::WorkerCgroup;
+pub use pool::{
+    Capabilities, ExecConfig, ExecError, ExecResult, ExecutorPool, Hello, Job, DEFAULT_PRELOAD,
+    FORK_SERVER_PY,
+};
