@@ -26,7 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         t.elapsed().as_secs_f64(),
         pool.hello()
     );
-    let (report, _) = check_refs(&set, &pool, &|| {});
+    let (report, _) = check_refs(&set, &pool, Default::default(), &|| {});
     println!(
         "pass with update {}/{}, fail without {}/{}, {} programs in {:.1} s ({:.1}/s)",
         report.pass_with_update,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::pyname::test_name;
+use recode_sandbox::Job;
 
 /// Errors while loading a CodeUpdateArena file; each names the file, line and field.
 #[derive(Debug, thiserror::Error)]
@@ -366,6 +367,39 @@ pub fn banner(label: &str, body: &str) -> String {
     format!("########## Start: {label} ##########\n{body}\n##########  End : {label} ##########")
 }
 
+/// Where the verdict of a test program is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VerdictMode {
+    /// In a judge process the candidate cannot reach (the default; see `recode_sandbox::Job`).
+    #[default]
+    Judged,
+    /// In the program's own process, as the benchmark's harness does: forgeable by the
+    /// candidate; kept to measure parity with the published harness.
+    InProcess,
+}
+
+/// The trusted parts around the candidate: sections 1–3 (set-up) and 5–6 (test + call).
+fn trusted_sections(
+    example: &ArenaExample,
+    implementation: &str,
+    install: Option<&str>,
+    piece: &str,
+) -> (String, String) {
+    let mut setup = vec![
+        banner("Import statement(s)", &example.prog_syn_imports),
+        banner(
+            "Updated API implementation",
+            &banner("New function implementation", implementation),
+        ),
+    ];
+    if let Some(install) = install {
+        setup.push(banner("Update statement(s)", install));
+    }
+    let name = test_name(piece);
+    let test = format!("{piece}\n{}()", name.as_deref().unwrap_or("None"));
+    (setup.join("\n"), test)
+}
+
 /// Assembles the test program for one candidate and one test piece (harness doc §2).
 ///
 /// `install` is `Some(INSTALL)` for the with-update run and `None` for the without run
@@ -377,21 +411,37 @@ pub fn assemble_program(
     candidate: &str,
     piece: &str,
 ) -> String {
-    let mut sections = vec![
-        banner("Import statement(s)", &example.prog_syn_imports),
-        banner(
-            "Updated API implementation",
-            &banner("New function implementation", implementation),
-        ),
-    ];
-    if let Some(install) = install {
-        sections.push(banner("Update statement(s)", install));
+    let (setup, test) = trusted_sections(example, implementation, install, piece);
+    format!("{setup}\n{candidate}\n{test}")
+}
+
+/// The job judging one candidate on one test piece: the same sections as
+/// [`assemble_program`], with the verdict decided where `mode` says.
+pub fn assemble_job(
+    example: &ArenaExample,
+    implementation: &str,
+    install: Option<&str>,
+    candidate: &str,
+    piece: &str,
+    mode: VerdictMode,
+) -> Job {
+    match mode {
+        VerdictMode::InProcess => Job::Whole(assemble_program(
+            example,
+            implementation,
+            install,
+            candidate,
+            piece,
+        )),
+        VerdictMode::Judged => {
+            let (setup, test) = trusted_sections(example, implementation, install, piece);
+            Job::Judged {
+                setup,
+                candidate: candidate.to_string(),
+                test,
+            }
+        }
     }
-    sections.push(candidate.to_string());
-    sections.push(piece.to_string());
-    let name = test_name(piece);
-    sections.push(format!("{}()", name.as_deref().unwrap_or("None")));
-    sections.join("\n")
 }
 
 /// An update that passed the filter, with its INSTALL statements and split tests.

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::arena::{assemble_program, PreparedSet};
-use crate::executor::{ExecResult, ExecutorPool};
+use crate::arena::{assemble_job, PreparedSet, VerdictMode};
+use crate::executor::{ExecResult, ExecutorPool, Job};
 
 /// One test program of a candidate: which example, which piece, with or without the update.
 #[derive(Debug, Clone)]
@@ -21,8 +21,8 @@ pub struct ProgramRef {
     pub with_update: bool,
 }
 
-/// Builds every program of the reference solutions: (refs, program texts).
-pub fn reference_programs(set: &PreparedSet) -> (Vec<ProgramRef>, Vec<String>) {
+/// Builds every program of the reference solutions: (refs, jobs).
+pub fn reference_programs(set: &PreparedSet, mode: VerdictMode) -> (Vec<ProgramRef>, Vec<Job>) {
     let mut refs = Vec::new();
     let mut programs = Vec::new();
     for (ui, u) in set.updates.iter().enumerate() {
@@ -30,12 +30,13 @@ pub fn reference_programs(set: &PreparedSet) -> (Vec<ProgramRef>, Vec<String>) {
             for with_update in [true, false] {
                 for (pi, piece) in u.pieces[ei].iter().enumerate() {
                     let install = with_update.then_some(u.install.as_str());
-                    programs.push(assemble_program(
+                    programs.push(assemble_job(
                         ex,
                         &u.record.update.implementation,
                         install,
                         &ex.ref_solution,
                         piece,
+                        mode,
                     ));
                     refs.push(ProgramRef {
                         update: ui,
@@ -193,11 +194,12 @@ pub fn summarize(
 pub fn check_refs(
     set: &PreparedSet,
     pool: &ExecutorPool,
+    mode: VerdictMode,
     progress: &(dyn Fn() + Sync),
 ) -> (CheckRefsReport, Vec<ExecResult>) {
-    let (refs, programs) = reference_programs(set);
+    let (refs, programs) = reference_programs(set, mode);
     let t = std::time::Instant::now();
-    let results = pool.run_all(&programs, progress);
+    let results = pool.run_jobs(&programs, progress);
     let report = summarize(set, &refs, &results, t.elapsed().as_secs_f64());
     (report, results)
 }

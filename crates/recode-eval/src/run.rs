@@ -15,10 +15,10 @@ use std::time::Instant;
 use recode_data::ChatMessage;
 use serde::{Deserialize, Serialize};
 
-use crate::arena::{assemble_program, PreparedSet};
-use crate::executor::{ExecResult, ExecutorPool};
+use crate::arena::{assemble_job, PreparedSet, VerdictMode};
+use crate::executor::{ExecResult, ExecutorPool, Job};
 use crate::generate::{GenError, GenParams, Generator};
-use crate::humaneval::{humaneval_program, HumanEvalProblem};
+use crate::humaneval::{humaneval_job, HumanEvalProblem};
 use crate::passk::{example_scores, mean_scores, CandidateOutcome};
 use crate::prompt::{extract_answer, humaneval_messages, ArenaPrompt, ExtractSource, PromptError};
 
@@ -138,9 +138,9 @@ impl Benchmark {
         Ok(out)
     }
 
-    /// The programs judging `code` for `task`: (with_update, program) per test piece; HumanEval
-    /// has one program, counted as "with update".
-    pub fn programs(&self, task: &Task, code: &str) -> Vec<(bool, String)> {
+    /// The jobs judging `code` for `task`: (with_update, job) per test piece; HumanEval has one,
+    /// counted as "with update". Verdicts are decided where `mode` says.
+    pub fn programs(&self, task: &Task, code: &str, mode: VerdictMode) -> Vec<(bool, Job)> {
         match (self, task.target) {
             (Benchmark::Arena(set), Target::Arena { update, example }) => {
                 let u = &set.updates[update];
@@ -151,12 +151,13 @@ impl Benchmark {
                         let install = with.then_some(u.install.as_str());
                         v.push((
                             with,
-                            assemble_program(
+                            assemble_job(
                                 ex,
                                 &u.record.update.implementation,
                                 install,
                                 code,
                                 piece,
+                                mode,
                             ),
                         ));
                     }
@@ -164,7 +165,7 @@ impl Benchmark {
                 v
             }
             (Benchmark::HumanEval(ps), Target::HumanEval(i)) => {
-                vec![(true, humaneval_program(&ps[i], code))]
+                vec![(true, humaneval_job(&ps[i], code, mode))]
             }
             _ => Vec::new(),
         }
@@ -407,7 +408,7 @@ pub fn score(
             let (code, source) = extract_answer(&rec.completion);
             let start = programs.len();
             let mut with = Vec::new();
-            for (w, p) in bench.programs(task, &code) {
+            for (w, p) in bench.programs(task, &code, VerdictMode::Judged) {
                 with.push(w);
                 programs.push(p);
             }
@@ -421,7 +422,7 @@ pub fn score(
             });
         }
     }
-    let results = pool.run_all(&programs, progress);
+    let results = pool.run_jobs(&programs, progress);
     let arena = matches!(bench, Benchmark::Arena(_));
     Ok(cands
         .into_iter()

@@ -210,7 +210,10 @@ class _Cgroups:
 
     def __init__(self, spec):
         self.procs = [os.open(p, os.O_WRONLY) for p in spec.get("procs", [])]
-        self.members = [os.open(p, os.O_RDONLY) for p in spec.get("procs", [])]
+        # Directories, not the procs files: cgroup v1 keeps serving a cached pid list to an open
+        # procs file, so membership is read from a freshly opened file each time.
+        self.members = [os.open(os.path.dirname(p), os.O_RDONLY | os.O_DIRECTORY)
+                        for p in spec.get("procs", [])]
         self.peak = os.open(spec["peak"], os.O_RDWR) if spec.get("peak") else None
         self.peak_resettable = bool(spec.get("peak_resettable"))
         self.events = os.open(spec["events"], os.O_RDONLY) if spec.get("events") else None
@@ -244,8 +247,12 @@ class _Cgroups:
 
     def remaining(self):
         pids = set()
-        for fd in self.members:
-            pids.update(int(x) for x in self._read(fd).split())
+        for dirfd in self.members:
+            fd = os.open("cgroup.procs", os.O_RDONLY, dir_fd=dirfd)
+            try:
+                pids.update(int(x) for x in os.read(fd, 1 << 20).split())
+            finally:
+                os.close(fd)
         return pids
 
 

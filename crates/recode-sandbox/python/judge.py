@@ -272,7 +272,7 @@ def decode(v, remote=None, depth=0):
     if "h" in v and remote is not None:
         return remote(str(v["h"]), str(v.get("type", "object")))
     if "cb" in v and remote is not None:
-        return remote(str(v["cb"]), "callback")
+        return remote(str(v["cb"]), str(v.get("type", "object")))
     raise CandidateError("unknown value")
 
 
@@ -376,11 +376,14 @@ class _Link:
     def _enc(self, x):
         if isinstance(x, _Remote):
             return {"h": x._hid}
-        if callable(x) and not isinstance(x, type):
+        try:
+            return encode(x, None)
+        except (TypeError, ValueError):
+            # Judge objects without a value encoding (iterators, callables, ...) stay here;
+            # the candidate gets a stub that can call or iterate them, never read attributes.
             cid = f"j{len(self.callbacks)}"
             self.callbacks[cid] = x
-            return {"cb": cid}
-        return encode(x, None)
+            return {"cb": cid, "type": type(x).__name__}
 
     def _deep(self, x, depth=0):
         """Encodes an argument, with judge callables and handles nested in containers."""
@@ -430,15 +433,37 @@ class _Link:
             return reply
 
     def _answer_callback(self, req):
-        fn = self.callbacks.get(str(req["cb"]))
+        """Serves the candidate's operation on a judge object: call, iteration, len, indexing,
+        str and repr only (no attribute access: the candidate cannot walk into the judge)."""
+        obj = self.callbacks.get(str(req["cb"]))
+        op = req.get("op", "call")
         try:
-            if fn is None:
-                raise CandidateError("unknown callback")
-            args = [self.decode(a) for a in req.get("args", [])]
-            kwargs = {str(k): self.decode(v) for k, v in req.get("kwargs", [])}
-            self.ch.send({"ok": self._deep(fn(*args, **kwargs))})
-        except Exception as exc:  # the judge's own exception goes back to the candidate
+            if obj is None:
+                raise CandidateError("unknown judge object")
+            if op == "call":
+                args = [self.decode(a) for a in req.get("args", [])]
+                kwargs = {str(k): self.decode(v) for k, v in req.get("kwargs", [])}
+                result = obj(*args, **kwargs)
+            elif op in _JUDGE_OPS:
+                key = self.decode(req["key"]) if "key" in req else None
+                result = _JUDGE_OPS[op](obj, key)
+            else:
+                raise CandidateError(f"operation {op!r} on a judge object")
+            self.ch.send({"ok": self._deep(result)})
+        except BaseException as exc:  # the judge object's exception goes back to the candidate
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)) or type(exc).__name__ == "TimeoutException":
+                raise
             self.ch.send({"raise": _exception_info(exc, None)})
+
+
+_JUDGE_OPS = {
+    "iter": lambda o, k: iter(o),
+    "next": lambda o, k: next(o),
+    "len": lambda o, k: len(o),
+    "getitem": lambda o, k: o[k],
+    "str": lambda o, k: str(o),
+    "repr": lambda o, k: repr(o),
+}
 
 
 def _write_back(target, new):
@@ -546,20 +571,54 @@ def candidate_serve(ch, globals_, before, top_error):
         ch.send(reply)
 
 
+class _JudgeObject:
+    """In the candidate: a stub for a judge object (an argument without a value encoding)."""
+
+    def __init__(self, ch, handles, cid, type_name):
+        self._ch, self._handles, self._cid, self._type = ch, handles, cid, type_name
+
+    def _ask(self, op, args=(), kwargs=None, key=None):
+        msg = {"cb": self._cid, "op": op}
+        if op == "call":
+            msg["args"] = [encode(a, self._handles) for a in args]
+            msg["kwargs"] = [[k, encode(x, self._handles)] for k, x in (kwargs or {}).items()]
+        if key is not None:
+            msg["key"] = encode(key, self._handles)
+        self._ch.send(msg)
+        reply = self._ch.recv()
+        if "raise" in reply:
+            raise _rebuild_exception(reply["raise"])
+        return _cand_decode(self._ch, reply["ok"], self._handles)
+
+    def __call__(self, *args, **kwargs):
+        return self._ask("call", args, kwargs)
+
+    def __iter__(self):
+        return self._ask("iter")
+
+    def __next__(self):
+        return self._ask("next")
+
+    def __len__(self):
+        return self._ask("len")
+
+    def __getitem__(self, key):
+        return self._ask("getitem", key=key)
+
+    def __str__(self):
+        return self._ask("str")
+
+    def __repr__(self):
+        return self._ask("repr")
+
+
 def _cand_decode(ch, v, handles):
     """Decodes a judge argument in the candidate: handles resolve to the candidate's objects,
-    judge callables become stubs that call back into the judge."""
+    judge objects become stubs that call back into the judge."""
 
     def remote(hid, type_name):
-        if type_name == "callback":
-            def callback(*args, **kwargs):
-                ch.send({"cb": hid, "args": [encode(a, handles) for a in args],
-                         "kwargs": [[k, encode(x, handles)] for k, x in kwargs.items()]})
-                reply = ch.recv()
-                if "raise" in reply:
-                    raise _rebuild_exception(reply["raise"])
-                return decode(reply["ok"], remote)
-            return callback
+        if hid.startswith("j"):
+            return _JudgeObject(ch, handles, hid, type_name)
         return handles[hid]
 
     return decode(v, remote)

@@ -435,3 +435,18 @@ fn forged_verdicts_score_zero() {
         assert!(!r.passed(), "forged pass: {a:?} -> {r:?}");
     }
 }
+
+#[test]
+fn judged_arguments_without_a_value_encoding_are_served_by_the_judge() {
+    // The test passes an iterator and a callback; the candidate iterates and calls them
+    // through stubs, and mutates a list argument in place.
+    let test = "def test():\n    xs = [3, 1, 2]\n    assert total(iter([1, 2, 3]), lambda v: v * 10) == 60\n    sort_in_place(xs)\n    assert xs == [1, 2, 3]\ntest()\n";
+    let honest = "def total(it, f):\n    return sum(f(v) for v in it)\ndef sort_in_place(xs):\n    xs.sort()\n";
+    let r = judged(honest, test);
+    assert!(r.passed(), "{r:?}");
+    // A candidate cannot walk from a judge object into the judge (no attribute access).
+    let walk = "def total(it, f):\n    g = f.__globals__\n    g['test'] = lambda: None\n    return 60\ndef sort_in_place(xs):\n    xs.sort()\n";
+    let r = judged(walk, test);
+    assert!(!r.passed(), "{r:?}");
+    assert_eq!(r.error_class(), "exception:AttributeError", "{r:?}");
+}

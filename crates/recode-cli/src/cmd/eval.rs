@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use recode_eval::arena::{load_arena, prepare, SplitMode};
+use recode_eval::arena::{load_arena, prepare, SplitMode, VerdictMode};
 use recode_eval::checkrefs::{check_refs, reference_programs, CheckRefsReport};
 use recode_eval::executor::{ExecConfig, ExecutorPool};
 use recode_eval::generate::{GenParams, Generator, LocalGenerator, OpenAiClient};
@@ -127,6 +127,11 @@ pub struct CheckRefsArgs {
     /// Only the first N examples (quick runs).
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Decide each verdict inside the program's own process, as the benchmark's harness does,
+    /// instead of in a separate judge process (to measure parity with the harness; a candidate
+    /// can forge such verdicts).
+    #[arg(long)]
+    pub in_process_verdicts: bool,
     /// Executor options.
     #[command(flatten)]
     pub exec: ExecArgs,
@@ -233,9 +238,14 @@ fn run_check_refs(a: CheckRefsArgs) -> anyhow::Result<()> {
     }
     let cfg = a.exec.config()?;
     let pool = ExecutorPool::start(cfg).context("starting the executor pool")?;
-    let (refs, _) = reference_programs(&set);
+    let mode = if a.in_process_verdicts {
+        VerdictMode::InProcess
+    } else {
+        VerdictMode::Judged
+    };
+    let (refs, _) = reference_programs(&set, mode);
     let pb = progress_bar(refs.len());
-    let (report, results) = check_refs(&set, &pool, &|| pb.inc(1));
+    let (report, results) = check_refs(&set, &pool, mode, &|| pb.inc(1));
     pb.finish_and_clear();
     if let Some(out) = &a.out {
         let mut f = std::io::BufWriter::new(
@@ -586,7 +596,17 @@ fn in_lanes(
 /// fresh `python` per program and (b) the benchmark's unguarded fork-per-program parent.
 pub fn bench_eval(args: BenchEvalArgs) -> anyhow::Result<()> {
     let set = load_prepared(&args.data, false, Selection::Spread(args.limit))?;
-    let (_, programs) = reference_programs(&set);
+    let (_, jobs) = reference_programs(&set, VerdictMode::Judged);
+    let (_, whole) = reference_programs(&set, VerdictMode::InProcess);
+    // The peers run the benchmark's whole programs; recode runs its judged jobs (the path every
+    // evaluation takes) and, for the cost of judging, the same whole programs.
+    let programs: Vec<String> = whole
+        .iter()
+        .filter_map(|j| match j {
+            recode_eval::executor::Job::Whole(p) => Some(p.clone()),
+            _ => None,
+        })
+        .collect();
     let cfg = args.exec.config()?;
     let (python, workers) = (cfg.python.clone(), cfg.workers);
     let (timeout, hard) = (cfg.timeout_secs, cfg.hard_timeout_secs);
@@ -596,11 +616,18 @@ pub fn bench_eval(args: BenchEvalArgs) -> anyhow::Result<()> {
     let t = Instant::now();
     let pool = ExecutorPool::start(cfg)?;
     let t_start = t.elapsed().as_secs_f64();
-    let results = pool.run_all(&programs, &|| {});
+    let results = pool.run_jobs(&jobs, &|| {});
     let slowest = results.iter().map(|r| r.wall).fold(0.0, f64::max);
     let ours: Vec<String> = results.into_iter().map(|r| r.verdict).collect();
-    drop(pool);
     let t_ours = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let in_process: Vec<String> = pool
+        .run_all(&programs, &|| {})
+        .into_iter()
+        .map(|r| r.verdict)
+        .collect();
+    let t_in_process = t.elapsed().as_secs_f64();
+    drop(pool);
     eprintln!(
         "recode: pool start-up (imports) {t_start:.1} s, programs {:.1} s, slowest program {slowest:.1} s",
         t_ours - t_start
@@ -624,6 +651,18 @@ pub fn bench_eval(args: BenchEvalArgs) -> anyhow::Result<()> {
             "pool_startup_s": t_start,
             "slowest_program_s": slowest,
             "passed": passed(&ours),
+            "verdicts": "judged",
+        },
+        // The same pool deciding verdicts in the program's own process (the harness's rule):
+        // the cost of judging out of the candidate's reach is the ratio of the two.
+        "recode_in_process": {
+            "programs_per_s": rate(t_in_process + t_start),
+            "passed": passed(&in_process),
+            "same_pass_fail_as_judged": ours
+                .iter()
+                .zip(&in_process)
+                .filter(|(a, b)| (*a == "passed") == (*b == "passed"))
+                .count(),
         },
     });
     if args.output.no_peer {
