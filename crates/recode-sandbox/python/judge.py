@@ -17,7 +17,7 @@ import os as _os
 import struct as _struct
 import sys as _sys
 
-MAX_FRAME = 256 << 20
+MAX_FRAME = 2 << 30
 MAX_DEPTH = 64
 
 
@@ -101,6 +101,8 @@ def encode(x, handles, depth=0):
     if t is slice:
         return {"sl": [encode(v, handles, depth + 1) for v in (x.start, x.stop, x.step)]}
     enc = _encode_library(x, t, handles, depth)
+    if enc is None:
+        enc = _encode_named(x, t)
     if enc is not None:
         return enc
     if handles is None:
@@ -159,6 +161,70 @@ def _encode_library(x, t, handles, depth):
     return None
 
 
+def _qualname(obj):
+    return f"{getattr(obj, '__module__', '')}:{getattr(obj, '__qualname__', '')}"
+
+
+def _resolve(name):
+    """The object `module:qualname` names in an already imported module (or builtins); never
+    imports and never runs code of the sender."""
+    module, _, qual = str(name).partition(":")
+    obj = _builtins if module == "builtins" else _sys.modules.get(module)
+    for part in qual.split("."):
+        if obj is None or not part.isidentifier() or part.startswith("__"):
+            return None
+        obj = getattr(obj, part, None)
+    return obj
+
+
+def _encode_named(x, t):
+    """Types, enum members, numpy dtypes, torch dtypes and compiled regexes, sent by name."""
+    import enum
+    import re
+    np, torch = _mod("numpy"), _mod("torch")
+    if isinstance(x, type) and _resolve(_qualname(x)) is x:
+        return {"ty": _qualname(x)}
+    if isinstance(x, enum.Enum) and _resolve(_qualname(t)) is t:
+        return {"en": _qualname(t), "v": encode(x.value, None)}
+    if np is not None and t.__module__.startswith("numpy") and isinstance(x, np.dtype) and _np_dtype_ok(x):
+        return {"npdt": x.str}
+    if torch is not None and t is torch.dtype:
+        return {"tdt": str(x).replace("torch.", "")}
+    if t is re.Pattern:
+        return {"re": encode(x.pattern, None), "fl": x.flags}
+    return None
+
+
+def _decode_named(v):
+    import enum
+    import re
+    if "ty" in v:
+        obj = _resolve(v["ty"])
+        if not isinstance(obj, type):
+            raise CandidateError(f"unknown type {v['ty']!r}")
+        return obj
+    if "en" in v:
+        cls = _resolve(v["en"])
+        if not (isinstance(cls, type) and issubclass(cls, enum.Enum)):
+            raise CandidateError(f"unknown enum {v['en']!r}")
+        return cls(decode(v["v"]))
+    if "npdt" in v:
+        np = _mod("numpy")
+        dt = np.dtype(str(v["npdt"]))
+        if not _np_dtype_ok(dt):
+            raise CandidateError(f"numpy dtype {dt} cannot cross the sandbox")
+        return dt
+    if "tdt" in v:
+        torch = _mod("torch")
+        dt = getattr(torch, str(v["tdt"]), None) if torch is not None else None
+        if not isinstance(dt, torch.dtype):
+            raise CandidateError("unknown torch dtype")
+        return dt
+    if "re" in v:
+        return re.compile(decode(v["re"]), int(v["fl"]))
+    return None
+
+
 def _sympy_rebuild(text):
     """Rebuilds a sympy object from its srepr, calling sympy classes only (no eval)."""
     import ast
@@ -185,6 +251,12 @@ def _sympy_rebuild(text):
             args = [build(a, depth + 1) for a in node.args]
             kwargs = {k.arg: build(k.value, depth + 1) for k in node.keywords if k.arg}
             return cls(*args, **kwargs)
+        if isinstance(node, ast.Name) or (isinstance(node, ast.Attribute)
+                                          and isinstance(node.value, ast.Name) and node.value.id == "S"):
+            obj = getattr(sympy.S if isinstance(node, ast.Attribute) else sympy,
+                          node.attr if isinstance(node, ast.Attribute) else node.id, None)
+            if isinstance(obj, sympy.Basic):
+                return obj
         raise CandidateError("unexpected sympy value")
 
     return build(ast.parse(text, mode="eval").body)
@@ -240,7 +312,7 @@ def decode(v, remote=None, depth=0):
         dtype = getattr(torch, str(v["tt"]), None)
         if not isinstance(dtype, torch.dtype):
             raise CandidateError("malformed torch value")
-        t = torch.from_numpy(d(v["v"])).to(dtype)
+        t = torch.from_numpy(d(v["v"])).to(dtype).clone()
         return t.requires_grad_(True) if v.get("grad") else t
     if "sym" in v:
         return _sympy_rebuild(str(v["sym"]))
@@ -269,6 +341,8 @@ def decode(v, remote=None, depth=0):
         factory = {"list": list, "int": int, "set": set, "dict": dict, "str": str,
                    "float": float, "tuple": tuple}.get(v.get("f"))
         return collections.defaultdict(factory, items)
+    if "ty" in v or "en" in v or "npdt" in v or "tdt" in v or "re" in v:
+        return _decode_named(v)
     if "h" in v and remote is not None:
         return remote(str(v["h"]), str(v.get("type", "object")))
     if "cb" in v and remote is not None:

@@ -127,11 +127,11 @@ pub struct CheckRefsArgs {
     /// Only the first N examples (quick runs).
     #[arg(long)]
     pub limit: Option<usize>,
-    /// Decide each verdict inside the program's own process, as the benchmark's harness does,
-    /// instead of in a separate judge process (to measure parity with the harness; a candidate
-    /// can forge such verdicts).
+    /// Decide each verdict in a judge process out of the candidate's reach, as `recode eval run`
+    /// does for model output, instead of in the program's own process as the benchmark's harness
+    /// does (the references are trusted code; this measures the judged path's parity).
     #[arg(long)]
-    pub in_process_verdicts: bool,
+    pub judged: bool,
     /// Executor options.
     #[command(flatten)]
     pub exec: ExecArgs,
@@ -238,10 +238,10 @@ fn run_check_refs(a: CheckRefsArgs) -> anyhow::Result<()> {
     }
     let cfg = a.exec.config()?;
     let pool = ExecutorPool::start(cfg).context("starting the executor pool")?;
-    let mode = if a.in_process_verdicts {
-        VerdictMode::InProcess
-    } else {
+    let mode = if a.judged {
         VerdictMode::Judged
+    } else {
+        VerdictMode::InProcess
     };
     let (refs, _) = reference_programs(&set, mode);
     let pb = progress_bar(refs.len());
