@@ -11,9 +11,8 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::time::Duration;
 
-use common::{gguf, ok, start_server};
+use common::{gguf, ok, start_model_server};
 use recode_eval::humaneval::{
     default_cache_dir, fetch_humaneval, load_humaneval, HumanEvalProblem,
 };
@@ -243,21 +242,7 @@ fn humaneval_with_the_local_model() {
 #[test]
 fn humaneval_through_a_served_model() {
     let ps = problems();
-    let (_server, addr, _stderr) = start_server(
-        &[
-            "serve",
-            "model",
-            "--model",
-            &gguf(),
-            "--served-model-name",
-            "smollm2",
-            "--port",
-            "0",
-        ],
-        "recode model server on http://",
-        Duration::from_secs(120),
-    );
-    let base = format!("http://{addr}");
+    let (_server, base, _stderr) = start_model_server(&gguf(), "smollm2");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("he-endpoint");
     // A known pass (problem 0, sample 0) and a known failure (problem 1, sample 1) among the

@@ -4,21 +4,8 @@
 
 mod common;
 
-use common::{gguf, ok, recode_rows};
+use common::{gguf, max_abs_diff, ok, recode_rows};
 use recode_model::candle_core::{DType, Device, Tensor};
-
-fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-}
 
 #[test]
 fn merge_folds_the_peft_adapter_into_the_base_weights() {
@@ -94,13 +81,13 @@ fn merge_folds_the_peft_adapter_into_the_base_weights() {
         match (lora.get(&key("A")), lora.get(&key("B"))) {
             (Some(a), Some(b)) => {
                 let want = (w + (b.matmul(a).unwrap() * scale).unwrap()).unwrap();
-                let d = max_abs(m, &want);
+                let d = max_abs_diff(m, &want);
                 assert!(d < 1e-5, "{name}: merged differs from W + s·B·A by {d}");
-                if max_abs(m, w) > 1e-6 {
+                if max_abs_diff(m, w) > 1e-6 {
                     changed += 1;
                 }
             }
-            _ => assert_eq!(max_abs(m, w), 0.0, "{name} has no adapter but changed"),
+            _ => assert_eq!(max_abs_diff(m, w), 0.0, "{name} has no adapter but changed"),
         }
     }
     // SmolLM2 has 30 layers × 7 adapted projections; one step at lr 1e-2 moves every B.

@@ -8,9 +8,8 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
-use common::{gguf, start_server, BIN};
+use common::{gguf, start_model_server, BIN};
 use serde_json::{json, Value};
 
 fn post(url: &str, body: Value) -> (u16, Value) {
@@ -26,21 +25,7 @@ const QUESTION: &str = "What is the capital of France? Answer in one sentence.";
 #[test]
 fn chat_completions_match_generate_and_feed_eval_run() {
     let model = gguf();
-    let (_server, addr, _stderr) = start_server(
-        &[
-            "serve",
-            "model",
-            "--model",
-            &model,
-            "--served-model-name",
-            "smollm2",
-            "--port",
-            "0",
-        ],
-        "recode model server on http://",
-        Duration::from_secs(120),
-    );
-    let base = format!("http://{addr}");
+    let (_server, base, _stderr) = start_model_server(&model, "smollm2");
     let url = format!("{base}/v1/chat/completions");
 
     let models: Value = ureq::get(&format!("{base}/v1/models"))

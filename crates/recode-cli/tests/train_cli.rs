@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{gguf, ok, recode, recode_rows, BIN};
+use common::{gguf, max_abs_diff, ok, recode, recode_rows, BIN};
 use recode_model::candle_core::{DType, Device, Tensor};
 use recode_rl::checkpoint::{latest_checkpoint, load_tensors, STATE_FILE};
 use recode_rl::StepMetrics;
@@ -471,19 +471,6 @@ fn dapo_run_writes_metrics_checkpoints_validation_and_report() {
     assert!(out.join("validation_start.json").is_file());
     let cfg = std::fs::read_to_string(out.join("checkpoint-2/config.toml")).unwrap();
     assert!(cfg.contains("algo = \"dapo\"") && cfg.contains("dynamic_sampling = true"));
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 /// Greedy token ids `recode generate --model MODEL` continues the training prompt with.

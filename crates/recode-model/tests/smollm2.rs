@@ -7,23 +7,13 @@ use recode_model::{
     generate, load_model, AdapterConfig, AdapterKind, ForwardOpts, LogitsMode, SamplingParams,
 };
 
-fn gguf_path() -> String {
-    let p = std::env::var("RECODE_SMOLLM2_GGUF")
-        .unwrap_or_else(|_| "/root/.cache/recode/models/SmolLM2-135M-Instruct.Q4_1.gguf".into());
-    assert!(
-        std::path::Path::new(&p).exists(),
-        "SmolLM2 GGUF not found at {p}: run scripts/setup.sh (or set RECODE_SMOLLM2_GGUF)"
-    );
-    p
-}
-
 fn chat(user: &str) -> String {
     format!("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n")
 }
 
 #[test]
 fn gguf_tokenizer_round_trips_and_keeps_special_tokens() {
-    let m = load_model(&gguf_path(), DType::F32, &Device::Cpu).unwrap();
+    let m = load_model(&common::gguf_path(), DType::F32, &Device::Cpu).unwrap();
     let tok = &m.tokenizer;
     assert_eq!(tok.vocab_size(), 49152);
     for s in [
@@ -49,7 +39,7 @@ fn gguf_tokenizer_round_trips_and_keeps_special_tokens() {
 
 #[test]
 fn greedy_python_function_is_coherent() {
-    let m = load_model(&gguf_path(), DType::F32, &Device::Cpu).unwrap();
+    let m = load_model(&common::gguf_path(), DType::F32, &Device::Cpu).unwrap();
     let prompt = m
         .tokenizer
         .encode(&chat(
@@ -84,7 +74,7 @@ fn greedy_python_function_is_coherent() {
 fn unmerged_lora_over_packed_weights_equals_merged_dense() {
     // Rollouts decode LoRA unmerged over the packed Q4 base; validation, eval and `recode
     // merge` fold it into dense weights. Both must be the same function.
-    let mut m = load_model(&gguf_path(), DType::F32, &Device::Cpu).unwrap();
+    let mut m = load_model(&common::gguf_path(), DType::F32, &Device::Cpu).unwrap();
     assert!(m.model.has_packed_weights());
     let cfg = AdapterConfig {
         kind: AdapterKind::Lora,

@@ -3,6 +3,8 @@
 //! fixture tests/fixtures/smollm2_transformers_top5.json written by
 //! python/bench/make_parity_fixture.py (transformers dequantises the GGUF to float32).
 
+mod common;
+
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
@@ -37,16 +39,6 @@ fn fixture() -> Fixture {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/smollm2_transformers_top5.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn gguf_path() -> String {
-    let p = std::env::var("RECODE_SMOLLM2_GGUF")
-        .unwrap_or_else(|_| "/root/.cache/recode/models/SmolLM2-135M-Instruct.Q4_1.gguf".into());
-    assert!(
-        std::path::Path::new(&p).exists(),
-        "SmolLM2 GGUF not found at {p}: run scripts/setup.sh (or set RECODE_SMOLLM2_GGUF)"
-    );
-    p
 }
 
 /// Log-softmax (in f64) of a row of logits.
@@ -143,7 +135,7 @@ fn decoded_last(model: &CausalLM, ids: &[u32]) -> Vec<f64> {
 #[test]
 fn smollm2_tokens_and_top5_logprobs_match_transformers() {
     let fx = fixture();
-    let m = load_model(&gguf_path(), DType::F32, &Device::Cpu).unwrap();
+    let m = load_model(&common::gguf_path(), DType::F32, &Device::Cpu).unwrap();
     assert!(m.model.has_packed_weights());
     let mut worst: HashMap<&str, f64> = HashMap::new();
     for p in &fx.prompts {

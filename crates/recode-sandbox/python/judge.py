@@ -350,7 +350,7 @@ def decode(v, remote=None, depth=0):
     raise CandidateError("unknown value")
 
 
-def _exception_info(exc, handles):
+def _exception_info(exc):
     try:
         args = encode(list(exc.args), None)
     except Exception:
@@ -527,7 +527,7 @@ class _Link:
         except BaseException as exc:  # the judge object's exception goes back to the candidate
             if isinstance(exc, (KeyboardInterrupt, SystemExit)) or type(exc).__name__ == "TimeoutException":
                 raise
-            self.ch.send({"raise": _exception_info(exc, None)})
+            self.ch.send({"raise": _exception_info(exc)})
 
 
 _JUDGE_OPS = {
@@ -592,7 +592,7 @@ def candidate_serve(ch, globals_, before, top_error):
     loop only hurts the candidate if it breaks."""
     handles = {}
     if top_error is not None:
-        ch.send({"error": _exception_info(top_error, None)})
+        ch.send({"error": _exception_info(top_error)})
         return
     names = {}
     for k, v in list(globals_.items()):
@@ -641,7 +641,7 @@ def candidate_serve(ch, globals_, before, top_error):
             if mut:
                 reply["mut"] = mut
         except BaseException as exc:
-            reply = {"raise": _exception_info(exc, handles)}
+            reply = {"raise": _exception_info(exc)}
         ch.send(reply)
 
 

@@ -46,6 +46,43 @@ pub fn ok(args: &[&str]) -> Output {
     out
 }
 
+/// Max |a - b| over all elements (f32 tensors of the same shape).
+pub fn max_abs_diff(
+    a: &recode_model::candle_core::Tensor,
+    b: &recode_model::candle_core::Tensor,
+) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+/// Starts `recode serve model --model MODEL --served-model-name NAME` on a free loopback port;
+/// returns the process, its base URL and the rest of its stderr lines.
+pub fn start_model_server(model: &str, name: &str) -> (Guard, String, mpsc::Receiver<String>) {
+    let (server, addr, stderr) = start_server(
+        &[
+            "serve",
+            "model",
+            "--model",
+            model,
+            "--served-model-name",
+            name,
+            "--port",
+            "0",
+        ],
+        "recode model server on http://",
+        Duration::from_secs(120),
+    );
+    (server, format!("http://{addr}"), stderr)
+}
+
 /// Kills the child if the test fails before it exits.
 pub struct Guard(pub Child);
 

@@ -10,6 +10,17 @@ use recode_model::{CausalLM, ModelConfig};
 
 pub mod gguf;
 
+/// The real SmolLM2 GGUF of scripts/setup.sh (`$RECODE_SMOLLM2_GGUF`).
+pub fn gguf_path() -> String {
+    let p = std::env::var("RECODE_SMOLLM2_GGUF")
+        .unwrap_or_else(|_| "/root/.cache/recode/models/SmolLM2-135M-Instruct.Q4_1.gguf".into());
+    assert!(
+        std::path::Path::new(&p).exists(),
+        "SmolLM2 GGUF not found at {p}: run scripts/setup.sh (or set RECODE_SMOLLM2_GGUF)"
+    );
+    p
+}
+
 /// The Python of the dev venv (RECODE_VENV or the setup script's default).
 pub fn python() -> PathBuf {
     let venv =
