@@ -18,12 +18,14 @@ Requests: {"id", "program", "timeout", "hard_timeout"}; replies: see `_run_one`.
 """
 
 import ctypes
+import io
 import json
 import os
 import platform
 import select
 import signal
 import struct
+import subprocess
 import sys
 import time
 
@@ -77,17 +79,43 @@ def _mount_tmpfs(target, size, mode, flags=0):
     _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | flags, f"size={size},mode={mode}")
 
 
+# Prints the directories an interpreter imports from (prefixes, its executable's directory and
+# sys.path entries, as given and resolved). Run in this server and in every interpreter a job
+# may exec, so it stays valid Python 2.7 and 3.x.
+ROOTS_SNIPPET = """
+import json, os, sys
+c = set([sys.prefix, getattr(sys, "base_prefix", sys.prefix), sys.exec_prefix,
+         getattr(sys, "base_exec_prefix", sys.exec_prefix), os.path.dirname(sys.executable)])
+c.update(p for p in sys.path if p)
+r = set()
+for p in c:
+    for q in (os.path.abspath(p), os.path.realpath(p)):
+        if os.path.isdir(q):
+            r.add(q)
+for q in (sys.executable, os.path.realpath(sys.executable)):
+    r.add(os.path.dirname(q))
+sys.stdout.write(json.dumps(sorted(r)))
+"""
+
+
 def _python_roots():
-    """Directories the interpreter imports from (prefixes and sys.path entries, as given and
-    resolved), reduced to the topmost ones."""
-    cands = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-             os.path.dirname(sys.executable)}
-    cands.update(p for p in sys.path if p)
-    paths = set()
-    for p in cands:
-        for q in (os.path.abspath(p), os.path.realpath(p)):
-            if os.path.isdir(q):
-                paths.add(q)
+    """Directories this interpreter and every interpreter in `CONFIG["interpreters"]` (which jobs
+    may exec) import from, reduced to the topmost ones."""
+    scope = {}
+    out = io.StringIO()
+    real, sys.stdout = sys.stdout, out
+    try:
+        exec(ROOTS_SNIPPET, scope)
+    finally:
+        sys.stdout = real
+    paths = set(json.loads(out.getvalue()))
+    for py in CONFIG.get("interpreters", []):
+        done = subprocess.run([py, "-E", "-s", "-c", ROOTS_SNIPPET], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=60)
+        if done.returncode != 0:
+            tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
+            raise OSError(2, f"interpreter {py} failed to report its paths: {tail}")
+        paths.update(json.loads(done.stdout.decode()))
     return _topmost(paths)
 
 
@@ -99,7 +127,12 @@ def _topmost(paths):
     return roots
 
 
-PY_ROOTS = _python_roots()
+try:
+    PY_ROOTS = _python_roots()
+except (OSError, ValueError, subprocess.SubprocessError) as _exc:
+    _send_fatal = json.dumps({"fatal": f"{type(_exc).__name__}: {_exc}"}).encode()
+    os.write(_PROTO_OUT, struct.pack(">I", len(_send_fatal)) + _send_fatal)
+    sys.exit(2)
 # System paths of the view: shared libraries and the dynamic linker (symlinks are recreated as
 # symlinks, so merged-/usr layouts keep working). Nothing under /home, /root, /srv, /opt, /var
 # or /etc is visible except what is listed here or passed as a read-only path.
@@ -202,6 +235,18 @@ def _isolate_child():
     os.chmod("/run/lock", 0o1777)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     _check(_libc.sethostname(b"sandbox", 7), "sethostname")
+
+
+def _loopback_up():
+    """Brings `lo` up in this (private, empty) network namespace: servers under test can listen
+    on 127.0.0.1 and reach only themselves."""
+    import fcntl
+    import socket
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sh22x", b"lo", 0)
+        flags = struct.unpack("16sh22x", fcntl.ioctl(s, siocgifflags, req))[1]
+        fcntl.ioctl(s, siocsifflags, struct.pack("16sh22x", b"lo", flags | iff_up))
 
 
 class _Cgroups:
@@ -336,10 +381,8 @@ if "torch" in sys.modules:
     _torch.set_num_threads(1)
 
 import faulthandler  # noqa: E402
-import io  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import builtins  # noqa: E402
 
@@ -412,16 +455,19 @@ def _guard():
         sys.modules[name] = None
 
 
-def _enter_sandbox(keep, vsz, errfd):
+def _enter_sandbox(keep, vsz, errfd, loopback=False, cpu_seconds=None, guard=True):
     """In a freshly forked child: joins the worker's cgroups, isolates (namespaces, private
-    tmpfs, /proc), closes every fd but `keep`, applies the limits and drops to the private uid,
-    captures output and applies the benchmark's guard. Returns the output buffer. On failure
-    writes a set-up error to `errfd` (when given) and exits."""
+    tmpfs, /proc; `lo` up with `loopback`), closes every fd but `keep`, applies the limits and
+    drops to the private uid; with `guard`, captures output and applies the benchmark's guard.
+    Returns the output buffer (None without `guard`). On failure writes a set-up error to
+    `errfd` (when given) and exits."""
     try:
         CGROUPS.join()
         os.setsid()
         if ISOLATE:
             _isolate_child()
+            if loopback:
+                _loopback_up()
         work = tempfile.mkdtemp(prefix="recode-eval-", dir="/tmp")
         uid = CONFIG["uid"] if CAPS["uid_drop"] else None
         if uid is not None:
@@ -442,7 +488,8 @@ def _enter_sandbox(keep, vsz, errfd):
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)
         lim = CONFIG["limits"]
-        resource.setrlimit(resource.RLIMIT_CPU, (lim["cpu_seconds"], lim["cpu_seconds"] + 1))
+        cpu = cpu_seconds or lim["cpu_seconds"]
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
         if lim["address_space_bytes"]:
             cap = vsz + lim["address_space_bytes"]
             resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
@@ -452,6 +499,8 @@ def _enter_sandbox(keep, vsz, errfd):
             resource.setrlimit(resource.RLIMIT_NPROC, (lim["nproc"], lim["nproc"]))
             _drop_uid(uid)
         _libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: die with the server
+        if not guard:
+            return None
         random.seed()  # fresh entropy, as after the benchmark's fork
         out = _Bounded(CONFIG["capture_chars"])
         sys.stdin = _NoInput()
@@ -548,6 +597,149 @@ def _judge_child(setup, test, timeout, rfd, wfd, report_fd, vsz):
         exec(test, g)
 
     _report_verdict(body, timeout, report_fd, out)
+
+
+def _exec_child(job, outw, errw, vsz):
+    """A command in a fresh process (`job`: argv, files, env, loopback, cpu_seconds): the
+    sandbox's isolation and limits and the files written into the private work directory (the
+    cwd); then this process stays the namespace's init (reaping orphans) while a child, with
+    stdout and stderr into `outw`, execs the command, whose wait status goes to `errw`. The
+    command is not PID 1, so signals treat it as any process. Never returns."""
+    _enter_sandbox([outw, errw], vsz, errw, loopback=job.get("loopback", False),
+                   cpu_seconds=job.get("cpu_seconds"), guard=False)
+    try:
+        work = os.getcwd()
+        for rel, content in job.get("files", []):
+            parts = rel.split("/")
+            if rel.startswith("/") or ".." in parts or "" in parts:
+                raise ValueError(f"file path {rel!r} must be relative, inside the work dir")
+            if len(parts) > 1:
+                os.makedirs(os.path.join(work, *parts[:-1]), exist_ok=True)
+            with open(os.path.join(work, rel), "w", encoding="utf-8") as f:
+                f.write(content)
+        env = dict(os.environ)
+        env.update(job.get("env", {}))
+        argv = job["argv"]
+        env["PATH"] = os.path.dirname(argv[0]) + ":" + env.get("PATH", "/usr/bin:/bin")
+        env["PWD"] = work
+        if not os.access(argv[0], os.X_OK):
+            raise FileNotFoundError(f"{argv[0]} is not an executable inside the sandbox's view")
+        pid = os.fork()
+        if pid == 0:
+            try:
+                signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+                os.dup2(outw, 1)
+                os.dup2(outw, 2)
+                os.close(outw)
+                os.close(errw)
+                os.execve(argv[0], argv, env)
+            finally:
+                os._exit(127)
+        os.close(outw)
+        while True:
+            done, status = os.waitpid(-1, 0)
+            if done == pid:
+                break
+        os.write(errw, json.dumps({"status": status}).encode())
+        os._exit(0)
+    except BaseException as exc:
+        os.write(errw, json.dumps({"setup_error": f"{type(exc).__name__}: {exc}"}).encode())
+        os._exit(3)
+
+
+def _run_exec(req):
+    """Runs an exec job: the verdict is the command's exit status (0 passes); output is kept up
+    to the capture limit. Killed (with its whole PID namespace) at `hard_timeout`."""
+    job = req["exec"]
+    hard = float(req["hard_timeout"])
+    outr, outw = os.pipe()
+    errr, errw = os.pipe()
+    CGROUPS.reset_peak()
+    ooms = CGROUPS.oom_kills()
+    vsz = _vsz_bytes()
+    t0 = time.monotonic()
+    pid = _fork_program()
+    if pid == 0:
+        os.close(outr)
+        os.close(errr)
+        _exec_child(job, outw, errw, vsz)
+    os.close(outw)
+    os.close(errw)
+    out, total, status, end = _collect_output(pid, outr, t0 + hard, CONFIG["capture_chars"])
+    _sweep(CONFIG["uid"] if CAPS["uid_drop"] else None)
+    os.set_blocking(errr, False)
+    try:
+        err = os.read(errr, 1 << 16)
+    except BlockingIOError:
+        err = b""
+    os.close(outr)
+    os.close(errr)
+    wall = end - t0
+    reply = {"id": req["id"], "wall": wall, "peak_memory_bytes": CGROUPS.peak_bytes(),
+             "memory_limit_hit": CGROUPS.oom_kills() > ooms, "error_type": None,
+             "stdout": out.decode("utf-8", "replace"), "stdout_chars": total}
+    try:
+        told = json.loads(err.decode("utf-8", "replace")) if err else {}
+    except ValueError:
+        told = {"setup_error": err.decode("utf-8", "replace")}
+    if "setup_error" in told:
+        reply["setup_error"] = told["setup_error"]
+    if "status" in told:
+        status = told["status"]  # the command's own, reported by the namespace's init
+    if wall >= hard:
+        reply.update(verdict="timed out", outcome="timeout")
+    elif os.WIFSIGNALED(status):
+        reply.update(verdict=f"failed: signal {os.WTERMSIG(status)}", outcome="signaled",
+                     signal=os.WTERMSIG(status))
+    else:
+        code = os.WEXITSTATUS(status)
+        reply.update(verdict="passed" if code == 0 else f"failed: exit status {code}",
+                     outcome="exited", exit_code=code)
+    return reply
+
+
+def _collect_output(pid, outr, deadline, limit):
+    """Reads the output of process `pid` (kept up to `limit` bytes, counted beyond) until it
+    exits or the deadline passes; then kills and reaps it. Returns (kept bytes, total bytes,
+    wait status, end time)."""
+    pidfd = os.pidfd_open(pid)
+    kept, total, open_ = bytearray(), 0, True
+    end = None
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        ready, _, _ = select.select([outr, pidfd] if open_ else [pidfd], [], [], left)
+        if outr in ready:
+            chunk = os.read(outr, 1 << 16)
+            if not chunk:
+                open_ = False
+                continue
+            total += len(chunk)
+            if len(kept) < limit:
+                kept += chunk[:limit - len(kept)]
+            continue
+        if pidfd in ready:
+            end = time.monotonic()
+            os.set_blocking(outr, False)
+            try:
+                while chunk := os.read(outr, 1 << 16):
+                    total += len(chunk)
+                    if len(kept) < limit:
+                        kept += chunk[:limit - len(kept)]
+            except BlockingIOError:
+                pass
+            break
+    if end is None:
+        end = time.monotonic()
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    _, status = os.waitpid(pid, 0)
+    os.close(pidfd)
+    return bytes(kept), total, status, end
 
 
 def _kill_uid(uid):
@@ -737,7 +929,7 @@ def main():
             return
         req = json.loads(body)
         try:
-            reply = _run_one(req)
+            reply = _run_exec(req) if "exec" in req else _run_one(req)
         except Exception as exc:  # an infrastructure failure, reported, never a verdict
             reply = {"id": req.get("id"), "verdict": "timed out", "outcome": "server_error",
                      "error_type": None, "setup_error": f"{type(exc).__name__}: {exc}"}

@@ -25,11 +25,25 @@
 //!
 //! Programs are hostile (an RL policy learns any trick that raises its reward). Contained: limit
 //! escapes (time, memory, processes, output), host reads and writes outside the view, sockets
-//! of any kind, seeing host processes, credentials in the environment. Not defended here:
-//! kernel exploits (namespaces share the host kernel; no seccomp filter yet), CPU side channels,
-//! and a program deciding its own verdict while the verdict is computed in its own process
-//! (the in-process harness: the program can write the report pipe or patch the assertion
-//! machinery); verdicts computed outside the program's process are the next layer.
+//! of any kind, seeing host processes, credentials in the environment.
+//!
+//! Verdicts: a [`Job::Judged`] runs the candidate and the test code in two sandboxed processes;
+//! the test sees the candidate's results as decoded plain values or as handles that never
+//! forward comparisons, so writing the report channel, exiting early, patching builtins or the
+//! assertion machinery, and always-equal objects all stay in the candidate's process and cannot
+//! change the verdict. [`Job::Whole`] and [`Job::Exec`] keep a benchmark's own rule (the
+//! program's report or exit status), which the program can forge: use them only where that rule
+//! is the benchmark's, or for trusted code.
+//!
+//! Not defended here: kernel exploits (namespaces share the host kernel; no seccomp filter yet),
+//! CPU side channels, and denial of service within the limits (a program may use its whole
+//! time, memory and output budget).
+//!
+//! # Other interpreters
+//!
+//! The servers run on [`ExecConfig::python`]; a [`Job::Exec`] may run any interpreter listed in
+//! [`ExecConfig::interpreters`] (e.g. a virtualenv of another Python version per package
+//! version), whose install roots join the read-only view. One pool serves many virtualenvs.
 
 mod cgroup;
 pub mod env;
@@ -37,6 +51,6 @@ mod pool;
 
 pub use cgroup::WorkerCgroup;
 pub use pool::{
-    Capabilities, ExecConfig, ExecError, ExecResult, ExecutorPool, Hello, Job, DEFAULT_PRELOAD,
-    FORK_SERVER_PY,
+    Capabilities, ExecConfig, ExecError, ExecJob, ExecResult, ExecutorPool, Hello, Job,
+    DEFAULT_PRELOAD, FORK_SERVER_PY,
 };

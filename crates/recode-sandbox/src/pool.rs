@@ -19,7 +19,7 @@ pub const FORK_SERVER_PY: &str = concat!(
 );
 
 /// One program to run, and where its verdict is decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Job {
     /// A whole program whose verdict is its own run: the in-process rule of harnesses judged by
     /// exit status. The program can forge it (see the crate docs); use [`Job::Judged`] where the
@@ -36,6 +36,78 @@ pub enum Job {
         /// The benchmark's tests, ending with the call that runs them.
         test: String,
     },
+    /// A command in a fresh process (e.g. another virtualenv's interpreter running a script or
+    /// pytest) under the same isolation and limits; its verdict is its exit status. Like
+    /// [`Job::Whole`], the command can forge that status: use it where the benchmark's own rule
+    /// is an exit status, or where a fresh interpreter is the point (import-time warnings).
+    Exec(ExecJob),
+}
+
+/// A command run by [`Job::Exec`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ExecJob {
+    /// The command: `argv[0]` is an absolute path inside the view (an interpreter named in
+    /// [`ExecConfig::interpreters`], or a system binary).
+    pub argv: Vec<String>,
+    /// Files written (as the program's uid) into the fresh private work directory, which is the
+    /// command's cwd: relative path (no `..`) and content.
+    pub files: Vec<(String, String)>,
+    /// Variables set on top of the sandbox's allow-listed environment (never secrets: they are
+    /// visible to the command). `PATH` starts with `argv[0]`'s directory.
+    pub env: Vec<(String, String)>,
+    /// Wall-clock limit of this job (the pool's hard limit when `None`); the CPU-time rlimit
+    /// follows it.
+    pub timeout_secs: Option<f64>,
+    /// Bring the loopback interface up in the job's private network namespace (servers under
+    /// test on 127.0.0.1; nothing of the host is reachable either way).
+    pub loopback: bool,
+}
+
+impl ExecJob {
+    /// A command with no files, no extra variables and the pool's limits.
+    pub fn new<I, S>(argv: I) -> ExecJob
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        ExecJob {
+            argv: argv.into_iter().map(Into::into).collect(),
+            ..ExecJob::default()
+        }
+    }
+
+    /// Adds a file to the work directory.
+    pub fn file(mut self, path: impl Into<String>, content: impl Into<String>) -> ExecJob {
+        self.files.push((path.into(), content.into()));
+        self
+    }
+
+    /// Checks what the fork server would refuse: an empty or relative command, file paths that
+    /// leave the work directory, a non-positive timeout.
+    fn validate(&self) -> Result<(), String> {
+        let Some(cmd) = self.argv.first() else {
+            return Err("exec job: empty argv".into());
+        };
+        if !cmd.starts_with('/') {
+            return Err(format!(
+                "exec job: argv[0] `{cmd}` must be an absolute path"
+            ));
+        }
+        for (path, _) in &self.files {
+            let parts: Vec<&str> = path.split('/').collect();
+            if path.starts_with('/') || parts.iter().any(|p| p.is_empty() || *p == "..") {
+                return Err(format!(
+                    "exec job: file `{path}` must be a relative path inside the work directory"
+                ));
+            }
+        }
+        if let Some(t) = self.timeout_secs {
+            if !(t > 0.0 && t.is_finite()) {
+                return Err(format!("exec job: timeout {t} must be positive"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Modules the benchmark's parent had imported before forking (those installed are loaded).
@@ -117,6 +189,9 @@ pub struct ExecConfig {
     /// Names of recode's environment variables passed into programs (none by default: the
     /// environment is built from an allow-list, see [`crate::env`]).
     pub pass_env: Vec<String>,
+    /// Other interpreters [`Job::Exec`] commands may run (e.g. virtualenvs of other Python
+    /// versions): their install roots join the read-only view.
+    pub interpreters: Vec<PathBuf>,
     /// Run programs under a private unprivileged uid when the server is root.
     pub drop_privileges: bool,
     /// Run programs even where the machine permits no sandbox (`--unsafe-no-sandbox`).
@@ -144,6 +219,7 @@ impl ExecConfig {
             seed: 42,
             read_only_paths: Vec::new(),
             pass_env: Vec::new(),
+            interpreters: Vec::new(),
             drop_privileges: true,
             allow_unsandboxed: false,
         }
@@ -285,7 +361,8 @@ impl ExecResult {
     }
 
     /// A short error class: `passed`, `assertion`, `timeout`, `hard_kill`, `memory_limit`,
-    /// `signal:N`, `exit:N`, `exception:Type`, `setup_error`, `server_died`.
+    /// `signal:N`, `exit:N`, `exception:Type`, `setup_error`, `server_died` (exec jobs:
+    /// `passed`, `exit:N`, `signal:N`, `timeout`, `memory_limit`, `setup_error`).
     pub fn error_class(&self) -> String {
         if self.setup_error.is_some() {
             return "setup_error".into();
@@ -300,7 +377,8 @@ impl ExecResult {
                 Some("TimeoutException") => "timeout".into(),
                 Some(t) => format!("exception:{t}"),
             },
-            "no_report" => match (self.signal, self.exit_code) {
+            "exited" | "signaled" if self.passed() => "passed".into(),
+            "no_report" | "exited" | "signaled" => match (self.signal, self.exit_code) {
                 (Some(s), _) => format!("signal:{s}"),
                 (_, Some(c)) => format!("exit:{c}"),
                 _ => "no_report".into(),
@@ -342,6 +420,13 @@ fn private_uid(cfg: &ExecConfig, pool_seq: usize, worker: usize) -> Option<u32> 
     (cfg.drop_privileges && is_root).then(|| worker_uid(pool_seq, worker))
 }
 
+/// A server's refusal to start, in place of its hello (e.g. an interpreter of
+/// [`ExecConfig::interpreters`] that cannot run).
+#[derive(Deserialize)]
+struct Fatal {
+    fatal: String,
+}
+
 struct Server {
     child: Child,
     stdin: ChildStdin,
@@ -377,6 +462,7 @@ impl Server {
             "uid": uid,
             "isolate": true,
             "read_only_paths": cfg.read_only_paths,
+            "interpreters": cfg.interpreters,
             "cgroup": cgroup.map(WorkerCgroup::spec),
             "tmpfs_bytes": cfg.tmpfs_bytes,
             "capture_chars": cfg.capture_chars,
@@ -418,6 +504,9 @@ impl Server {
         let hello = read_frame(&mut stdout)
             .map_err(|e| ExecError::Handshake(format!("no hello from server: {e}")))
             .and_then(|b| {
+                if let Ok(Fatal { fatal }) = serde_json::from_slice::<Fatal>(&b) {
+                    return Err(ExecError::Config(fatal));
+                }
                 serde_json::from_slice::<Hello>(&b)
                     .map_err(|e| ExecError::Handshake(format!("bad hello: {e}")))
             });
@@ -485,6 +574,17 @@ impl Server {
                 req["setup"] = setup.as_str().into();
                 req["candidate"] = candidate.as_str().into();
                 req["test"] = test.as_str().into();
+            }
+            Job::Exec(job) => {
+                let timeout = job.timeout_secs.unwrap_or(cfg.hard_timeout_secs);
+                req["hard_timeout"] = timeout.into();
+                req["exec"] = serde_json::json!({
+                    "argv": job.argv,
+                    "files": job.files,
+                    "env": job.env.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+                    "loopback": job.loopback,
+                    "cpu_seconds": (timeout.ceil() as u64 + 1).max(cfg.cpu_seconds),
+                });
             }
         }
         write_frame(&mut self.stdin, req.to_string().as_bytes())?;
@@ -625,6 +725,11 @@ impl ExecutorPool {
             match Server::start(&self.cfg, uid, self.cgroups[w].as_ref()) {
                 Ok(s) => *slot = Some(s),
                 Err(e) => return ExecResult::infrastructure("server_died", e.to_string()),
+            }
+        }
+        if let Job::Exec(job) = program {
+            if let Err(e) = job.validate() {
+                return ExecResult::infrastructure("invalid_job", e);
             }
         }
         let Some(server) = slot.as_mut() else {
