@@ -10,6 +10,7 @@
 //! - [`passk`]: the unbiased pass@k estimator and the per-example scores (UPass, …).
 //! - [`paired`]: paired comparisons of two evaluations (bootstrap interval, McNemar test).
 //! - [`setup`]: the managed virtualenv with the benchmark's pinned packages.
+//! - [`gitchameleon`]: GitChameleon 2.0: records, per-problem environments, pytest runs.
 
 pub mod arena;
 pub mod checkrefs;
@@ -18,6 +19,7 @@ pub mod executor {
     pub use recode_sandbox::*;
 }
 pub mod generate;
+pub mod gitchameleon;
 pub mod humaneval;
 pub mod paired;
 pub mod passk;
