@@ -23,16 +23,22 @@
 # stopped (a stage cut mid-way resumes from its latest checkpoint).
 # Scale with LEARN_SFT_STEPS / LEARN_GRPO_STEPS / LEARN_DAPO_STEPS / LEARN_RAW_STEPS /
 # LEARN_VAL_LIMIT; LEARN_EDIT_WEIGHT as above; LEARN_RL_LR / LEARN_RL_TEMPERATURE for RL.
+# Data: RECODE_DATA, else ../shared/data, else the hub dataset (scripts/resolve-data.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# shellcheck source=scripts/resolve-data.sh
+. scripts/resolve-data.sh
+recode_resolve_data recode
+data=$RECODE_DATA
 # The assignment keeps set-up's exit status (a bare eval "$(…)" would discard it).
 setup_env=$(scripts/setup.sh)
 eval "$setup_env"
 export RECODE_VENV RECODE_SMOLLM2_GGUF RECODE_QWEN_TOKENIZER_DIR
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 out=${1:-runs/learning}
 mkdir -p "$out"
-data=${RECODE_DATA:-$root/../shared/data/recode/api_update.jsonl}
 sft_steps=${LEARN_SFT_STEPS:-300}
 grpo_steps=${LEARN_GRPO_STEPS:-100}
 dapo_steps=${LEARN_DAPO_STEPS:-80}
@@ -45,7 +51,7 @@ if [ -z "${RECODE_BIN:-}" ]; then
   step "build (release)"
   cargo build --release --quiet -p recode-cli
 fi
-recode=${RECODE_BIN:-$root/target/release/recode}
+recode=${RECODE_BIN:-$(recode_target_dir)/release/recode}
 
 step "data: clean and split (seed 42)"
 "$recode" data clean "$data" "$out/clean.jsonl"

@@ -4,17 +4,25 @@
 # → evaluation on CodeUpdateArena (sandboxed unit tests, pass@k) → HTML reports.
 # Outputs go to $1 (default runs/quickstart). Sized to finish in minutes on a 2-core CPU;
 # scale with QUICKSTART_SFT_STEPS / QUICKSTART_RL_STEPS / QUICKSTART_EVAL_PROBLEMS.
+# Data: RECODE_DATA (ReCode training data) and RECODE_ARENA (CodeUpdateArena), else
+# ../shared/data beside the checkout, else the public hub datasets downloaded once into the
+# cache (scripts/resolve-data.sh); resolved first, so a missing data set fails in seconds.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# shellcheck source=scripts/resolve-data.sh
+. scripts/resolve-data.sh
+recode_resolve_data recode arena
+data=$RECODE_DATA
+arena=$RECODE_ARENA
 # The assignment keeps set-up's exit status (a bare eval "$(…)" would discard it).
 setup_env=$(scripts/setup.sh)
 eval "$setup_env"
 export RECODE_VENV RECODE_SMOLLM2_GGUF RECODE_QWEN_TOKENIZER_DIR
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 out=${1:-runs/quickstart}
 mkdir -p "$out"
-data=${RECODE_DATA:-$root/../shared/data/recode/api_update.jsonl}
-arena=${RECODE_ARENA:-$root/../shared/data/codeupdatearena/arena-dev.jsonl}
 sft_steps=${QUICKSTART_SFT_STEPS:-8}
 rl_steps=${QUICKSTART_RL_STEPS:-2}
 eval_problems=${QUICKSTART_EVAL_PROBLEMS:-4}
@@ -23,7 +31,7 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 
 step "build (release)"
 cargo build --release --quiet -p recode-cli
-recode=$root/target/release/recode
+recode=$(recode_target_dir)/release/recode
 
 step "data: validate, clean, split"
 "$recode" data stats "$data"

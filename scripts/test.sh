@@ -26,7 +26,9 @@ export RECODE_VENV RECODE_SMOLLM2_GGUF RECODE_QWEN_TOKENIZER_DIR
 export RECODE_SHARED=${RECODE_SHARED:-$root/../shared}
 # A fresh clone gains nothing from incremental state; skipping it saves gigabytes of disk.
 if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
-target_dir=$(cargo metadata --format-version 1 --no-deps | "$RECODE_VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+target_dir=$(recode_target_dir)
 export RECODE_BIN=$target_dir/debug/recode
 
 if wants fmt; then
