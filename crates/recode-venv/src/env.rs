@@ -2,8 +2,9 @@
 //!
 //! Build steps (under the env's lock): `python -m venv DIR`; optionally upgrade pip; `pip wheel`
 //! the requirements into the shared wheelhouse (exclusive wheelhouse lock); `pip install
-//! --no-index --find-links WHEELHOUSE` (shared lock); `pip freeze`; write [`ENV_RECORD`]; write
-//! [`COMPLETE_MARKER`] last. Any failure removes the directory.
+//! --no-index --find-links WHEELHOUSE` (shared lock); the follow-up installs
+//! ([`EnvSpec::after`]) the same way, one call each, failures recorded; `pip freeze`; write
+//! [`ENV_RECORD`]; write [`COMPLETE_MARKER`] last. Any other failure removes the directory.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,11 @@ pub struct EnvSpec {
     /// Upgrade pip inside the venv first (old interpreters ship pips without newer wheel tags).
     #[serde(default)]
     pub upgrade_pip: bool,
+    /// Requirements installed after the main install, one pip call each and in this order, so
+    /// each may change what the resolver chose before (e.g. a benchmark's pins applied after its
+    /// library). A failing one is recorded in [`Venv::failed_after`], not fatal.
+    #[serde(default)]
+    pub after: Vec<String>,
 }
 
 impl EnvSpec {
@@ -48,6 +54,7 @@ impl EnvSpec {
             requirements: requirements.into_iter().map(Into::into).collect(),
             pip_args: Vec::new(),
             upgrade_pip: false,
+            after: Vec::new(),
         }
     }
 
@@ -56,10 +63,14 @@ impl EnvSpec {
         let mut reqs = self.requirements.clone();
         reqs.sort();
         reqs.dedup();
-        let canonical = serde_json::json!({
+        let mut canonical = serde_json::json!({
             "python": self.python.path, "version": self.python.version,
             "requirements": reqs, "pip_args": self.pip_args, "upgrade_pip": self.upgrade_pip,
         });
+        // Keys of specs without follow-up installs stay what they were.
+        if !self.after.is_empty() {
+            canonical["after"] = serde_json::json!(self.after);
+        }
         let digest = Sha256::digest(canonical.to_string().as_bytes());
         let hash: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
         let mut slug: String = reqs
@@ -93,6 +104,9 @@ pub struct Venv {
     pub freeze: Vec<String>,
     /// Seconds the build took.
     pub build_secs: f64,
+    /// Follow-up installs ([`EnvSpec::after`]) that failed, with pip's last lines.
+    #[serde(default)]
+    pub failed_after: Vec<(String, String)>,
     /// False when this call built it, true when an earlier build was reused.
     #[serde(skip)]
     pub reused: bool,
@@ -234,23 +248,19 @@ impl EnvManager {
                 false,
             )?;
         }
-        let wheels = self.wheelhouse();
-        std::fs::create_dir_all(&wheels).map_err(|e| VenvError::io(&wheels, e))?;
-        let wheels_s = wheels.to_string_lossy().into_owned();
-        let lock_path = self.root.join("wheels.lock");
         if !spec.requirements.is_empty() {
-            if !self.offline {
-                let _w = lock(&lock_path, true)?;
-                let mut args = vec!["wheel", "--wheel-dir", &wheels_s, "--find-links", &wheels_s];
-                args.extend(spec.pip_args.iter().map(String::as_str));
-                args.extend(spec.requirements.iter().map(String::as_str));
-                self.pip(spec, &py, "wheel", &args, true)?;
+            self.install(spec, &py, &spec.requirements)?;
+        }
+        let mut failed_after = Vec::new();
+        for req in &spec.after {
+            if let Err(e) = self.install(spec, &py, std::slice::from_ref(req)) {
+                tracing::warn!("{}: follow-up install failed: {e}", dir.display());
+                let tail = match e {
+                    VenvError::Pip { tail, .. } => tail,
+                    other => other.to_string(),
+                };
+                failed_after.push((req.clone(), tail));
             }
-            let _r = lock(&lock_path, false)?;
-            let mut args = vec!["install", "--no-index", "--find-links", &wheels_s];
-            args.extend(spec.pip_args.iter().map(String::as_str));
-            args.extend(spec.requirements.iter().map(String::as_str));
-            self.pip(spec, &py, "install", &args, true)?;
         }
         let freeze = self.pip(spec, &py, "freeze", &["freeze"], false)?;
         let freeze: Vec<String> = freeze
@@ -264,6 +274,7 @@ impl EnvManager {
             spec: spec.clone(),
             freeze,
             build_secs: start.elapsed().as_secs_f64(),
+            failed_after,
             reused: false,
         };
         let record = dir.join(ENV_RECORD);
@@ -274,6 +285,28 @@ impl EnvManager {
         let marker = dir.join(COMPLETE_MARKER);
         std::fs::write(&marker, b"").map_err(|e| VenvError::io(&marker, e))?;
         Ok(venv)
+    }
+
+    /// `requirements` into the venv in one pip call: wheels into the wheelhouse (unless offline,
+    /// exclusive lock), then an install from it alone (shared lock).
+    fn install(&self, spec: &EnvSpec, py: &Path, requirements: &[String]) -> Result<()> {
+        let wheels = self.wheelhouse();
+        std::fs::create_dir_all(&wheels).map_err(|e| VenvError::io(&wheels, e))?;
+        let wheels_s = wheels.to_string_lossy().into_owned();
+        let lock_path = self.root.join("wheels.lock");
+        if !self.offline {
+            let _w = lock(&lock_path, true)?;
+            let mut args = vec!["wheel", "--wheel-dir", &wheels_s, "--find-links", &wheels_s];
+            args.extend(spec.pip_args.iter().map(String::as_str));
+            args.extend(requirements.iter().map(String::as_str));
+            self.pip(spec, py, "wheel", &args, true)?;
+        }
+        let _r = lock(&lock_path, false)?;
+        let mut args = vec!["install", "--no-index", "--find-links", &wheels_s];
+        args.extend(spec.pip_args.iter().map(String::as_str));
+        args.extend(requirements.iter().map(String::as_str));
+        self.pip(spec, py, "install", &args, true)?;
+        Ok(())
     }
 
     /// Runs the venv's pip; returns its stdout, or the last lines of its output as the error.

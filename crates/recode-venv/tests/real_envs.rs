@@ -229,3 +229,21 @@ fn sandbox_read_paths_cover_venv_installation_and_executable() {
         "{bare:?}"
     );
 }
+
+#[test]
+fn follow_up_installs_run_in_order_and_their_failures_are_recorded() {
+    let cache = tempfile::tempdir().unwrap();
+    let mgr = EnvManager::new(cache.path());
+    let (_, newest) = two_interpreters();
+    let mut spec = EnvSpec::new(newest.clone(), ["packaging==21.3"]);
+    spec.after = vec!["packaging==22.0".into(), "packaging==99.0.1".into()];
+    assert_ne!(spec.key(), EnvSpec::new(newest, ["packaging==21.3"]).key());
+    let v = mgr.ensure(&spec).unwrap();
+    // The follow-up replaced what the main install chose; the impossible one did not fail
+    // the build but is on record with pip's own line.
+    assert_eq!(v.installed_version("packaging").as_deref(), Some("22.0"));
+    assert_eq!(v.failed_after.len(), 1, "{:?}", v.failed_after);
+    assert_eq!(v.failed_after[0].0, "packaging==99.0.1");
+    assert!(v.failed_after[0].1.contains("No matching distribution"));
+    assert_eq!(mgr.lookup(&spec).unwrap().failed_after, v.failed_after);
+}
