@@ -7,6 +7,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use recode_data::{clean, export, prompt, split, stats, ChatTemplate, Dataset, LoadOptions};
 use recode_reward::Mode;
 
+mod curate;
+
 /// Subcommands of `recode data`.
 #[derive(Subcommand)]
 pub enum DataCommand {
@@ -24,6 +26,12 @@ pub enum DataCommand {
     Render(RenderArgs),
     /// Export for scale-out engines: verl Parquet or TRL GRPOTrainer JSONL.
     Export(ExportArgs),
+    /// Mine the API changes between two released versions of a PyPI package: both versions
+    /// installed on one interpreter (cached venvs), an introspection snapshot of each, the diff
+    /// (removed, added, renamed, moved, parameter/default/kind changes, deprecations), re-exports
+    /// collapsed by canonical id. Example:
+    /// `recode data mine --dist packaging --old 21.3 --new 22.0 -o changes.jsonl`
+    Mine(curate::MineArgs),
 }
 
 /// Normalisation mode for the "identical old/new code" check.
@@ -166,6 +174,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
         DataCommand::Split(a) => run_split(a),
         DataCommand::Render(a) => run_render(a),
         DataCommand::Export(a) => run_export(a),
+        DataCommand::Mine(a) => curate::run_mine(a),
     }
 }
 

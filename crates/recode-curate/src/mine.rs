@@ -1,0 +1,139 @@
+//! `recode data mine`: both versions installed on one interpreter, a snapshot of each, the diff.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use recode_venv::EnvManager;
+use serde::{Deserialize, Serialize};
+
+use crate::diff::{diff, ApiChange, DiffContext, FilterCounts};
+use crate::envs::pair_envs;
+use crate::snapshot::take_snapshot;
+use crate::Result;
+
+/// What to mine.
+#[derive(Debug, Clone)]
+pub struct MineOptions {
+    /// Distribution (PyPI name).
+    pub dist: String,
+    /// Old version.
+    pub old: String,
+    /// New version.
+    pub new: String,
+    /// Only these modules (default: every public module of the distribution).
+    pub modules: Vec<String>,
+    /// Interpreter request (`3.11`); default: the newest on which both versions work.
+    pub python: Option<String>,
+    /// Limit per snapshot.
+    pub snapshot_timeout: Duration,
+}
+
+/// Figures of one mining run (`--report`, console table).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MineReport {
+    /// Distribution.
+    pub dist: String,
+    /// Old version.
+    pub old_version: String,
+    /// New version.
+    pub new_version: String,
+    /// Interpreter used for both.
+    pub python: String,
+    /// Public symbols (canonical ids) in the old and the new version.
+    pub symbols_old: usize,
+    /// See `symbols_old`.
+    pub symbols_new: usize,
+    /// Modules that failed to import (`old:mod` / `new:mod` → error line); not fatal.
+    pub import_errors: BTreeMap<String, String>,
+    /// Changes after dedupe and filters, by kind.
+    pub changes_by_kind: BTreeMap<String, usize>,
+    /// Total changes.
+    pub changes: usize,
+    /// Dropped by each filter.
+    pub filtered: FilterCounts,
+    /// Share of changes with warning or changelog evidence.
+    pub with_evidence: f64,
+    /// Seconds: environments, each snapshot, total.
+    pub seconds_envs: f64,
+    /// Seconds of the old snapshot.
+    pub seconds_snapshot_old: f64,
+    /// Seconds of the new snapshot.
+    pub seconds_snapshot_new: f64,
+    /// Seconds overall.
+    pub seconds_total: f64,
+    /// Interpreters tried before the one used.
+    pub pythons_tried: Vec<String>,
+}
+
+/// Mines the API changes of `opts.dist` between its two versions.
+pub fn mine(mgr: &EnvManager, opts: &MineOptions) -> Result<(Vec<ApiChange>, MineReport)> {
+    let start = Instant::now();
+    let envs = pair_envs(
+        mgr,
+        &opts.dist,
+        &opts.old,
+        &opts.new,
+        opts.python.as_deref(),
+    )?;
+    let seconds_envs = start.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let old = take_snapshot(
+        &envs.old.python(),
+        &opts.dist,
+        &opts.old,
+        &opts.modules,
+        opts.snapshot_timeout,
+    )?;
+    let seconds_snapshot_old = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let new = take_snapshot(
+        &envs.new.python(),
+        &opts.dist,
+        &opts.new,
+        &opts.modules,
+        opts.snapshot_timeout,
+    )?;
+    let seconds_snapshot_new = t.elapsed().as_secs_f64();
+    let ctx = DiffContext {
+        dist: opts.dist.clone(),
+        old_version: opts.old.clone(),
+        new_version: opts.new.clone(),
+        python: envs.python.version.clone(),
+    };
+    let (changes, filtered) = diff(&old, &new, &ctx);
+    let mut report = MineReport {
+        dist: opts.dist.clone(),
+        old_version: opts.old.clone(),
+        new_version: opts.new.clone(),
+        python: envs.python.version.clone(),
+        symbols_old: old.symbols.len(),
+        symbols_new: new.symbols.len(),
+        changes: changes.len(),
+        filtered,
+        seconds_envs,
+        seconds_snapshot_old,
+        seconds_snapshot_new,
+        pythons_tried: envs.tried.clone(),
+        ..MineReport::default()
+    };
+    for (tag, snap) in [("old", &old), ("new", &new)] {
+        for (m, e) in &snap.modules {
+            if let Some(e) = e {
+                report.import_errors.insert(format!("{tag}:{m}"), e.clone());
+            }
+        }
+    }
+    for c in &changes {
+        *report
+            .changes_by_kind
+            .entry(c.kind.as_str().to_string())
+            .or_default() += 1;
+    }
+    let evidenced = changes
+        .iter()
+        .filter(|c| !c.evidence.warnings.is_empty() || !c.evidence.changelog.is_empty())
+        .count();
+    report.with_evidence = evidenced as f64 / changes.len().max(1) as f64;
+    report.seconds_total = start.elapsed().as_secs_f64();
+    Ok((changes, report))
+}
