@@ -72,8 +72,13 @@ pub enum Benchmark {
 
 #[derive(Debug, Clone, Copy)]
 enum Target {
-    Arena { update: usize, example: usize },
+    Arena {
+        update: usize,
+        example: usize,
+    },
     HumanEval(usize),
+    /// A task of a benchmark scored outside [`Benchmark`] (GitChameleon).
+    Other,
 }
 
 /// One problem to solve: its id, grouping keys and chat prompt.
@@ -88,6 +93,25 @@ pub struct Task {
     /// The chat prompt.
     pub messages: Vec<ChatMessage>,
     target: Target,
+}
+
+impl Task {
+    /// A task of a benchmark scored outside [`Benchmark`] (it only generates through
+    /// [`generate_missing`] and the cache).
+    pub fn new(
+        id: impl Into<String>,
+        package: impl Into<String>,
+        update_type: impl Into<String>,
+        messages: Vec<ChatMessage>,
+    ) -> Task {
+        Task {
+            id: id.into(),
+            package: package.into(),
+            update_type: update_type.into(),
+            messages,
+            target: Target::Other,
+        }
+    }
 }
 
 impl Benchmark {

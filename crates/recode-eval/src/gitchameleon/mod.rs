@@ -10,11 +10,19 @@
 //!   diagnostic), as files and arguments; resources a run lacked (`env_incomplete`).
 //! - [`prompt`]: the prompt recode asks models with (the harness has none) and the harness's
 //!   code extraction.
+//! - [`setup`]: building the environments through `recode-venv` (cached, locked, parallel).
+//! - [`exec`]: runs as sandboxed exec jobs of the environments' interpreters; outcomes.
+//! - [`check`]: scoring solutions, and `check-refs` (the ground truth, counted per library).
+//! - [`run`]: model evaluation: generation (cached), scoring, `results.jsonl`, `summary.json`.
 
+pub mod check;
 pub mod data;
 pub mod envs;
+pub mod exec;
 pub mod plan;
 pub mod prompt;
+pub mod run;
+pub mod setup;
 
 pub use data::{load_solutions, DataError, Dataset, Problem, Solution};
 pub use envs::{env_key, env_specs, EnvSpec, LibrarySelection};

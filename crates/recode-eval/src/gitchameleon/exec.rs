@@ -1,0 +1,202 @@
+//! Running [`RunPlan`]s through the sandbox: one pool of fork servers (on a modern Python that
+//! only forks, isolates and execs) whose read-only view holds every environment in use; each run
+//! is a [`Job::Exec`] of the environment's interpreter in a fresh private work directory.
+//!
+//! The verdict is the harness's: the hidden run passes iff pytest exits with status 0. The
+//! sandbox keeps the run from the host (files, network, processes, limits), but the rule itself
+//! is forgeable by the code under test: a solution can call `os._exit(0)` at import, or patch
+//! pytest from a `conftest`-like side effect, and pass. recode keeps the benchmark's rule for
+//! parity and says so; verdicts decided out of the program's reach exist for CodeUpdateArena
+//! (judged jobs) but GitChameleon's hidden tests are whole pytest files.
+
+use std::path::{Path, PathBuf};
+
+use recode_sandbox::{ExecConfig, ExecJob, ExecResult, ExecutorPool, Job};
+use serde::{Deserialize, Serialize};
+
+use super::plan::{harness_env, missing_resource, RunKind, RunPlan, TIMEOUT_SECS};
+
+/// Characters of a run's output kept in results (its end: pytest's summary is last).
+pub const OUTPUT_CHARS: usize = 2000;
+
+/// The outcome of one run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunOutcome {
+    /// Exit status 0 (the benchmark's pass).
+    pub passed: bool,
+    /// `passed`, `exit:N` (pytest: 1 tests failed, 2 collection error, 5 no tests), `signal:N`,
+    /// `timeout`, `memory_limit`, `setup_error`, or `env_incomplete` when the output shows a
+    /// resource this machine lacks (see [`missing_resource`]).
+    pub error_class: String,
+    /// The visible run's harness rule: true unless the status is 1, a timeout or a launch
+    /// failure (so also for other statuses and deaths by signal, spec §3.3 ⚠).
+    pub passed_harness: bool,
+    /// Exit status when the command exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Wall time, seconds.
+    pub seconds: f64,
+    /// The end of stdout+stderr.
+    pub output: String,
+    /// What the run lacked, when `env_incomplete`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<String>,
+}
+
+fn tail(text: &str, chars: usize) -> String {
+    let n = text.chars().count();
+    text.chars().skip(n.saturating_sub(chars)).collect()
+}
+
+impl RunOutcome {
+    /// Reads a sandbox result.
+    pub fn from_exec(r: &ExecResult) -> RunOutcome {
+        let class = r.error_class();
+        let passed = r.passed();
+        let missing = (!passed)
+            .then(|| missing_resource(&r.stdout))
+            .flatten()
+            .or_else(|| r.setup_error.clone().filter(|_| class == "setup_error"));
+        let passed_harness = r.setup_error.is_none() && class != "timeout" && class != "exit:1";
+        RunOutcome {
+            passed,
+            error_class: if missing.is_some() && class != "setup_error" {
+                "env_incomplete".into()
+            } else {
+                class
+            },
+            passed_harness,
+            exit_code: r.exit_code,
+            seconds: r.wall,
+            output: tail(&r.stdout, OUTPUT_CHARS),
+            missing,
+        }
+    }
+
+    /// An outcome for a run that could not start (no environment).
+    pub fn incomplete(reason: &str) -> RunOutcome {
+        RunOutcome {
+            passed: false,
+            error_class: "env_incomplete".into(),
+            passed_harness: false,
+            exit_code: None,
+            seconds: 0.0,
+            output: String::new(),
+            missing: Some(reason.to_string()),
+        }
+    }
+}
+
+/// The sandbox's job for `plan` run by the environment interpreter `python`.
+pub fn exec_job(python: &Path, plan: &RunPlan) -> Job {
+    let mut argv = vec![python.to_string_lossy().into_owned()];
+    argv.extend(plan.args.iter().cloned());
+    Job::Exec(ExecJob {
+        argv,
+        files: plan.files.clone(),
+        env: harness_env(),
+        timeout_secs: Some(TIMEOUT_SECS),
+        loopback: plan.loopback,
+    })
+}
+
+/// Pool settings for GitChameleon runs.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// The fork servers' own interpreter (see [`super::setup::server_python`]).
+    pub server_python: PathBuf,
+    /// Runs at once.
+    pub workers: usize,
+    /// Memory of one run with all its processes (and address space per process), bytes.
+    pub memory_bytes: u64,
+    /// Host paths runs may read besides the environments.
+    pub read_only: Vec<PathBuf>,
+    /// Variables of recode's environment passed into runs.
+    pub pass_env: Vec<String>,
+    /// Run without isolation where the machine permits none (dangerous).
+    pub allow_unsandboxed: bool,
+}
+
+/// The executor configuration running the interpreters `pythons` (environments' `bin/python`).
+pub fn exec_config(s: &PoolSettings, pythons: &[PathBuf]) -> ExecConfig {
+    let mut cfg = ExecConfig::new(s.server_python.clone(), s.workers.clamp(1, 32));
+    cfg.preload = Vec::new();
+    cfg.interpreters = pythons.to_vec();
+    cfg.read_only_paths = s.read_only.clone();
+    cfg.pass_env = s.pass_env.clone();
+    cfg.memory_bytes = s.memory_bytes;
+    cfg.address_space_bytes = s.memory_bytes;
+    cfg.timeout_secs = TIMEOUT_SECS;
+    cfg.hard_timeout_secs = TIMEOUT_SECS + 5.0;
+    cfg.capture_chars = 16 << 10;
+    cfg.allow_unsandboxed = s.allow_unsandboxed;
+    cfg
+}
+
+/// One run to execute: the interpreter, or why there is none.
+pub struct Bound<'a> {
+    /// The environment's interpreter, or the reason it is unavailable.
+    pub python: Result<&'a Path, &'a str>,
+    /// The run.
+    pub plan: RunPlan,
+}
+
+/// Runs every bound plan (in parallel on `pool`) and returns outcomes in order; plans without
+/// an interpreter are `env_incomplete` without running. `progress` is called per finished run.
+pub fn run_bound(
+    pool: &ExecutorPool,
+    runs: &[Bound<'_>],
+    progress: &(dyn Fn() + Sync),
+) -> Vec<RunOutcome> {
+    let mut jobs = Vec::new();
+    let mut index = Vec::new();
+    for (i, b) in runs.iter().enumerate() {
+        if let Ok(py) = b.python {
+            jobs.push(exec_job(py, &b.plan));
+            index.push(i);
+        }
+    }
+    let results = pool.run_jobs(&jobs, progress);
+    let mut out: Vec<Option<RunOutcome>> = vec![None; runs.len()];
+    for (i, r) in index.into_iter().zip(&results) {
+        out[i] = Some(RunOutcome::from_exec(r));
+    }
+    out.into_iter()
+        .zip(runs)
+        .map(|(o, b)| {
+            o.unwrap_or_else(|| {
+                progress();
+                RunOutcome::incomplete(b.python.err().unwrap_or("no environment"))
+            })
+        })
+        .collect()
+}
+
+/// Hidden and visible outcomes of one solution.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SolutionOutcome {
+    /// The score.
+    pub hidden: RunOutcome,
+    /// The diagnostic (absent when not run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visible: Option<RunOutcome>,
+}
+
+/// Pairs the outcomes of plans made as (hidden, visible?) per solution back up.
+pub fn pair_outcomes(plans: &[Bound<'_>], outcomes: Vec<RunOutcome>) -> Vec<SolutionOutcome> {
+    let mut out: Vec<SolutionOutcome> = Vec::new();
+    for (b, o) in plans.iter().zip(outcomes) {
+        match b.plan.kind {
+            RunKind::Hidden => out.push(SolutionOutcome {
+                hidden: o,
+                visible: None,
+            }),
+            RunKind::Visible => {
+                if let Some(last) = out.last_mut() {
+                    last.visible = Some(o);
+                }
+            }
+        }
+    }
+    out
+}
