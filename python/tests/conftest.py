@@ -36,11 +36,24 @@ def run_recode(recode_bin):
     return run
 
 
+def shared_or_skip(rel, what):
+    """``$RECODE_SHARED/rel`` (``../shared`` beside the checkout by default), or skip the test
+    saying it needs ``what``; under ``CI=true`` a missing file fails instead (CI always has
+    ../shared). The Rust tests' counterpart is ``recode_data::datasets::DataSet::shared_or_skip``."""
+    path = SHARED / rel
+    if not path.exists():
+        why = (f"needs {what} ({path} absent: place ../shared beside the checkout or set RECODE_SHARED; "
+               "README, section Data)")
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+    return path
+
+
 @pytest.fixture(scope="session")
 def api_update():
-    path = SHARED / "data" / "recode" / "api_update.jsonl"
-    assert path.exists(), f"{path} missing: ../shared must sit beside the repository"
-    return path
+    """The ReCode training data in ../shared (tests that need it are skipped without it)."""
+    return shared_or_skip("data/recode/api_update.jsonl", "ReCode training data")
 
 
 @pytest.fixture(scope="session")
@@ -53,9 +66,7 @@ def published_reward():
     """ReCode's published reward (``$RECODE_SHARED/reference/recode_reward.py``, MIT), imported
     from ../shared where it lives; it is never copied into the project. Skipped, saying so,
     when ../shared is absent (CI always has it)."""
-    path = SHARED / "reference" / "recode_reward.py"
-    if not path.exists():
-        pytest.skip(f"{path} absent: the published reward lives in ../shared (set RECODE_SHARED)")
+    path = shared_or_skip("reference/recode_reward.py", "ReCode's published reward")
     spec = importlib.util.spec_from_file_location("recode_published_reward", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -9,10 +9,13 @@ use recode_model::candle_core::{DType, Device, Tensor};
 
 #[test]
 fn merge_folds_the_peft_adapter_into_the_base_weights() {
+    let Some(rows) = recode_rows(1) else {
+        return;
+    };
     let model = gguf();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("one.jsonl");
-    std::fs::write(&data, format!("{}\n", recode_rows(1)[0])).unwrap();
+    std::fs::write(&data, format!("{}\n", rows[0])).unwrap();
     let sft = dir.path().join("sft");
     let (d, s) = (data.to_str().unwrap(), sft.to_str().unwrap());
     ok(&[

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use common::{gguf, start_model_server, BIN};
@@ -24,6 +23,9 @@ const QUESTION: &str = "What is the capital of France? Answer in one sentence.";
 
 #[test]
 fn chat_completions_match_generate_and_feed_eval_run() {
+    let Some(data) = common::arena_dev() else {
+        return;
+    };
     let model = gguf();
     let (_server, base, _stderr) = start_model_server(&model, "smollm2");
     let url = format!("{base}/v1/chat/completions");
@@ -105,8 +107,6 @@ fn chat_completions_match_generate_and_feed_eval_run() {
 
     // The endpoint path of `recode eval run`: pass@k for SmolLM2 on a CodeUpdateArena subset.
     let dir = tempfile::tempdir().unwrap();
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/codeupdatearena/arena-dev.jsonl");
     let out_dir = dir.path().join("eval");
     let out = Command::new(BIN)
         .args([

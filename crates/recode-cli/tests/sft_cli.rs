@@ -8,9 +8,11 @@ use common::{gguf, ok, recode_rows};
 
 #[test]
 fn eval_on_start_controls_the_step_0_validation() {
+    let Some(rows) = recode_rows(2) else {
+        return;
+    };
     let model = gguf();
     let dir = tempfile::tempdir().unwrap();
-    let rows = recode_rows(2);
     let (train, val) = (dir.path().join("train.jsonl"), dir.path().join("val.jsonl"));
     std::fs::write(&train, format!("{}\n", rows[0])).unwrap();
     std::fs::write(&val, format!("{}\n", rows[1])).unwrap();

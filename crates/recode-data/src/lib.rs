@@ -4,6 +4,8 @@
 //!   `description`, `update_info`, `old_code`, `new_code`).
 //! - [`load`]: JSONL/Parquet loading whose errors name file, line and field; `keep_going`
 //!   collects all bad rows. [`hub::resolve`] also accepts a Hugging Face dataset id.
+//! - [`datasets`]: the public data sets behind the defaults and where they are found
+//!   (variable, `../shared`, cache, hub id); tests skip, saying which, when theirs is absent.
 //! - [`stats`]: the validation report (duplicates, identical pairs, nulls, version prefixes,
 //!   Python syntax via the reward crate's parser, token-length percentiles).
 //! - [`clean`], [`split`]: cleaning with switchable rules; deterministic stratified splits.
@@ -16,6 +18,7 @@
 
 pub mod atomic;
 pub mod clean;
+pub mod datasets;
 pub mod error;
 pub mod example;
 pub mod export;

@@ -5,22 +5,11 @@ use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::Command;
 
-/// `../shared` beside the repository (or `$RECODE_SHARED`).
-pub fn shared() -> PathBuf {
-    std::env::var_os("RECODE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
-
-/// The ReCode training set.
-pub fn api_update() -> PathBuf {
-    let p = shared().join("data/recode/api_update.jsonl");
-    assert!(
-        p.exists(),
-        "{} missing: the tests need ../shared beside the repo",
-        p.display()
-    );
-    p
+/// The ReCode training set in `../shared/data` (or `$RECODE_SHARED`), or `None` once the
+/// running test has said it is skipped for want of it.
+pub fn api_update() -> Option<PathBuf> {
+    let checkout = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    recode_data::datasets::RECODE_TRAIN.shared_or_skip(&checkout)
 }
 
 /// Python of the dev venv made by scripts/setup.sh.

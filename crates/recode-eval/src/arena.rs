@@ -46,7 +46,7 @@ pub enum LoadError {
 }
 
 /// The `update` object of a record: one API change.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ArenaUpdate {
     /// Changed function, e.g. `torch.Tensor.view`.
     pub function_path: String,
@@ -135,8 +135,55 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
     }
 }
 
-/// Parses one JSON line of a CodeUpdateArena file (`path`/`line` only label errors).
-pub fn parse_record(text: &str, path: &Path, line: usize) -> Result<ArenaRecord, LoadError> {
+/// Reads the fields of an update from `obj` (`prefix` names them in errors).
+fn parse_update(
+    obj: &serde_json::Map<String, serde_json::Value>,
+    prefix: &str,
+    path: &Path,
+    line: usize,
+) -> Result<ArenaUpdate, LoadError> {
+    let s = |name: &str| field_str(obj, name, prefix, path, line);
+    Ok(ArenaUpdate {
+        function_path: s("function_path")?,
+        package: s("package")?,
+        update_type: s("update_type")?,
+        description: s("description")?,
+        docstring: s("docstring")?,
+        signature: s("signature")?,
+        rationale: s("rationale")?,
+        imports: s("imports")?,
+        implementation: s("implementation")?,
+        update_id: s("update_id")?,
+    })
+}
+
+/// Reads the fields of a program-synthesis example from `obj` (`prefix` names them in errors).
+fn parse_example(
+    obj: &serde_json::Map<String, serde_json::Value>,
+    prefix: &str,
+    path: &Path,
+    line: usize,
+) -> Result<ArenaExample, LoadError> {
+    let s = |name: &str| field_str(obj, name, prefix, path, line);
+    Ok(ArenaExample {
+        prog_syn_id: s("prog_syn_id")?,
+        scenario: s("scenario")?,
+        problem: s("problem")?,
+        solution_signature: s("solution_signature")?,
+        unit_tests: s("unit_tests")?,
+        prog_syn_imports: s("prog_syn_imports")?,
+        ref_solution: s("ref_solution")?,
+    })
+}
+
+/// One line of a CodeUpdateArena file: an update with its examples, or one example with its
+/// update's fields beside it (the layout of the published `arena-ungrouped.jsonl`).
+enum Line {
+    Grouped(ArenaRecord),
+    Example(ArenaUpdate, ArenaExample),
+}
+
+fn parse_line(text: &str, path: &Path, line: usize) -> Result<Line, LoadError> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| LoadError::Json {
         path: path.to_path_buf(),
         line,
@@ -154,21 +201,15 @@ pub fn parse_record(text: &str, path: &Path, line: usize) -> Result<ArenaRecord,
     let u = match root.get("update") {
         Some(serde_json::Value::Object(u)) => u,
         Some(_) => return Err(field_err("update", "expected an object")),
+        None if root.contains_key("prog_syn_id") => {
+            return Ok(Line::Example(
+                parse_update(root, "", path, line)?,
+                parse_example(root, "", path, line)?,
+            ))
+        }
         None => return Err(field_err("update", "missing")),
     };
-    let s = |name: &str| field_str(u, name, "update.", path, line);
-    let update = ArenaUpdate {
-        function_path: s("function_path")?,
-        package: s("package")?,
-        update_type: s("update_type")?,
-        description: s("description")?,
-        docstring: s("docstring")?,
-        signature: s("signature")?,
-        rationale: s("rationale")?,
-        imports: s("imports")?,
-        implementation: s("implementation")?,
-        update_id: s("update_id")?,
-    };
+    let update = parse_update(u, "update.", path, line)?;
     let list = match root.get("prog_syn_examples") {
         Some(serde_json::Value::Array(a)) => a,
         Some(_) => return Err(field_err("prog_syn_examples", "expected an array")),
@@ -176,39 +217,83 @@ pub fn parse_record(text: &str, path: &Path, line: usize) -> Result<ArenaRecord,
     };
     let mut examples = Vec::with_capacity(list.len());
     for (i, item) in list.iter().enumerate() {
-        let prefix = format!("prog_syn_examples[{i}].");
         let obj = item
             .as_object()
             .ok_or_else(|| field_err(&format!("prog_syn_examples[{i}]"), "expected an object"))?;
-        let s = |name: &str| field_str(obj, name, &prefix, path, line);
-        examples.push(ArenaExample {
-            prog_syn_id: s("prog_syn_id")?,
-            scenario: s("scenario")?,
-            problem: s("problem")?,
-            solution_signature: s("solution_signature")?,
-            unit_tests: s("unit_tests")?,
-            prog_syn_imports: s("prog_syn_imports")?,
-            ref_solution: s("ref_solution")?,
-        });
+        examples.push(parse_example(
+            obj,
+            &format!("prog_syn_examples[{i}]."),
+            path,
+            line,
+        )?);
     }
-    Ok(ArenaRecord {
+    Ok(Line::Grouped(ArenaRecord {
         update,
         examples,
         line,
-    })
+    }))
 }
 
-/// Loads a CodeUpdateArena JSONL file (blank lines skipped).
+/// Parses one JSON line holding an update and its examples (`path`/`line` only label errors).
+pub fn parse_record(text: &str, path: &Path, line: usize) -> Result<ArenaRecord, LoadError> {
+    match parse_line(text, path, line)? {
+        Line::Grouped(record) => Ok(record),
+        Line::Example(..) => Err(LoadError::Field {
+            path: path.to_path_buf(),
+            line,
+            field: "update".into(),
+            problem: "missing (a line of one example: load the file with load_arena)".into(),
+        }),
+    }
+}
+
+/// Loads a CodeUpdateArena JSONL file (blank lines skipped): one update with its examples a
+/// line (`{"update": …, "prog_syn_examples": […]}`), or one example a line with its update's
+/// fields beside it, as published on the Hugging Face hub (`leo-liuzy/CodeUpdateArena`,
+/// `arena-ungrouped.jsonl`); such lines are grouped by `update_id` in order of first appearance,
+/// each record labelled with its first line, and an update whose fields differ between its
+/// lines is an error naming both lines.
 pub fn load_arena(path: &Path) -> Result<Vec<ArenaRecord>, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| parse_record(l, path, i + 1))
-        .collect()
+    let mut records: Vec<ArenaRecord> = Vec::new();
+    let mut by_update: std::collections::HashMap<String, usize> = Default::default();
+    for (i, l) in text.lines().enumerate() {
+        if l.trim().is_empty() {
+            continue;
+        }
+        match parse_line(l, path, i + 1)? {
+            Line::Grouped(record) => records.push(record),
+            Line::Example(update, example) => match by_update.get(&update.update_id) {
+                Some(&at) => {
+                    let record = &mut records[at];
+                    if record.update != update {
+                        return Err(LoadError::Field {
+                            path: path.to_path_buf(),
+                            line: i + 1,
+                            field: "update_id".into(),
+                            problem: format!(
+                                "{}: the update's fields differ from line {}",
+                                update.update_id, record.line
+                            ),
+                        });
+                    }
+                    record.examples.push(example);
+                }
+                None => {
+                    by_update.insert(update.update_id.clone(), records.len());
+                    records.push(ArenaRecord {
+                        update,
+                        examples: vec![example],
+                        line: i + 1,
+                    });
+                }
+            },
+        }
+    }
+    Ok(records)
 }
 
 /// How test pieces are cut out of `unit_tests`.
@@ -625,5 +710,12 @@ CAND\ndef test_x():\n    pass\ntest_x()";
         std::fs::write(&p, "{not json").unwrap();
         let e = load_arena(&p).unwrap_err().to_string();
         assert!(e.contains("bad.jsonl:1: invalid JSON"), "{e}");
+        // One example a line: its fields are named without a prefix.
+        std::fs::write(&p, "{\"prog_syn_id\": \"x\", \"update_id\": 1}\n").unwrap();
+        let e = load_arena(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("bad.jsonl:1: field `function_path`: missing"),
+            "{e}"
+        );
     }
 }

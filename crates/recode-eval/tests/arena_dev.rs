@@ -9,16 +9,17 @@ use std::process::{Command, Stdio};
 use recode_eval::arena::{install_statements, load_arena, prepare, SplitMode};
 use recode_eval::test_name;
 
-fn dev_file() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/codeupdatearena/arena-dev.jsonl");
-    assert!(p.exists(), "missing {} (shared data)", p.display());
-    p
+/// The development file in `../shared/data`, or `None` (the test is skipped, saying so).
+fn dev_file() -> Option<PathBuf> {
+    let checkout = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    recode_data::datasets::CODEUPDATEARENA.shared_or_skip(&checkout)
 }
 
 #[test]
 fn counts_match_an_independent_count() {
-    let path = dev_file();
+    let Some(path) = dev_file() else {
+        return;
+    };
     // Independent count straight from the JSON values.
     let text = std::fs::read_to_string(&path).unwrap();
     let (mut updates, mut examples, mut pieces) = (0, 0, 0);
@@ -87,7 +88,10 @@ fn counts_match_an_independent_count() {
 
 #[test]
 fn doc_install_examples_on_the_dev_file() {
-    let records = load_arena(&dev_file()).unwrap();
+    let Some(dev) = dev_file() else {
+        return;
+    };
+    let records = load_arena(&dev).unwrap();
     let by_id: BTreeMap<_, _> = records
         .iter()
         .map(|r| (r.update.update_id.as_str(), &r.update))
@@ -148,7 +152,10 @@ fn test_names_agree_with_python_ast() {
         "{} missing: run scripts/setup.sh (or set RECODE_VENV)",
         python.display()
     );
-    let set = prepare(load_arena(&dev_file()).unwrap(), SplitMode::Paper);
+    let Some(dev) = dev_file() else {
+        return;
+    };
+    let set = prepare(load_arena(&dev).unwrap(), SplitMode::Paper);
     let mut sources: Vec<String> = Vec::new();
     for u in &set.updates {
         sources.push(u.record.update.implementation.clone());
@@ -175,4 +182,67 @@ fn test_names_agree_with_python_ast() {
         unnamed += usize::from(w.is_none());
     }
     assert!(unnamed > 0, "the fragmented pieces must have no name");
+}
+
+/// The hub's layout (`arena-ungrouped.jsonl`: one example a line, its update's fields beside it)
+/// loads into the same records as the grouped file, whatever the order of the lines.
+#[test]
+fn one_example_a_line_loads_like_the_grouped_file() {
+    let Some(dev) = dev_file() else {
+        return;
+    };
+    let grouped = load_arena(&dev).unwrap();
+    // Flatten, then interleave the updates (example 0 of every update, then example 1, …).
+    let mut lines = Vec::new();
+    let most = grouped.iter().map(|r| r.examples.len()).max().unwrap();
+    for i in 0..most {
+        for r in grouped.iter().filter(|r| i < r.examples.len()) {
+            let mut row = serde_json::to_value(&r.update).unwrap();
+            let ex = serde_json::to_value(&r.examples[i]).unwrap();
+            row.as_object_mut()
+                .unwrap()
+                .extend(ex.as_object().unwrap().clone());
+            lines.push(row.to_string());
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let flat = dir.path().join("arena-ungrouped.jsonl");
+    std::fs::write(&flat, lines.join("\n") + "\n").unwrap();
+    let loaded = load_arena(&flat).unwrap();
+    let ids = |rs: &[recode_eval::arena::ArenaRecord]| {
+        rs.iter()
+            .map(|r| {
+                let ex: Vec<&str> = r.examples.iter().map(|e| e.prog_syn_id.as_str()).collect();
+                format!("{} {ex:?}", r.update.update_id)
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&loaded), ids(&grouped));
+    let view = |rs: &[recode_eval::arena::ArenaRecord]| {
+        serde_json::to_value(
+            rs.iter()
+                .map(|r| (&r.update, &r.examples))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap()
+    };
+    assert!(
+        view(&loaded) == view(&grouped),
+        "same ids, different fields"
+    );
+    // Each record is labelled with its first line.
+    assert_eq!(loaded[1].line, 2);
+
+    // The same update id with different update fields is refused, naming both lines.
+    let mut changed: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    changed["docstring"] = "something else".into();
+    lines.push(changed.to_string());
+    std::fs::write(&flat, lines.join("\n") + "\n").unwrap();
+    let e = load_arena(&flat).unwrap_err().to_string();
+    let want = format!(
+        "arena-ungrouped.jsonl:{}: field `update_id`: {}: the update's fields differ from line 1",
+        lines.len(),
+        grouped[0].update.update_id
+    );
+    assert!(e.contains(&want), "{e}");
 }

@@ -19,15 +19,32 @@ pub fn gguf() -> String {
     p
 }
 
-/// The first `n` rows (JSONL lines) of the ReCode training data in `../shared/data`.
-pub fn recode_rows(n: usize) -> Vec<String> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/recode/api_update.jsonl");
+/// The checkout holding this crate (`../shared` sits beside it).
+pub fn checkout() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The ReCode training data in `../shared/data`, or `None` once the running test has said it
+/// is skipped for want of it (see `recode_data::datasets`).
+pub fn recode_data() -> Option<std::path::PathBuf> {
+    recode_data::datasets::RECODE_TRAIN.shared_or_skip(&checkout())
+}
+
+/// The development part of CodeUpdateArena in `../shared/data`, or `None` (test skipped, saying
+/// so).
+pub fn arena_dev() -> Option<std::path::PathBuf> {
+    recode_data::datasets::CODEUPDATEARENA.shared_or_skip(&checkout())
+}
+
+/// The first `n` rows (JSONL lines) of the ReCode training data in `../shared/data`, or `None`
+/// (test skipped, saying so).
+pub fn recode_rows(n: usize) -> Option<Vec<String>> {
+    let path = recode_data()?;
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     let rows: Vec<String> = text.lines().take(n).map(String::from).collect();
     assert_eq!(rows.len(), n, "{} has fewer than {n} rows", path.display());
-    rows
+    Some(rows)
 }
 
 /// Runs `recode ARGS…` to completion.
