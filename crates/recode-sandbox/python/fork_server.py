@@ -381,6 +381,7 @@ if "torch" in sys.modules:
     _torch.set_num_threads(1)
 
 import faulthandler  # noqa: E402
+import gc  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
 import tempfile  # noqa: E402
@@ -916,6 +917,10 @@ def _send(obj):
 
 
 def main():
+    # Everything imported so far is shared with every forked child: keep the collector from
+    # walking it (a walk writes to every object and copies its page in each child).
+    gc.collect()
+    gc.freeze()
     _send({"hello": True, "caps": CAPS, "uid": CONFIG["uid"] if CAPS["uid_drop"] else None,
            "preloaded": preloaded, "failed_imports": failed, "python_roots": PY_ROOTS,
            "view_error": VIEW_ERROR, "environment": sorted(os.environ),

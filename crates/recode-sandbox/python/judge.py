@@ -17,6 +17,7 @@ import os as _os
 import struct as _struct
 import sys as _sys
 
+_MappingProxy = type(type.__dict__)  # read-only dict views (e.g. re.Pattern.groupindex)
 MAX_FRAME = 2 << 30
 MAX_DEPTH = 64
 
@@ -26,38 +27,78 @@ class CandidateError(Exception):
     or vanished candidate process."""
 
 
+# Large byte payloads (array data, bytes) travel as raw attachments after a message's JSON
+# header, never as base64 text: `encode` parks them here and `_Channel.send` writes them; the
+# attachments of the last message received are what `decode` resolves `{"blob": k}` against.
+# One channel user per process at a time (the judge's test code and the candidate's serve loop).
+_OUT_BLOBS = []
+_IN_BLOBS = []
+BLOB_MIN = 4096
+
+
+def _blob(data):
+    """Parks a bytes-like payload for the next message; returns its reference."""
+    _OUT_BLOBS.append(memoryview(data).cast("B"))
+    return {"blob": len(_OUT_BLOBS) - 1}
+
+
+def _blob_bytes(v):
+    """The payload of a `{"blob": k}` reference in the last message received."""
+    k = v["blob"]
+    if type(k) is not int or not 0 <= k < len(_IN_BLOBS) or _IN_BLOBS[k] is None:
+        raise CandidateError("malformed value: unknown or reused attachment")
+    data, _IN_BLOBS[k] = _IN_BLOBS[k], None  # each attachment backs one value only
+    return data
+
+
 class _Channel:
-    """Length-prefixed JSON frames over a pair of pipe fds."""
+    """Length-prefixed JSON frames, each followed by its raw attachments, over a pair of pipe
+    fds."""
 
     def __init__(self, rfd, wfd):
         self.rfd, self.wfd = rfd, wfd
 
-    def send(self, obj):
-        data = _json.dumps(obj, allow_nan=False).encode()
-        view = memoryview(_struct.pack(">I", len(data)) + data)
+    def _write(self, data):
+        view = memoryview(data)
         while view:
             view = view[_os.write(self.wfd, view):]
 
+    def send(self, obj):
+        blobs = list(_OUT_BLOBS)
+        del _OUT_BLOBS[:]
+        if blobs:
+            obj = dict(obj)
+            obj["blobs"] = [b.nbytes for b in blobs]
+        data = _json.dumps(obj, allow_nan=False).encode()
+        self._write(_struct.pack(">I", len(data)) + data)
+        for b in blobs:
+            self._write(b)
+
     def _exact(self, n):
-        parts, got = [], 0
+        buf = bytearray(n)
+        view, got = memoryview(buf), 0
         while got < n:
-            chunk = _os.read(self.rfd, min(n - got, 1 << 20))
-            if not chunk:
+            k = _os.readv(self.rfd, [view[got:got + (1 << 24)]])
+            if not k:
                 raise CandidateError("the candidate process ended")
-            parts.append(chunk)
-            got += len(chunk)
-        return b"".join(parts)
+            got += k
+        return buf
 
     def recv(self):
         n = _struct.unpack(">I", self._exact(4))[0]
         if n > MAX_FRAME:
             raise CandidateError(f"candidate frame of {n} bytes")
         try:
-            msg = _json.loads(self._exact(n))
+            msg = _json.loads(bytes(self._exact(n)))
         except (ValueError, RecursionError) as exc:
             raise CandidateError(f"malformed candidate frame: {exc}") from None
         if not isinstance(msg, dict):
             raise CandidateError("malformed candidate frame")
+        sizes = msg.pop("blobs", [])
+        if (type(sizes) is not list or any(type(k) is not int or k < 0 for k in sizes)
+                or sum(sizes) > MAX_FRAME):
+            raise CandidateError("malformed candidate frame: attachments")
+        _IN_BLOBS[:] = [self._exact(k) for k in sizes]
         return msg
 
 
@@ -86,14 +127,16 @@ def encode(x, handles, depth=0):
     if t is complex:
         return {"c": [repr(x.real), repr(x.imag)]}
     if t is bytes:
-        return {"b": _b64.b64encode(x).decode()}
+        return {"b": _blob(x) if len(x) >= BLOB_MIN else _b64.b64encode(x).decode()}
     if t is bytearray:
-        return {"ba": _b64.b64encode(bytes(x)).decode()}
+        return {"ba": _blob(bytes(x)) if len(x) >= BLOB_MIN else _b64.b64encode(bytes(x)).decode()}
     tags = {list: "l", tuple: "t", set: "s", frozenset: "fs"}
     if t in tags:
         return {tags[t]: [encode(v, handles, depth + 1) for v in x]}
     if t is dict:
         return {"d": [[encode(k, handles, depth + 1), encode(v, handles, depth + 1)] for k, v in x.items()]}
+    if t is _MappingProxy:
+        return {"mp": [[encode(k, handles, depth + 1), encode(v, handles, depth + 1)] for k, v in x.items()]}
     if x is Ellipsis:
         return {"el": 1}
     if t is range:
@@ -109,15 +152,19 @@ def encode(x, handles, depth=0):
         raise TypeError(f"{t.__name__} value cannot cross the sandbox")
     hid = str(len(handles))
     handles[hid] = x
-    return {"h": hid, "type": t.__name__}
+    return {"h": hid, "type": t.__name__, "cls": _qualname(t)}
 
 
 def _encode_library(x, t, handles, depth):
     np = _mod("numpy")
     mod = getattr(t, "__module__", "") or ""
     if np is not None and isinstance(x, np.ndarray) and t is np.ndarray and _np_dtype_ok(x.dtype):
-        return {"nd": x.dtype.str, "shape": list(x.shape),
-                "data": _b64.b64encode(np.ascontiguousarray(x).tobytes()).decode()}
+        arr = np.ascontiguousarray(x)
+        if arr.nbytes >= BLOB_MIN:
+            data = _blob(arr.reshape(-1).view(np.uint8))
+        else:
+            data = _b64.b64encode(arr.tobytes()).decode()
+        return {"nd": x.dtype.str, "shape": list(x.shape), "data": data}
     if np is not None and isinstance(x, np.generic) and _np_dtype_ok(x.dtype) and mod == "numpy":
         return {"ns": x.dtype.str, "data": _b64.b64encode(x.tobytes()).decode()}
     torch = _mod("torch")
@@ -125,7 +172,9 @@ def _encode_library(x, t, handles, depth):
         name = str(x.dtype).replace("torch.", "")
         base = x.detach()
         wide = base.float() if name == "bfloat16" else base
-        arr = wide.contiguous().numpy()
+        # .numpy() makes a tensor's storage unresizable for good: export a copy, never the
+        # sender's own storage (an `out=` buffer must stay resizable)
+        arr = wide.clone(memory_format=torch.contiguous_format).numpy()
         if not _np_dtype_ok(arr.dtype):
             return None
         return {"tt": name, "grad": bool(x.requires_grad),
@@ -133,7 +182,21 @@ def _encode_library(x, t, handles, depth):
     if mod.startswith("sympy"):
         sympy = _mod("sympy")
         if sympy is not None and isinstance(x, (sympy.Basic, sympy.MatrixBase)):
-            return {"sym": sympy.srepr(x)}
+            enc = {"sym": sympy.srepr(x)}
+            # srepr drops the assumptions of undefined functions (Function('f', real=True))
+            kws = {}
+            for a in (x.atoms(sympy.core.function.AppliedUndef) if hasattr(x, "atoms") else ()):
+                kw = {str(k): b for k, b in (getattr(type(a), "_kwargs", None) or {}).items() if type(b) is bool}
+                if kw:
+                    kws[str(type(a).__name__)] = kw
+            if kws:
+                enc["fk"] = kws
+            return enc
+        undefined = getattr(getattr(sympy, "core", None), "function", None)
+        undefined = getattr(undefined, "UndefinedFunction", None)
+        if undefined is not None and t is undefined:
+            kw = {str(k): v for k, v in (getattr(x, "_kwargs", None) or {}).items() if type(v) is bool}
+            return {"symfn": str(x.__name__), "kw": kw}
     if mod in ("fractions", "decimal", "datetime", "collections"):
         import collections
         import datetime
@@ -225,8 +288,9 @@ def _decode_named(v):
     return None
 
 
-def _sympy_rebuild(text):
-    """Rebuilds a sympy object from its srepr, calling sympy classes only (no eval)."""
+def _sympy_rebuild(text, function_kw=None):
+    """Rebuilds a sympy object from its srepr, calling sympy classes only (no eval);
+    `function_kw` gives undefined functions their assumptions by name (booleans only)."""
     import ast
     sympy = _mod("sympy")
     if sympy is None:
@@ -244,12 +308,21 @@ def _sympy_rebuild(text):
             return tuple(items) if isinstance(node, ast.Tuple) else items
         if isinstance(node, ast.Dict):
             return {build(k, depth + 1): build(v, depth + 1) for k, v in zip(node.keys, node.values)}
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Call):
+            # an applied undefined function: Function('f')(x)
+            fn = build(node.func, depth + 1)
+            if not isinstance(fn, sympy.FunctionClass):
+                raise CandidateError("sympy value calls a non-function")
+            return fn(*[build(a, depth + 1) for a in node.args])
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             cls = getattr(sympy, node.func.id, None)
             if not (isinstance(cls, type) and issubclass(cls, (sympy.Basic, sympy.MatrixBase))):
                 raise CandidateError(f"sympy value names {node.func.id!r}")
             args = [build(a, depth + 1) for a in node.args]
             kwargs = {k.arg: build(k.value, depth + 1) for k in node.keywords if k.arg}
+            if cls is sympy.Function and len(args) == 1 and not kwargs and function_kw:
+                extra = function_kw.get(args[0]) or {}
+                kwargs = {str(k): b for k, b in extra.items() if type(b) is bool}
             return cls(*args, **kwargs)
         if isinstance(node, ast.Name) or (isinstance(node, ast.Attribute)
                                           and isinstance(node.value, ast.Name) and node.value.id == "S"):
@@ -260,6 +333,16 @@ def _sympy_rebuild(text):
         raise CandidateError("unexpected sympy value")
 
     return build(ast.parse(text, mode="eval").body)
+
+
+def _raw(data):
+    """Bytes of an encoded payload: inline base64 text or an attachment reference, as a fresh
+    bytearray."""
+    if type(data) is dict:
+        return _blob_bytes(data)
+    if type(data) is not str:
+        raise CandidateError("malformed value: payload")
+    return bytearray(_b64.b64decode(data))
 
 
 def decode(v, remote=None, depth=0):
@@ -279,14 +362,16 @@ def decode(v, remote=None, depth=0):
     if "c" in v:
         return complex(float(v["c"][0]), float(v["c"][1]))
     if "b" in v:
-        return _b64.b64decode(v["b"])
+        return bytes(_raw(v["b"]))
     if "ba" in v:
-        return bytearray(_b64.b64decode(v["ba"]))
+        return bytearray(_raw(v["ba"]))
     for tag, build in (("l", list), ("t", tuple), ("s", set), ("fs", frozenset)):
         if tag in v:
             return build(d(e) for e in v[tag])
     if "d" in v:
         return {d(k): d(x) for k, x in v["d"]}
+    if "mp" in v:
+        return _MappingProxy({d(k): d(x) for k, x in v["mp"]})
     if "el" in v:
         return Ellipsis
     if "rg" in v:
@@ -300,11 +385,12 @@ def decode(v, remote=None, depth=0):
         dt = np.dtype(v.get("nd") or v["ns"])
         if not _np_dtype_ok(dt):
             raise CandidateError(f"numpy dtype {dt} cannot cross the sandbox")
-        raw = _b64.b64decode(v["data"])
+        raw = _raw(v["data"])
         if "ns" in v:
             return np.frombuffer(raw, dtype=dt)[0]
         shape = tuple(int(n) for n in v["shape"])
-        return np.frombuffer(raw, dtype=dt).reshape(shape).copy()
+        # a fresh bytearray (decoded text or this message's attachment): the array owns it
+        return np.frombuffer(raw, dtype=dt).reshape(shape)
     if "tt" in v:
         torch = _mod("torch")
         if torch is None:
@@ -315,7 +401,16 @@ def decode(v, remote=None, depth=0):
         t = torch.from_numpy(d(v["v"])).to(dtype).clone()
         return t.requires_grad_(True) if v.get("grad") else t
     if "sym" in v:
-        return _sympy_rebuild(str(v["sym"]))
+        fk = v.get("fk") or {}
+        if type(fk) is not dict or any(type(k) is not dict for k in fk.values()):
+            raise CandidateError("malformed sympy value")
+        return _sympy_rebuild(str(v["sym"]), fk)
+    if "symfn" in v:
+        sympy = _mod("sympy")
+        kw = v.get("kw") or {}
+        if sympy is None or type(kw) is not dict or any(type(b) is not bool for b in kw.values()):
+            raise CandidateError("malformed sympy function")
+        return sympy.Function(str(v["symfn"]), **{str(k): b for k, b in kw.items()})
     if "fr" in v:
         import fractions
         return fractions.Fraction(int(v["fr"][0]), int(v["fr"][1]))
@@ -344,7 +439,8 @@ def decode(v, remote=None, depth=0):
     if "ty" in v or "en" in v or "npdt" in v or "tdt" in v or "re" in v:
         return _decode_named(v)
     if "h" in v and remote is not None:
-        return remote(str(v["h"]), str(v.get("type", "object")))
+        cls = v.get("cls")
+        return remote(str(v["h"]), str(v.get("type", "object")), cls if type(cls) is str else None)
     if "cb" in v and remote is not None:
         return remote(str(v["cb"]), str(v.get("type", "object")))
     raise CandidateError("unknown value")
@@ -380,17 +476,39 @@ def _rebuild_exception(info):
 
 # ---------------------------------------------------------------- judge side -------------------
 
+def _VALUE_BASES():
+    """Classes whose instances cross as values: a handle never claims to be one of them."""
+    bases = [int, float, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset,
+             range, slice, type, BaseException, _MappingProxy]
+    for mod, names in (("numpy", ("ndarray", "generic", "dtype")), ("torch", ("Tensor", "dtype")),
+                       ("sympy", ("Basic", "MatrixBase"))):
+        m = _mod(mod)
+        bases.extend(getattr(m, n) for n in names if m is not None and isinstance(getattr(m, n, None), type))
+    return tuple(bases)
+
+
 class _Remote:
     """A candidate object seen from the judge. Calls, attribute reads, iteration, indexing, len,
     str and repr are forwarded and their results come back as plain data; equality, ordering,
     hashing and truthiness are the judge's own (identity), never the candidate's."""
 
-    __slots__ = ("_link", "_hid", "_type")
+    __slots__ = ("_link", "_hid", "_type", "_cls")
 
-    def __init__(self, link, hid, type_name):
+    def __init__(self, link, hid, type_name, cls_name=None):
         object.__setattr__(self, "_link", link)
         object.__setattr__(self, "_hid", hid)
         object.__setattr__(self, "_type", type_name)
+        object.__setattr__(self, "_cls", cls_name)
+
+    @property
+    def __class__(self):
+        """The candidate object's class for `isinstance` (e.g. `re.Match`), when it names a
+        class of an already imported module whose instances have no value encoding; a claim
+        buys nothing a real object of that class would not (comparisons stay identity)."""
+        cls = _resolve(self._cls) if self._cls else None
+        if isinstance(cls, type) and not issubclass(cls, _VALUE_BASES()):
+            return cls
+        return _Remote
 
     def _ask(self, op, **kw):
         return self._link.request(op, self._hid, **kw)
@@ -471,16 +589,24 @@ class _Link:
             return {"d": [[self._deep(k, depth + 1), self._deep(v, depth + 1)] for k, v in x.items()]}
         return self._enc(x)
 
-    def remote(self, hid, type_name):
-        return _Remote(self, hid, type_name)
+    def remote(self, hid, type_name, cls_name=None):
+        return _Remote(self, hid, type_name, cls_name)
 
     def call(self, hid, args, kwargs):
         enc_args = [self._deep(a) for a in args]
         enc_kw = [[k, self._deep(v)] for k, v in kwargs.items()]
         reply = self._exchange({"op": "call", "h": hid, "args": enc_args, "kwargs": enc_kw})
-        for i, new in (reply.get("mut") or {}).items():
-            _write_back(args[int(i)], self.decode(new))
-        return self.decode(reply["ok"])
+        mut = reply.get("mut") or {}
+        if type(mut) is not dict:
+            raise CandidateError("malformed candidate reply")
+        for key, new in mut.items():
+            _write_back(_argument(args, kwargs, key), self.decode(new))
+        ok = reply["ok"]
+        if type(ok) is dict and "arg" in ok:
+            # the candidate returned one of its arguments (e.g. an `out=` buffer): the judge's
+            # own object, with the candidate's changes copied in
+            return _argument(args, kwargs, ok["arg"])
+        return self.decode(ok)
 
     def request(self, op, hid, **kw):
         msg = {"op": op, "h": hid}
@@ -540,10 +666,29 @@ _JUDGE_OPS = {
 }
 
 
+def _argument(args, kwargs, key):
+    """The judge's argument a candidate reply names: `"3"` (positional) or `"k:name"`."""
+    key = str(key)
+    try:
+        return kwargs[key[2:]] if key.startswith("k:") else args[int(key)]
+    except (KeyError, IndexError, ValueError):
+        raise CandidateError(f"candidate reply names no argument {key!r}") from None
+
+
+_MUTABLE = ("list", "dict", "set", "bytearray", "ndarray", "Tensor")
+
+
 def _write_back(target, new):
     """Copies the candidate's in-place changes of a mutable argument into the judge's object."""
     np = _mod("numpy")
+    torch = _mod("torch")
     t = type(target)
+    if torch is not None and t is torch.Tensor and type(new) is torch.Tensor:
+        with torch.no_grad():
+            if target.shape != new.shape:
+                target.resize_(new.shape)
+            target.copy_(new.to(target.dtype))
+        return
     if t is list and type(new) is list:
         target[:] = new
     elif t is dict and type(new) is dict:
@@ -603,7 +748,7 @@ def candidate_serve(ch, globals_, before, top_error):
         elif callable(v):
             hid = f"c{len(handles)}"
             handles[hid] = v
-            names[k] = {"h": hid, "type": type(v).__name__}
+            names[k] = {"h": hid, "type": type(v).__name__, "cls": _qualname(type(v))}
         else:
             names[k] = encode(v, handles)
     ch.send({"names": names})
@@ -629,15 +774,18 @@ def candidate_serve(ch, globals_, before, top_error):
                 args = [_cand_decode(ch, a, handles) for a in msg.get("args", [])]
                 kwargs = {str(k): _cand_decode(ch, v, handles) for k, v in msg.get("kwargs", [])}
                 result = obj(*args, **kwargs)
-                for i, a in enumerate(args):
-                    if type(a).__name__ in ("list", "dict", "set", "bytearray", "ndarray"):
+                named = [(str(i), a) for i, a in enumerate(args)]
+                named += [("k:" + k, a) for k, a in kwargs.items()]
+                same = [key for key, a in named if a is result and type(a).__name__ in _MUTABLE]
+                for key, a in named:
+                    if type(a).__name__ in _MUTABLE:
                         try:
-                            mut[str(i)] = encode(a, None)
+                            mut[key] = encode(a, None)
                         except Exception:
                             pass
             else:
                 result = ops[op](obj, msg)
-            reply = {"ok": encode(result, handles)}
+            reply = {"ok": {"arg": same[0]} if same else encode(result, handles)}
             if mut:
                 reply["mut"] = mut
         except BaseException as exc:
@@ -690,7 +838,7 @@ def _cand_decode(ch, v, handles):
     """Decodes a judge argument in the candidate: handles resolve to the candidate's objects,
     judge objects become stubs that call back into the judge."""
 
-    def remote(hid, type_name):
+    def remote(hid, type_name, cls_name=None):
         if hid.startswith("j"):
             return _JudgeObject(ch, handles, hid, type_name)
         return handles[hid]
