@@ -104,6 +104,10 @@ impl DataSet {
     pub fn default_file(&self, checkout: &Path) -> Result<PathBuf> {
         let spec = self.default_spec(checkout)?;
         let mut files = crate::hub::resolve(&spec).map_err(|e| {
+            let e = match e {
+                DataError::Hub(message) => message,
+                other => other.to_string(),
+            };
             DataError::Hub(format!(
                 "{}: {e}; set {} to a local file (README, section Data)",
                 self.what, self.var

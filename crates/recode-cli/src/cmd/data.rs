@@ -388,9 +388,10 @@ fn run_export(a: ExportArgs) -> Result<()> {
 /// Arguments of `recode bench data`.
 #[derive(Args)]
 pub struct BenchDataArgs {
-    /// ReCode JSONL file to validate.
-    #[arg(default_value = "../shared/data/recode/api_update.jsonl")]
-    pub data: PathBuf,
+    /// ReCode JSONL file to validate (default: $RECODE_DATA, else
+    /// ../shared/data/recode/api_update.jsonl, else the hub dataset zjunlp/ReCode-Train-Data,
+    /// fetched once; see recode_data::datasets).
+    pub data: Option<PathBuf>,
     /// Timed repetitions of each side (the best is reported).
     #[arg(long, default_value_t = 5)]
     pub repeat: usize,
@@ -436,7 +437,11 @@ print(json.dumps({"seconds": best, "rows": out[0], "dups": out[1], "bad": out[2]
 
 /// Times `recode data stats` (in process, full report) against the Python peer on the same file.
 pub fn bench_data(a: BenchDataArgs) -> Result<()> {
-    let spec = a.data.to_string_lossy().into_owned();
+    let data = match &a.data {
+        Some(p) => p.clone(),
+        None => recode_data::datasets::RECODE_TRAIN.default_file(Path::new("."))?,
+    };
+    let spec = data.to_string_lossy().into_owned();
     let repeat = a.repeat.max(1);
     let mut best = f64::INFINITY;
     let mut report = None;
@@ -451,12 +456,12 @@ pub fn bench_data(a: BenchDataArgs) -> Result<()> {
     let threads = rayon::current_num_threads();
     eprintln!(
         "file: {} ({} rows), best of {repeat}",
-        a.data.display(),
+        data.display(),
         report.rows
     );
     eprintln!("recode data stats (full report, {threads} threads): {best:.4} s");
     let mut json = serde_json::json!({
-        "file": a.data,
+        "file": data,
         "repeat": repeat,
         "recode": {
             "seconds": best,
@@ -472,7 +477,7 @@ pub fn bench_data(a: BenchDataArgs) -> Result<()> {
         let out = std::process::Command::new(&python)
             .arg("-c")
             .arg(PY_STATS_PEER)
-            .arg(&a.data)
+            .arg(&data)
             .arg(repeat.to_string())
             .output()
             .with_context(|| format!("running the Python peer with {}", python.display()))?;

@@ -446,8 +446,8 @@ pub struct BenchTrainArgs {
     /// Model (default: $RECODE_SMOLLM2_GGUF); the peer loads the same GGUF.
     #[arg(long)]
     pub model: Option<String>,
-    /// ReCode JSONL whose first row is the prompt both trainers use
-    /// (default: ../shared/data/recode/api_update.jsonl).
+    /// ReCode JSONL whose first row is the prompt both trainers use (default: $RECODE_DATA, else
+    /// ../shared/data/recode/api_update.jsonl, else the hub dataset zjunlp/ReCode-Train-Data).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// GRPO steps per trainer; the first is a warm-up and is not averaged.
@@ -505,10 +505,10 @@ pub fn bench_train(args: BenchTrainArgs) -> anyhow::Result<()> {
         )?)
     };
     anyhow::ensure!(args.steps >= 1, "--steps must be at least 1");
-    let data = args.data.clone().unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("RECODE_SHARED").unwrap_or_else(|| "../shared".into()))
-            .join("data/recode/api_update.jsonl")
-    });
+    let data = match &args.data {
+        Some(p) => p.clone(),
+        None => recode_data::datasets::RECODE_TRAIN.default_file(std::path::Path::new("."))?,
+    };
     let text =
         std::fs::read_to_string(&data).with_context(|| format!("reading {}", data.display()))?;
     let first = text
