@@ -89,9 +89,10 @@ recode_resolve_data() {
   done
   if [ ${#missing[@]} -gt 0 ]; then
     {
-      echo "resolve-data: no $(recode_join ' and ' "${missing[@]}") data. Set $(recode_join ' and ' "${vars[@]}")"
-      echo "  to local files (see README, section Data), or RECODE_SHARED to a folder holding data/,"
-      echo "  or make the Hugging Face hub reachable (HF_ENDPOINT=${HF_ENDPOINT:-https://huggingface.co}). Tried:"
+      echo "resolve-data: no copy found or fetched of: $(recode_join ', ' "${missing[@]}")."
+      echo "  Set $(recode_join ' and ' "${vars[@]}") to local files (README, section Data), or"
+      echo "  RECODE_SHARED to a folder holding data/, or make the Hugging Face hub reachable"
+      echo "  (HF_ENDPOINT=${HF_ENDPOINT:-https://huggingface.co}). Tried:"
       printf '  - %s\n%s\n' "${tried[@]}"
     } >&2
     return 1
