@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell functions shared by the scripts (sourced, not run).
 
 # recode_target_dir: the directory cargo builds into for this workspace, as cargo itself reports
