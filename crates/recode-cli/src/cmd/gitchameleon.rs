@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use recode_eval::generate::GenParams;
 use recode_eval::gitchameleon::check::{check_refs, CheckReport, Scorer};
 use recode_eval::gitchameleon::exec::PoolSettings;
+use recode_eval::gitchameleon::plan::TIMEOUT_SECS;
 use recode_eval::gitchameleon::run::{run_eval, tasks, GcSummary};
 use recode_eval::gitchameleon::setup::{
     dir_bytes, ensure_all, estimated_bytes, lookup, server_python, EnvManager, EnvState,
@@ -215,6 +216,7 @@ fn pool_settings(e: &ExecArgs) -> anyhow::Result<PoolSettings> {
         read_only: e.read_only.clone(),
         pass_env: e.sandbox_env.clone(),
         allow_unsandboxed: e.unsafe_no_sandbox,
+        timeout_secs: TIMEOUT_SECS,
     })
 }
 

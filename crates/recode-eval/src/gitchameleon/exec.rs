@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use recode_sandbox::{ExecConfig, ExecJob, ExecResult, ExecutorPool, Job};
 use serde::{Deserialize, Serialize};
 
-use super::plan::{harness_env, missing_resource, RunKind, RunPlan, TIMEOUT_SECS};
+use super::plan::{harness_env, missing_resource, RunKind, RunPlan};
 
 /// Characters of a run's output kept in results (its end: pytest's summary is last).
 pub const OUTPUT_CHARS: usize = 2000;
@@ -87,15 +87,16 @@ impl RunOutcome {
     }
 }
 
-/// The sandbox's job for `plan` run by the environment interpreter `python`.
-pub fn exec_job(python: &Path, plan: &RunPlan) -> Job {
+/// The sandbox's job for `plan` run by the environment interpreter `python`, killed after
+/// `timeout_secs` (the harness: [`TIMEOUT_SECS`](super::plan::TIMEOUT_SECS)).
+pub fn exec_job(python: &Path, plan: &RunPlan, timeout_secs: f64) -> Job {
     let mut argv = vec![python.to_string_lossy().into_owned()];
     argv.extend(plan.args.iter().cloned());
     Job::Exec(ExecJob {
         argv,
         files: plan.files.clone(),
         env: harness_env(),
-        timeout_secs: Some(TIMEOUT_SECS),
+        timeout_secs: Some(timeout_secs),
         loopback: plan.loopback,
     })
 }
@@ -115,6 +116,8 @@ pub struct PoolSettings {
     pub pass_env: Vec<String>,
     /// Run without isolation where the machine permits none (dangerous).
     pub allow_unsandboxed: bool,
+    /// Wall-clock limit of one run, seconds (the harness: [`TIMEOUT_SECS`](super::plan::TIMEOUT_SECS)).
+    pub timeout_secs: f64,
 }
 
 /// The executor configuration running the interpreters `pythons` (environments' `bin/python`).
@@ -126,8 +129,8 @@ pub fn exec_config(s: &PoolSettings, pythons: &[PathBuf]) -> ExecConfig {
     cfg.pass_env = s.pass_env.clone();
     cfg.memory_bytes = s.memory_bytes;
     cfg.address_space_bytes = s.memory_bytes;
-    cfg.timeout_secs = TIMEOUT_SECS;
-    cfg.hard_timeout_secs = TIMEOUT_SECS + 5.0;
+    cfg.timeout_secs = s.timeout_secs;
+    cfg.hard_timeout_secs = s.timeout_secs + 5.0;
     cfg.capture_chars = 16 << 10;
     cfg.allow_unsandboxed = s.allow_unsandboxed;
     cfg
@@ -148,11 +151,12 @@ pub fn run_bound(
     runs: &[Bound<'_>],
     progress: &(dyn Fn() + Sync),
 ) -> Vec<RunOutcome> {
+    let timeout = pool.config().timeout_secs;
     let mut jobs = Vec::new();
     let mut index = Vec::new();
     for (i, b) in runs.iter().enumerate() {
         if let Ok(py) = b.python {
-            jobs.push(exec_job(py, &b.plan));
+            jobs.push(exec_job(py, &b.plan, timeout));
             index.push(i);
         }
     }
