@@ -93,6 +93,39 @@ fn missing_system_libraries(envs: &[EnvSpec]) -> Vec<String> {
     out
 }
 
+/// One line per environment: key, pin, Python, problems, built/cached/FAILED, time, size.
+fn env_line(s: &EnvState) -> String {
+    let note = s
+        .python_note()
+        .map(|n| format!(" [{n}]"))
+        .unwrap_or_default();
+    let head = format!(
+        "  {} {:<28} py{:<5} {:>3} problems",
+        s.env.key,
+        s.env.pinned(),
+        s.env.python_version,
+        s.env.problems.len()
+    );
+    match &s.venv {
+        Ok(v) => {
+            let built = if v.reused { "cached" } else { "built" };
+            let mut line = format!(
+                "{head}  {built} {:>5.1} s  {:>6.0} MB{note}",
+                v.build_secs,
+                dir_bytes(&v.dir) as f64 / 1e6
+            );
+            for (req, why) in &v.failed_after {
+                let last = why.lines().last().unwrap_or_default();
+                line.push_str(&format!(
+                    "\n      pin {req} failed (the harness ignores this too): {last}"
+                ));
+            }
+            line
+        }
+        Err(f) => format!("{head}  FAILED ({}){note}", f.class),
+    }
+}
+
 /// `recode eval setup --bench gitchameleon`.
 pub fn setup(a: &SetupArgs) -> anyhow::Result<()> {
     let (_, problems) = load(a.data.as_deref(), a.library.as_deref())?;
@@ -136,46 +169,12 @@ pub fn setup(a: &SetupArgs) -> anyhow::Result<()> {
     let t = Instant::now();
     let pb = bar(envs.len(), "environments");
     let states = ensure_all(&mgr, &envs, jobs, &|s: &EnvState| {
-        pb.set_message(format!("{} done", s.env.pinned()));
+        // Printed as each finishes, also when the bar is hidden (no terminal).
+        pb.suspend(|| eprintln!("{}", env_line(s)));
         pb.inc(1);
     });
     pb.finish_and_clear();
-    let mut failed = Vec::new();
-    for s in &states {
-        let note = s
-            .python_note()
-            .map(|n| format!(" [{n}]"))
-            .unwrap_or_default();
-        match &s.venv {
-            Ok(v) => {
-                let built = if v.reused { "cached" } else { "built" };
-                eprintln!(
-                    "  {} {:<28} py{:<5} {:>3} problems  {built} {:>5.1} s  {:>6.0} MB{note}",
-                    s.env.key,
-                    s.env.pinned(),
-                    s.env.python_version,
-                    s.env.problems.len(),
-                    v.build_secs,
-                    dir_bytes(&v.dir) as f64 / 1e6
-                );
-                for (req, why) in &v.failed_after {
-                    let last = why.lines().last().unwrap_or_default();
-                    eprintln!("      pin {req} failed (the harness ignores this too): {last}");
-                }
-            }
-            Err(f) => {
-                eprintln!(
-                    "  {} {:<28} py{:<5} {:>3} problems  FAILED ({}){note}",
-                    s.env.key,
-                    s.env.pinned(),
-                    s.env.python_version,
-                    s.env.problems.len(),
-                    f.class
-                );
-                failed.push(s);
-            }
-        }
-    }
+    let failed: Vec<&EnvState> = states.iter().filter(|s| s.venv.is_err()).collect();
     eprintln!(
         "{} of {} environments ready in {:.0} s; cache {}",
         states.len() - failed.len(),
@@ -186,7 +185,18 @@ pub fn setup(a: &SetupArgs) -> anyhow::Result<()> {
     if failed.is_empty() {
         return Ok(());
     }
-    let mut msg = format!("{} environment(s) could not be built:", failed.len());
+    let mut classes: std::collections::BTreeMap<&str, usize> = Default::default();
+    for s in &failed {
+        if let Err(f) = &s.venv {
+            *classes.entry(f.class.as_str()).or_default() += 1;
+        }
+    }
+    let by_class: Vec<String> = classes.iter().map(|(c, n)| format!("{c} {n}")).collect();
+    let mut msg = format!(
+        "{} environment(s) could not be built ({}):",
+        failed.len(),
+        by_class.join(", ")
+    );
     for s in failed {
         if let Err(f) = &s.venv {
             msg.push_str(&format!(
