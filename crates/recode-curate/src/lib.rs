@@ -15,7 +15,10 @@ pub mod envs;
 mod error;
 pub mod mine;
 pub mod snapshot;
+pub mod synth;
+pub mod verify;
 
 pub use diff::{ApiChange, ChangeKind, ChangeRef};
 pub use error::{CurateError, Result};
 pub use mine::{mine, MineOptions, MineReport};
+pub use verify::{verify, write_outputs, VerifyOptions, VerifyOutput, VerifyReport};

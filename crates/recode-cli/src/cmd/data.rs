@@ -32,6 +32,13 @@ pub enum DataCommand {
     /// collapsed by canonical id. Example:
     /// `recode data mine --dist packaging --old 21.3 --new 22.0 -o changes.jsonl`
     Mine(curate::MineArgs),
+    /// Verify candidate migration pairs on both real versions: static checks (syntax,
+    /// identical, off-target), then four sandboxed runs each (old code on old and new version,
+    /// new code on both); accepted when old@old and new@new run to their last line and the
+    /// pair discriminates (old code fails or newly warns on the new version: breaking; new code
+    /// fails on the old version: additive). Example:
+    /// `recode data verify candidates.jsonl -o verified/`
+    Verify(curate::VerifyArgs),
 }
 
 /// Normalisation mode for the "identical old/new code" check.
@@ -175,6 +182,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
         DataCommand::Render(a) => run_render(a),
         DataCommand::Export(a) => run_export(a),
         DataCommand::Mine(a) => curate::run_mine(a),
+        DataCommand::Verify(a) => curate::run_verify(a),
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use recode_curate::candidate::write_jsonl;
-use recode_curate::{mine, MineOptions};
+use recode_curate::{mine, verify, write_outputs, MineOptions, VerifyOptions, VerifyReport};
 use recode_venv::EnvManager;
 
 /// Arguments of `recode data mine`.
@@ -83,4 +83,99 @@ pub fn run_mine(a: MineArgs) -> Result<()> {
     }
     eprintln!("wrote {}", a.output.display());
     Ok(())
+}
+
+/// Arguments of `recode data verify`.
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// Candidates (JSONL): ReCode's six keys plus `old_version` ("==X"), optional `change_id`
+    /// and `model`; `dependency` is a PyPI name or one of ReCode's display names (PyTorch, …).
+    pub candidates: PathBuf,
+    /// Output directory: rows.jsonl (ReCode's six keys), rows.meta.jsonl (provenance by row
+    /// hash), rejects.jsonl (reason + evidence), report.json.
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Interpreter for every pair (`3.11`); default: per pair, the newest Python on which both
+    /// versions install and import.
+    #[arg(long)]
+    pub python: Option<String>,
+    /// Parallel sandboxed runs.
+    #[arg(long, default_value_t = 2)]
+    pub jobs: usize,
+    /// Seconds per run (a snippet that loops is rejected with `timeout`).
+    #[arg(long, default_value_t = 10.0)]
+    pub timeout: f64,
+    /// Memory per run, MiB.
+    #[arg(long, default_value_t = 1024)]
+    pub memory_mib: u64,
+    /// Accepted rows kept per change id.
+    #[arg(long, default_value_t = 3)]
+    pub max_per_change: usize,
+    /// Run snippets WITHOUT isolation where the machine permits no sandbox.
+    #[arg(long)]
+    pub unsafe_no_sandbox: bool,
+}
+
+struct Bar(indicatif::ProgressBar);
+
+impl recode_curate::verify::VerifyProgress for Bar {
+    fn start(&self, runs: usize) {
+        self.0.set_length(runs as u64);
+        self.0.reset_elapsed();
+    }
+    fn run_done(&self) {
+        self.0.inc(1);
+    }
+}
+
+/// `recode data verify`.
+pub fn run_verify(a: VerifyArgs) -> Result<()> {
+    let candidates: Vec<recode_curate::candidate::Candidate> =
+        recode_curate::candidate::read_jsonl(&a.candidates)?;
+    let opts = VerifyOptions {
+        python: a.python,
+        workers: a.jobs,
+        timeout_secs: a.timeout,
+        memory_bytes: a.memory_mib << 20,
+        max_per_change: a.max_per_change,
+        allow_unsandboxed: a.unsafe_no_sandbox,
+        ..VerifyOptions::default()
+    };
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(
+            "verify {bar:30} {pos}/{len} runs {per_sec} eta {eta}",
+        )
+        .expect("static template"),
+    );
+    let out = verify(
+        &EnvManager::from_env(),
+        &candidates,
+        &opts,
+        &Bar(bar.clone()),
+    )?;
+    bar.finish_and_clear();
+    write_outputs(&a.output, &out)?;
+    print_verify_table(&out.report);
+    eprintln!(
+        "wrote {}/{{rows.jsonl,rows.meta.jsonl,rejects.jsonl,report.json}}",
+        a.output.display()
+    );
+    Ok(())
+}
+
+fn print_verify_table(r: &VerifyReport) {
+    eprintln!(
+        "{} candidates: {} accepted ({} breaking, {} additive); {} runs in {:.1} s ({:.1} runs/s); {:.1} s total",
+        r.candidates, r.accepted, r.breaking, r.additive, r.runs, r.seconds_runs, r.runs_per_sec, r.seconds_total
+    );
+    for p in &r.pairs {
+        eprintln!(
+            "  {} {} -> {}: Python {} (envs {:.1} s)",
+            p.dist, p.old, p.new, p.python, p.seconds_envs
+        );
+    }
+    eprintln!("  {:<20} {:>6}", "rejected", "count");
+    for (k, n) in r.rejected.iter().filter(|(_, n)| **n > 0) {
+        eprintln!("  {k:<20} {n:>6}");
+    }
 }
