@@ -161,6 +161,16 @@ fn check_outputs(dir: &Path, ids: &[&str], n: usize, stdout: &str) -> Run {
     assert_eq!(summary["error_classes"], json!(classes));
     assert_eq!(summary["extraction"], json!(sources));
     assert_eq!(summary["settings"]["n"].as_u64(), Some(n as u64));
+    // the run records what its programs ran under (CI runs as root: fully isolated)
+    let sandbox = &summary["settings"]["sandbox"];
+    assert_eq!(sandbox["verdicts"], "judged", "{sandbox}");
+    assert_eq!(sandbox["protections"]["isolated"], true, "{sandbox}");
+    assert!(
+        sandbox["protections"]["active"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|p| p == "pid_namespace")),
+        "{sandbox}"
+    );
     assert!(
         stdout.contains(&format!(
             "humaneval {} problems x {n}: pass@1 {pass1:.1}",

@@ -654,7 +654,12 @@ pub fn run_eval(
             .unwrap_or_default()
     });
     let results = score(bench, tasks, params.n, &cache, pool, exec_progress)?;
-    let settings = serde_json::to_value(params).unwrap_or_default();
+    let mut settings = serde_json::to_value(params).unwrap_or_default();
+    // What the scored programs ran under: a summary must say when a run was not sandboxed.
+    settings["sandbox"] = serde_json::json!({
+        "protections": pool.protections(),
+        "verdicts": "judged",
+    });
     let summary = summarize(bench.name(), &describe, params.n, &results, settings);
     write_outputs(dir, &results, &summary)?;
     Ok(summary)

@@ -43,7 +43,10 @@ fn both(setup: &str, candidate: &str, test: &str) -> (ExecResult, ExecResult) {
 fn agrees_and_passes(setup: &str, candidate: &str, test: &str) {
     let (judged, whole) = both(setup, candidate, test);
     assert!(whole.passed(), "in-process reference failed: {whole:?}");
-    assert!(judged.passed(), "judged differs from in-process: {judged:?}");
+    assert!(
+        judged.passed(),
+        "judged differs from in-process: {judged:?}"
+    );
 }
 
 #[test]
@@ -129,6 +132,9 @@ fn class_claims_never_make_a_value_type_or_an_equal() {
          def answer():\n    return Fake()\n",
         "r = answer()\nassert isinstance(r, int) or r == 42\n",
     );
-    assert!(whole.passed(), "the in-process harness is fooled: {whole:?}");
+    assert!(
+        whole.passed(),
+        "the in-process harness is fooled: {whole:?}"
+    );
     assert!(!judged.passed(), "forged pass: {judged:?}");
 }

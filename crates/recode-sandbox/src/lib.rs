@@ -52,5 +52,5 @@ mod pool;
 pub use cgroup::WorkerCgroup;
 pub use pool::{
     Capabilities, ExecConfig, ExecError, ExecJob, ExecResult, ExecutorPool, Hello, Job,
-    DEFAULT_PRELOAD, FORK_SERVER_PY,
+    Protections, DEFAULT_PRELOAD, FORK_SERVER_PY,
 };

@@ -288,6 +288,17 @@ impl Capabilities {
     }
 }
 
+/// The protections a pool's programs run under, as recorded in run summaries.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Protections {
+    /// Whether the isolation the crate requires is in force (see [`Capabilities::isolated`]).
+    pub isolated: bool,
+    /// Protections in force.
+    pub active: Vec<&'static str>,
+    /// Protections this machine or user does not permit.
+    pub missing: Vec<&'static str>,
+}
+
 /// The server's start-up message.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Hello {
@@ -662,6 +673,16 @@ impl ExecutorPool {
     /// The configuration in force.
     pub fn config(&self) -> &ExecConfig {
         &self.cfg
+    }
+
+    /// Which protections programs of this pool run under (for run logs and summaries).
+    pub fn protections(&self) -> Protections {
+        let caps = self.hello().map(|h| h.caps).unwrap_or_default();
+        Protections {
+            isolated: caps.isolated(),
+            active: caps.active(),
+            missing: caps.missing(),
+        }
     }
 
     /// Start-up information of the first server (isolation capabilities, pre-imports).

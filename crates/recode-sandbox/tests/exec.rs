@@ -89,7 +89,9 @@ fn runs_another_interpreter_with_its_files_and_exit_status() {
     assert_eq!(r.error_class(), "exit:3", "{r:?}");
     assert_eq!(r.stdout, "failing\n");
 
-    let r = run(python_job("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"));
+    let r = run(python_job(
+        "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n",
+    ));
     assert_eq!(r.error_class(), "signal:9", "{r:?}");
 }
 
@@ -190,7 +192,10 @@ fn invalid_jobs_are_refused_before_running() {
 #[test]
 fn a_host_binary_outside_the_view_cannot_be_executed() {
     // the test binary itself lives under target/, which is not in the view
-    let me = std::env::current_exe().unwrap().to_string_lossy().into_owned();
+    let me = std::env::current_exe()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     let r = run(ExecJob::new([me]));
     assert_eq!(r.error_class(), "setup_error", "{r:?}");
     assert!(r.setup_error.unwrap().contains("FileNotFoundError"));

@@ -499,6 +499,17 @@ fn run_eval_cmd(a: RunArgs) -> anyhow::Result<()> {
         gen_bar.finish_and_clear();
     }
     let pool = ExecutorPool::start(cfg).context("starting the executor pool")?;
+    let shield = pool.protections();
+    let state = if shield.isolated {
+        "isolated"
+    } else {
+        "NOT ISOLATED"
+    };
+    tracing::info!(
+        "sandbox: {state} (active: {}; missing: {})",
+        shield.active.join(", "),
+        shield.missing.join(", ")
+    );
     let exec_bar = ProgressBar::no_length();
     exec_bar.set_style(
         ProgressStyle::with_template("{spinner} {pos} programs run {per_sec}")
