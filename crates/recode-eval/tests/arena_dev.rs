@@ -246,3 +246,59 @@ fn one_example_a_line_loads_like_the_grouped_file() {
     );
     assert!(e.contains(&want), "{e}");
 }
+
+/// The repository's original layout (GitHub `leo-liuzy/CodeUpdateArena`, `data/arena.jsonl`):
+/// tests and imports as lists of strings, an example's imports under `imports`. Rebuilt from the
+/// development file, it loads into the same records.
+#[test]
+fn lists_of_tests_and_imports_load_like_the_development_file() {
+    let Some(dev) = dev_file() else {
+        return;
+    };
+    let text = std::fs::read_to_string(&dev).unwrap();
+    let split = |v: &serde_json::Value, sep: &str| -> serde_json::Value {
+        v.as_str().unwrap().split(sep).collect::<Vec<_>>().into()
+    };
+    let mut lines = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+        v["update"]["imports"] = split(&v["update"]["imports"], "\n");
+        for e in v["prog_syn_examples"].as_array_mut().unwrap() {
+            e["unit_tests"] = split(&e["unit_tests"], "\n\n");
+            let imports = e
+                .as_object_mut()
+                .unwrap()
+                .remove("prog_syn_imports")
+                .unwrap();
+            e["imports"] = split(&imports, "\n");
+        }
+        lines.push(v.to_string());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let original = dir.path().join("arena.jsonl");
+    std::fs::write(&original, lines.join("\n") + "\n").unwrap();
+    let view = |rs: &[recode_eval::arena::ArenaRecord]| {
+        serde_json::to_value(
+            rs.iter()
+                .map(|r| (&r.update, &r.examples))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap()
+    };
+    let (want, got) = (load_arena(&dev).unwrap(), load_arena(&original).unwrap());
+    assert_eq!(got.len(), 91);
+    assert!(
+        view(&got) == view(&want),
+        "the original layout loads differently"
+    );
+
+    // A list holding something else than strings is refused, naming the element.
+    let mut bad: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    bad["prog_syn_examples"][0]["unit_tests"][1] = 3.into();
+    std::fs::write(&original, format!("{bad}\n")).unwrap();
+    let e = load_arena(&original).unwrap_err().to_string();
+    assert!(
+        e.contains("arena.jsonl:1: field `prog_syn_examples[0].unit_tests[1]`: expected a string, found a number"),
+        "{e}"
+    );
+}
