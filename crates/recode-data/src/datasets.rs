@@ -8,8 +8,9 @@
 //!    `~/.cache/recode`);
 //! 4. its Hugging Face hub id, downloaded once into the hub cache by [`crate::hub::resolve`].
 //!
-//! Tests use only (2), through [`DataSet::shared_or_skip`]: their expectations are about those
-//! exact files, so a test whose data set is absent says which one and is skipped.
+//! Tests use only (2), through [`shared_or_skip`]: their expectations are about those exact
+//! files, so a test whose data set is absent says which one and is skipped. [`GITCHAMELEON`]
+//! is read only from a local copy.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -56,6 +57,51 @@ pub const CODEUPDATEARENA: DataSet = DataSet {
 
 /// Every data set above.
 pub const ALL: [DataSet; 2] = [RECODE_TRAIN, CODEUPDATEARENA];
+
+/// A data set read only from a local copy (no variable of its own, no download).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalDataSet {
+    /// What it is, for messages.
+    pub what: &'static str,
+    /// Its file or folder under the shared folder's `data/`.
+    pub shared: &'static str,
+}
+
+/// GitChameleon 2.0 (Apache-2.0): a folder (`dataset.jsonl`, tests), which `recode gitchameleon`
+/// takes as `--data DIR`.
+pub const GITCHAMELEON: LocalDataSet = LocalDataSet {
+    what: "GitChameleon 2.0",
+    shared: "gitchameleon",
+};
+
+impl LocalDataSet {
+    /// For tests: as [`DataSet::shared_or_skip`].
+    pub fn shared_or_skip(&self, checkout: &Path) -> Option<PathBuf> {
+        shared_or_skip(checkout, self.shared, self.what)
+    }
+}
+
+/// `data/<rel>` under the shared folder (see [`shared_dir`]) when present; else `None` after
+/// printing, past the test harness's capture, that the running test is skipped for want of
+/// `what`. Under `CI=true` a missing copy fails the test instead: CI always has `../shared`.
+pub fn shared_or_skip(checkout: &Path, rel: &str, what: &str) -> Option<PathBuf> {
+    let path = shared_dir(checkout).join("data").join(rel);
+    if path.exists() {
+        return Some(path);
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_string();
+    let why = format!(
+        "{test} needs {what} ({} absent: place ../shared beside the checkout or set \
+         RECODE_SHARED; README, section Data)",
+        path.display()
+    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+    let _ = writeln!(std::io::stderr(), "skipped: {why}");
+    None
+}
 
 /// The shared folder: `$RECODE_SHARED`, else `../shared` beside `checkout`.
 pub fn shared_dir(checkout: &Path) -> PathBuf {
@@ -119,27 +165,10 @@ impl DataSet {
             .ok_or_else(|| DataError::Hub(format!("{}: {spec} holds no data file", self.what)))
     }
 
-    /// For tests: its copy in the shared folder, or `None` after printing (past the test
-    /// harness's capture) that the running test is skipped and which data set it needs. Under
-    /// `CI=true` a missing copy fails the test instead: CI always has `../shared`.
+    /// For tests: its copy in the shared folder, or `None` once the running test has said it is
+    /// skipped and which data set it needs (see [`shared_or_skip`]).
     pub fn shared_or_skip(&self, checkout: &Path) -> Option<PathBuf> {
-        let path = self.shared_path(checkout);
-        if path.is_file() {
-            return Some(path);
-        }
-        let test = std::thread::current()
-            .name()
-            .unwrap_or("this test")
-            .to_string();
-        let why = format!(
-            "{test} needs {} ({} absent: place ../shared beside the checkout or set \
-             RECODE_SHARED; README, section Data)",
-            self.what,
-            path.display()
-        );
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
-        let _ = writeln!(std::io::stderr(), "skipped: {why}");
-        None
+        shared_or_skip(checkout, self.shared, self.what)
     }
 }
 

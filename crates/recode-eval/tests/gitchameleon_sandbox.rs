@@ -10,16 +10,18 @@ use recode_eval::gitchameleon::exec::PoolSettings;
 use recode_eval::gitchameleon::setup::{ensure, server_python, EnvManager, Interpreters};
 use recode_eval::gitchameleon::{env_specs, Dataset, LibrarySelection};
 
-fn data_dir() -> PathBuf {
-    std::env::var_os("RECODE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-        .join("data/gitchameleon")
+/// The data in `../shared/data/gitchameleon`, or `None` (the test is skipped, saying so).
+fn data_dir() -> Option<PathBuf> {
+    let checkout = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    recode_data::datasets::GITCHAMELEON.shared_or_skip(&checkout)
 }
 
 #[test]
 fn runs_are_scored_and_contained() {
-    let data = Dataset::load(&data_dir()).unwrap();
+    let Some(dir) = data_dir() else {
+        return;
+    };
+    let data = Dataset::load(&dir).unwrap();
     let sel = LibrarySelection::parse("scipy==1.9.2").unwrap();
     let problems: Vec<_> = sel
         .select(&data.problems)
