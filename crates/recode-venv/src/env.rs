@@ -1,14 +1,16 @@
 //! Cached virtualenvs: one directory per [`EnvSpec`], complete or absent.
 //!
 //! Build steps (under the env's lock): `python -m venv DIR`; optionally upgrade pip; `pip wheel`
-//! the requirements into the shared wheelhouse (exclusive wheelhouse lock); `pip install
-//! --no-index --find-links WHEELHOUSE` (shared lock); the follow-up installs
+//! the requirements into a private directory whose wheels are then renamed into the shared
+//! wheelhouse (no wheelhouse lock: parallel builders never wait for each other's downloads or
+//! source builds); `pip install --no-index --find-links WHEELHOUSE`; the follow-up installs
 //! ([`EnvSpec::after`]) the same way, one call each, failures recorded; `pip freeze`; write
 //! [`ENV_RECORD`]; write [`COMPLETE_MARKER`] last. Any other failure removes the directory.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -287,21 +289,36 @@ impl EnvManager {
         Ok(venv)
     }
 
-    /// `requirements` into the venv in one pip call: wheels into the wheelhouse (unless offline,
-    /// exclusive lock), then an install from it alone (shared lock).
+    /// `requirements` into the venv in one pip call: wheels built or downloaded into a private
+    /// directory and moved into the wheelhouse file by file (atomic renames: builders never wait
+    /// for each other, and the wheelhouse never holds a partial wheel), then an install from the
+    /// wheelhouse alone. Offline, only the install.
     fn install(&self, spec: &EnvSpec, py: &Path, requirements: &[String]) -> Result<()> {
         let wheels = self.wheelhouse();
         std::fs::create_dir_all(&wheels).map_err(|e| VenvError::io(&wheels, e))?;
         let wheels_s = wheels.to_string_lossy().into_owned();
-        let lock_path = self.root.join("wheels.lock");
         if !self.offline {
-            let _w = lock(&lock_path, true)?;
-            let mut args = vec!["wheel", "--wheel-dir", &wheels_s, "--find-links", &wheels_s];
+            let private = wheels.join(format!(
+                ".incoming-{}-{}",
+                std::process::id(),
+                INCOMING.fetch_add(1, Ordering::Relaxed)
+            ));
+            let private_s = private.to_string_lossy().into_owned();
+            let mut args = vec![
+                "wheel",
+                "--wheel-dir",
+                &private_s,
+                "--find-links",
+                &wheels_s,
+            ];
             args.extend(spec.pip_args.iter().map(String::as_str));
             args.extend(requirements.iter().map(String::as_str));
-            self.pip(spec, py, "wheel", &args, true)?;
+            let built = self
+                .pip(spec, py, "wheel", &args, true)
+                .and_then(|_| publish_wheels(&private, &wheels));
+            let _ = std::fs::remove_dir_all(&private);
+            built?;
         }
-        let _r = lock(&lock_path, false)?;
         let mut args = vec!["install", "--no-index", "--find-links", &wheels_s];
         args.extend(spec.pip_args.iter().map(String::as_str));
         args.extend(requirements.iter().map(String::as_str));
@@ -351,6 +368,22 @@ fn load_complete(dir: &Path) -> Option<Venv> {
     let mut v: Venv = serde_json::from_slice(&bytes).ok()?;
     v.reused = true;
     Some(v)
+}
+
+/// Private wheel directories made by this process so far (their names stay unique).
+static INCOMING: AtomicUsize = AtomicUsize::new(0);
+
+/// Moves every file of `from` into `to` by rename; a wheel already there is kept (wheel files
+/// of one name have the same content).
+fn publish_wheels(from: &Path, to: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(from).map_err(|e| VenvError::io(from, e))? {
+        let entry = entry.map_err(|e| VenvError::io(from, e))?;
+        let target = to.join(entry.file_name());
+        if !target.exists() {
+            std::fs::rename(entry.path(), &target).map_err(|e| VenvError::io(&target, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// An open lock file held until dropped (exclusive or shared).

@@ -247,3 +247,34 @@ fn follow_up_installs_run_in_order_and_their_failures_are_recorded() {
     assert!(v.failed_after[0].1.contains("No matching distribution"));
     assert_eq!(mgr.lookup(&spec).unwrap().failed_after, v.failed_after);
 }
+
+#[test]
+fn parallel_builders_of_different_specs_share_the_wheelhouse_without_leftovers() {
+    let cache = tempfile::tempdir().unwrap();
+    let (_, newest) = two_interpreters();
+    let specs = [
+        EnvSpec::new(newest.clone(), ["packaging==21.3"]),
+        EnvSpec::new(newest.clone(), ["packaging==21.3", "semver==3.0.2"]),
+        EnvSpec::new(newest, ["packaging==99.0.1"]),
+    ];
+    let results: Vec<_> = std::thread::scope(|s| {
+        let hs: Vec<_> = specs
+            .iter()
+            .map(|spec| s.spawn(|| EnvManager::new(cache.path()).ensure(spec)))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");
+    assert!(results[2].is_err());
+    // Every wheel was published whole; no private download directory is left behind.
+    let names: Vec<String> = std::fs::read_dir(cache.path().join("wheels"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| n.ends_with(".whl")), "{names:?}");
+    assert!(
+        names.iter().any(|n| n.starts_with("semver-3.0.2")),
+        "{names:?}"
+    );
+}
