@@ -59,6 +59,10 @@ pub struct SetupArgs {
     /// gitchameleon: environments built at once [default: number of cores].
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// gitchameleon: print one JSON line last, the environments with their harness key, pin,
+    /// Python, directory (or failure class and detail), build seconds and size.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Executor options shared by the commands that run programs.

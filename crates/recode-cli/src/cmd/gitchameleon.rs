@@ -126,6 +126,27 @@ fn env_line(s: &EnvState) -> String {
     }
 }
 
+/// An environment's entry in `setup --json`.
+fn env_json(s: &EnvState) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "key": s.env.key,
+        "library": s.env.pinned(),
+        "python_version": s.env.python_version,
+        "python": s.python,
+        "problems": s.env.problems,
+    });
+    match &s.venv {
+        Ok(venv) => {
+            v["dir"] = serde_json::json!(venv.dir);
+            v["build_secs"] = serde_json::json!(venv.build_secs);
+            v["bytes"] = serde_json::json!(dir_bytes(&venv.dir));
+            v["failed_pins"] = serde_json::json!(venv.failed_after);
+        }
+        Err(f) => v["failure"] = serde_json::json!(f),
+    }
+    v
+}
+
 /// `recode eval setup --bench gitchameleon`.
 pub fn setup(a: &SetupArgs) -> anyhow::Result<()> {
     let (_, problems) = load(a.data.as_deref(), a.library.as_deref())?;
@@ -175,6 +196,10 @@ pub fn setup(a: &SetupArgs) -> anyhow::Result<()> {
     });
     pb.finish_and_clear();
     let failed: Vec<&EnvState> = states.iter().filter(|s| s.venv.is_err()).collect();
+    if a.json {
+        let envs: Vec<serde_json::Value> = states.iter().map(env_json).collect();
+        println!("{}", serde_json::json!({ "environments": envs }));
+    }
     eprintln!(
         "{} of {} environments ready in {:.0} s; cache {}",
         states.len() - failed.len(),
