@@ -2,7 +2,8 @@
 # Runs inside a virtualenv holding one version of a distribution and prints one JSON object:
 #   top_level: the distribution's importable top-level modules (from its RECORD)
 #   modules: {name: null | "ImportError: ..."}   (a submodule that fails to import is recorded)
-#   symbols: [{id, paths, kind, signature, params, doc_deprecated, warnings, owner}]
+#   symbols: [{id, paths, kind, signature, params, doc_deprecated, warnings, owner, exported}]
+#   (exported: listed in some module's __all__)
 # Usage: python -I snapshot.py DIST [MODULE ...] [--top-level-only]
 # Works on Python 3.6+ (no walrus, no positional-only syntax).
 import importlib, inspect, json, os, pkgutil, re, sys, types, warnings
@@ -145,7 +146,7 @@ def main():
 
     symbols = {}
 
-    def add(sid, path, obj, kind, warns, owner=None):
+    def add(sid, path, obj, kind, warns, owner=None, exported=False):
         s = symbols.get(sid)
         if s is None:
             sig, params = (None, None)
@@ -153,8 +154,9 @@ def main():
                 sig, params = signature_of(obj)
             s = {"id": sid, "paths": [], "kind": kind, "signature": sig, "params": params,
                  "doc_deprecated": doc_deprecated(obj) if kind != "constant" else False,
-                 "warnings": [], "owner": owner}
+                 "warnings": [], "owner": owner, "exported": False}
             symbols[sid] = s
+        s["exported"] = s["exported"] or exported
         if path not in s["paths"]:
             s["paths"].append(path)
         for w in warns:
@@ -175,7 +177,8 @@ def main():
     for modname in names:
         mod = sys.modules[modname]
         public = getattr(mod, "__all__", None)
-        if not isinstance(public, (list, tuple)):
+        explicit = isinstance(public, (list, tuple))
+        if not explicit:
             public = [n for n in dir(mod) if not n.startswith("_")]
         for name in public:
             if not isinstance(name, str) or name.startswith("_"):
@@ -191,7 +194,7 @@ def main():
                 continue  # stdlib or third-party re-export
             qual = getattr(obj, "__qualname__", None) if kind != "constant" else None
             sid = "%s:%s" % (defmod, qual) if isinstance(qual, str) and kind != "typevar" else "%s:%s" % (modname, name)
-            add(sid, modname + "." + name, obj, kind, warns)
+            add(sid, modname + "." + name, obj, kind, warns, exported=explicit)
             if kind in ("class", "exception"):
                 classes.append((modname + "." + name, obj, sid))
     for cpath, cls, cid in classes:

@@ -190,8 +190,27 @@ pub fn diff(old: &Snapshot, new: &Snapshot, ctx: &DiffContext) -> (Vec<ApiChange
         let _ = s;
         count("typevar");
     }
-    let old_syms: Vec<&Symbol> = old.symbols.iter().filter(keep).collect();
-    let new_syms: Vec<&Symbol> = new.symbols.iter().filter(keep).collect();
+    let helper = |snap: &Snapshot, s: &Symbol| s.is_private_helper(&snap.top_level);
+    for _ in old
+        .symbols
+        .iter()
+        .filter(|s| helper(old, s))
+        .chain(new.symbols.iter().filter(|s| helper(new, s)))
+    {
+        count("private_helper");
+    }
+    let old_syms: Vec<&Symbol> = old
+        .symbols
+        .iter()
+        .filter(keep)
+        .filter(|s| !helper(old, s))
+        .collect();
+    let new_syms: Vec<&Symbol> = new
+        .symbols
+        .iter()
+        .filter(keep)
+        .filter(|s| !helper(new, s))
+        .collect();
     let new_by_id: HashMap<&str, &Symbol> = new_syms.iter().map(|s| (s.id.as_str(), *s)).collect();
     let new_by_path: HashMap<&str, &Symbol> = new_syms
         .iter()
@@ -213,9 +232,26 @@ pub fn diff(old: &Snapshot, new: &Snapshot, ctx: &DiffContext) -> (Vec<ApiChange
         match counterpart {
             Some(t) => {
                 matched_new.insert(t.id.as_str());
-                if !new_by_path.contains_key(s.primary_path()) {
-                    out.push(change(ctx, ChangeKind::Moved, s, Some(t), |c| {
-                        c.new_symbol = Some(t.primary_path().to_string())
+                // Paths of the object that are gone: under another name it is a rename
+                // (`operatorPrecedence`, an alias of `infixNotation`); the main path under the
+                // same name elsewhere is a move; other re-exports dropped are not reported.
+                let target = t.primary_path();
+                for p in s
+                    .paths
+                    .iter()
+                    .filter(|p| !new_by_path.contains_key(p.as_str()))
+                {
+                    let kind = if leaf(p) != leaf(target) {
+                        ChangeKind::Renamed
+                    } else if p == s.primary_path() {
+                        ChangeKind::Moved
+                    } else {
+                        continue;
+                    };
+                    out.push(change(ctx, kind, s, Some(t), |c| {
+                        c.symbol = p.clone();
+                        c.aliases.retain(|a| a != p);
+                        c.new_symbol = Some(target.to_string());
                     }));
                 }
                 compare(ctx, s, t, &mut out, &mut count);

@@ -61,6 +61,23 @@ pub struct Symbol {
     pub warnings: Vec<WarningSeen>,
     /// Canonical id of the defining class, for class members.
     pub owner: Option<String>,
+    /// Listed in some module's `__all__`.
+    #[serde(default)]
+    pub exported: bool,
+}
+
+impl Symbol {
+    /// A helper defined in a private module (`click._compat.iteritems`) that is only visible
+    /// because a public module imported it: not listed in any `__all__`, not at the top level.
+    pub fn is_private_helper(&self, top_level: &[String]) -> bool {
+        let module = self.id.split(':').next().unwrap_or("");
+        let private = module.split('.').any(|p| p.starts_with('_'));
+        let at_top = self.paths.iter().any(|p| {
+            p.rsplit_once('.')
+                .is_some_and(|(m, _)| top_level.iter().any(|t| t == m))
+        });
+        self.owner.is_none() && private && !self.exported && !at_top
+    }
 }
 
 impl Symbol {

@@ -39,6 +39,11 @@ pub enum DataCommand {
     /// fails on the old version: additive). Example:
     /// `recode data verify candidates.jsonl -o verified/`
     Verify(curate::VerifyArgs),
+    /// Write candidate migration pairs for mined changes with any OpenAI-compatible endpoint
+    /// (one prompt per change; JSON answers parsed robustly; unparsable ones kept as rejects).
+    /// Example: `recode data synth changes.jsonl --endpoint http://127.0.0.1:8000 --model m
+    /// -n 2 -o candidates.jsonl`, then `recode data verify candidates.jsonl -o verified/`
+    Synth(curate::SynthArgs),
 }
 
 /// Normalisation mode for the "identical old/new code" check.
@@ -183,6 +188,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
         DataCommand::Export(a) => run_export(a),
         DataCommand::Mine(a) => curate::run_mine(a),
         DataCommand::Verify(a) => curate::run_verify(a),
+        DataCommand::Synth(a) => curate::run_synth(a),
     }
 }
 

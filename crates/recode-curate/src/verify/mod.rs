@@ -118,6 +118,9 @@ pub struct Reject {
     pub reason: String,
     /// The error line or check that decided.
     pub evidence: String,
+    /// Position of the candidate in the input.
+    #[serde(skip)]
+    pub index: usize,
 }
 
 /// One version pair's interpreter and set-up time.
@@ -217,6 +220,10 @@ pub fn verify(
     let mut out = VerifyOutput::default();
     let mut reject = |c: &Candidate, reason: &str, evidence: String| {
         out.rejects.push(Reject {
+            index: candidates
+                .iter()
+                .position(|x| std::ptr::eq(x, c))
+                .unwrap_or(usize::MAX),
             candidate: c.clone(),
             reason: reason.to_string(),
             evidence,
@@ -450,6 +457,23 @@ pub fn verify(
     r.runs_per_sec = r.runs as f64 / r.seconds_runs.max(1e-9);
     r.seconds_total = start.elapsed().as_secs_f64();
     Ok(out)
+}
+
+/// Verifies `candidates` and returns, per candidate, `(reason, evidence)` when it was rejected
+/// (the input of a repair turn).
+pub fn failures(
+    mgr: &EnvManager,
+    candidates: &[Candidate],
+    opts: &VerifyOptions,
+) -> Result<Vec<Option<(String, String)>>> {
+    let out = verify(mgr, candidates, opts, &())?;
+    let mut f = vec![None; candidates.len()];
+    for r in out.rejects {
+        if let Some(slot) = f.get_mut(r.index) {
+            *slot = Some((r.reason, r.evidence));
+        }
+    }
+    Ok(f)
 }
 
 /// Library warnings of `old@new` that `old@old` did not emit, as `Category: message` lines. A

@@ -7,7 +7,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use recode_curate::candidate::write_jsonl;
-use recode_curate::{mine, verify, write_outputs, MineOptions, VerifyOptions, VerifyReport};
+use recode_curate::synth::{repair, synth, SynthOptions};
+use recode_curate::{
+    mine, verify, write_outputs, ApiChange, MineOptions, VerifyOptions, VerifyReport,
+};
 use recode_venv::EnvManager;
 
 /// Arguments of `recode data mine`.
@@ -178,4 +181,115 @@ fn print_verify_table(r: &VerifyReport) {
     for (k, n) in r.rejected.iter().filter(|(_, n)| **n > 0) {
         eprintln!("  {k:<20} {n:>6}");
     }
+}
+
+/// Arguments of `recode data synth`.
+#[derive(Args)]
+pub struct SynthArgs {
+    /// Mined changes (JSONL from `recode data mine`).
+    pub changes: PathBuf,
+    /// OpenAI-compatible endpoint: `recode serve model`, vLLM, llama.cpp, a hosted API
+    /// (`http://127.0.0.1:8000`, `…/v1` or the full `…/v1/chat/completions`).
+    #[arg(long)]
+    pub endpoint: String,
+    /// Model name sent with each request and recorded in each candidate.
+    #[arg(long)]
+    pub model: String,
+    /// Name of the environment variable holding the API key (sent as a Bearer token; never
+    /// written anywhere).
+    #[arg(long)]
+    pub api_key_env: Option<String>,
+    /// Answers per change.
+    #[arg(short, long, default_value_t = 1)]
+    pub n: usize,
+    /// Only the first K changes (after --kind).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Only changes of these kinds (repeatable: removed, added, renamed, param_added, …).
+    #[arg(long = "kind")]
+    pub kinds: Vec<String>,
+    /// Sampling temperature.
+    #[arg(long, default_value_t = 0.7)]
+    pub temperature: f64,
+    /// Maximum tokens per answer.
+    #[arg(long, default_value_t = 1024)]
+    pub max_tokens: usize,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Verify each candidate right away (sandboxed, as `recode data verify`) and give the model
+    /// one repair turn carrying the error line for those that fail.
+    #[arg(long)]
+    pub repair: bool,
+    /// Interpreter for --repair's verification (`3.11`).
+    #[arg(long)]
+    pub python: Option<String>,
+    /// Run --repair's snippets WITHOUT isolation where the machine permits no sandbox.
+    #[arg(long)]
+    pub unsafe_no_sandbox: bool,
+    /// Output: candidates (JSONL); unparsable answers go to <stem>.rejects.jsonl beside it.
+    #[arg(long, short)]
+    pub output: PathBuf,
+}
+
+/// `recode data synth`.
+pub fn run_synth(a: SynthArgs) -> Result<()> {
+    let mut changes: Vec<ApiChange> = recode_curate::candidate::read_jsonl(&a.changes)?;
+    if !a.kinds.is_empty() {
+        changes.retain(|c| a.kinds.iter().any(|k| k == c.kind.as_str()));
+    }
+    if let Some(k) = a.limit {
+        changes.truncate(k);
+    }
+    let api_key = match &a.api_key_env {
+        Some(var) => Some(
+            std::env::var(var)
+                .with_context(|| format!("--api-key-env {var}: the variable is not set"))?,
+        ),
+        None => None,
+    };
+    let opts = SynthOptions {
+        endpoint: a.endpoint,
+        model: a.model,
+        api_key,
+        n: a.n,
+        temperature: a.temperature,
+        max_tokens: a.max_tokens,
+        concurrency: a.concurrency,
+        retries: 4,
+        backoff: Duration::from_millis(500),
+        seed: 0,
+    };
+    let bar = indicatif::ProgressBar::new((changes.len() * opts.n) as u64).with_style(
+        indicatif::ProgressStyle::with_template(
+            "synth {bar:30} {pos}/{len} requests {per_sec} eta {eta}",
+        )
+        .expect("static template"),
+    );
+    let tick = || bar.inc(1);
+    let mut out = synth(&changes, &opts, &tick);
+    if a.repair && !out.candidates.is_empty() {
+        let vopts = VerifyOptions {
+            python: a.python,
+            allow_unsandboxed: a.unsafe_no_sandbox,
+            max_per_change: usize::MAX,
+            ..VerifyOptions::default()
+        };
+        let failures =
+            recode_curate::verify::failures(&EnvManager::from_env(), &out.candidates, &vopts)?;
+        let n = failures.iter().filter(|f| f.is_some()).count();
+        bar.inc_length(n as u64);
+        repair(&mut out, &changes, &failures, &opts, &tick);
+    }
+    bar.finish_and_clear();
+    write_jsonl(&a.output, &out.candidates)?;
+    let rejects = a.output.with_extension("rejects.jsonl");
+    write_jsonl(&rejects, &out.rejects)?;
+    let r = &out.report;
+    eprintln!(
+        "{} changes: {} requests, {} candidates, {} unparsable, {} endpoint failures, {} repair turns ({:.1} s)",
+        r.changes, r.requests, r.candidates, r.parse_failures, r.endpoint_failures, r.repairs, r.seconds
+    );
+    eprintln!("wrote {} and {}", a.output.display(), rejects.display());
+    Ok(())
 }
