@@ -26,11 +26,11 @@
 # Data: RECODE_DATA, else ../shared/data, else the hub dataset (scripts/resolve-data.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
 # shellcheck source=scripts/resolve-data.sh
-. scripts/resolve-data.sh
+. "$root/scripts/resolve-data.sh"
 recode_resolve_data recode
 data=$RECODE_DATA
+cd "$root"
 # The assignment keeps set-up's exit status (a bare eval "$(…)" would discard it).
 setup_env=$(scripts/setup.sh)
 eval "$setup_env"

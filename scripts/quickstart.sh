@@ -9,12 +9,12 @@
 # cache (scripts/resolve-data.sh); resolved first, so a missing data set fails in seconds.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
 # shellcheck source=scripts/resolve-data.sh
-. scripts/resolve-data.sh
+. "$root/scripts/resolve-data.sh"
 recode_resolve_data recode arena
 data=$RECODE_DATA
 arena=$RECODE_ARENA
+cd "$root"
 # The assignment keeps set-up's exit status (a bare eval "$(…)" would discard it).
 setup_env=$(scripts/setup.sh)
 eval "$setup_env"

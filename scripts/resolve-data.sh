@@ -58,7 +58,7 @@ recode_hub_fetch() {
   return 1
 }
 
-# recode_resolve_data NAME...: exports each data set's variable as a local file path; returns
+# recode_resolve_data NAME...: exports each data set's variable as an absolute path; returns
 # non-zero after one message on stderr when any of them cannot be found or fetched.
 recode_resolve_data() {
   local here shared cache name tried=() missing=() vars=() reason
@@ -69,9 +69,12 @@ recode_resolve_data() {
     recode_data_set "$name" || return
     local given=${!ds_var:-} cached=$cache/$ds_hub_id/$ds_hub_file
     if [ -n "$given" ]; then
-      if [ -f "$given" ]; then continue; fi
-      echo "resolve-data: $ds_var=$given: no such file ($ds_what)" >&2
-      return 1
+      if [ ! -f "$given" ]; then
+        echo "resolve-data: $ds_var=$given: no such file ($ds_what)" >&2
+        return 1
+      fi
+      # Absolute, so that it still holds after the scripts change directory.
+      export "$ds_var=$(cd "$(dirname "$given")" && pwd)/$(basename "$given")"
     elif [ -f "$shared/data/$ds_shared" ]; then
       export "$ds_var=$shared/data/$ds_shared"
     elif [ -s "$cached" ]; then

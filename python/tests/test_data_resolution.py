@@ -157,6 +157,9 @@ def test_order_variable_then_shared_then_cache_then_hub(tmp_path, fake_hub):
     mine.write_text("{}\n")
     proc, _ = resolve(tmp_path, "recode", RECODE_DATA=str(mine), RECODE_SHARED=str(shared))
     assert proc.stdout_text.split() == [str(mine)]
+    # A relative path is made absolute (the scripts change directory afterwards).
+    proc, _ = resolve(tmp_path, "recode", RECODE_DATA="mine.jsonl", RECODE_SHARED=str(shared))
+    assert proc.stdout_text.split() == [str(mine)]
     proc, _ = resolve(tmp_path, "recode", RECODE_DATA=str(tmp_path / "missing.jsonl"))
     assert proc.returncode != 0 and "RECODE_DATA" in proc.stderr_text and "missing.jsonl" in proc.stderr_text
 
