@@ -1,14 +1,16 @@
 """recode sandbox fork server: runs untrusted Python programs, one forked child each.
 
-Started by the `recode-sandbox` crate (embedded in the binary, passed with `python -I -c`) with an
-environment built from an allow-list; one server per worker core. It pre-imports the heavy modules
-and seeds the RNGs once (CodeUpdateArena harness §4), then, when namespaces are available, moves
-itself into a private mount namespace whose root is a minimal read-only view (system libraries,
-the interpreter, the virtualenv, the read-only paths it was given; nothing else of the host).
-For every request it forks a child that is PID 1 of a new PID namespace and has its own mount,
-network, IPC and UTS namespaces, private tmpfs on every writable place (/tmp, /var/tmp, /run,
-/dev/shm), a fresh /proc, the worker's memory and process-count cgroups, rlimits, and an
-unprivileged uid of its own. The child applies the benchmark's guard and verdict rules, runs
+Started by the `recode-sandbox` crate (embedded in the binary, passed with `python -I -c` after
+`judge.py` and `isolation.py`) with an environment built from an allow-list; one server per
+worker core. Not root, it first enters a user namespace of its own and becomes the init of a PID
+namespace (isolation.py). It pre-imports the heavy modules and seeds the RNGs once
+(CodeUpdateArena harness §4), then moves itself into a private mount namespace whose root is a
+minimal read-only view (system libraries, the interpreter, the virtualenv, the read-only paths
+it was given; nothing else of the host). For every request it forks a child that is PID 1 of a
+new PID namespace and has its own mount, network, IPC and UTS namespaces, private tmpfs on every
+writable place (/tmp, /var/tmp, /run, /dev/shm), a fresh /proc, the worker's memory and
+process-count cgroups (or the memory supervisor), rlimits, an unprivileged uid of its own (as
+root) and no capabilities. The child applies the benchmark's guard and verdict rules, runs
 `exec(program, {})` and reports through a pipe. At the deadline the server kills the child, which
 takes its whole PID namespace with it. State never leaks between programs: each child is a fresh
 copy of the server and every writable mount dies with it.
@@ -17,291 +19,16 @@ Protocol (binary, on the fds given by the config): 4-byte big-endian length + UT
 Requests: {"id", "program", "timeout", "hard_timeout"}; replies: see `_run_one`.
 """
 
-import ctypes
 import io
 import json
 import os
-import platform
 import select
 import signal
 import struct
-import subprocess
 import sys
 import time
 
-CONFIG = json.loads(sys.argv[1])
 
-# The protocol uses private copies of fds 0/1; the originals point at /dev/null and stderr so
-# that stray output (from imports, C libraries, children) can never corrupt the protocol.
-_PROTO_IN = os.dup(0)
-_PROTO_OUT = os.dup(1)
-_devnull = os.open(os.devnull, os.O_RDWR)
-os.dup2(_devnull, 0)
-os.dup2(2, 1)
-os.set_inheritable(_PROTO_IN, False)
-os.set_inheritable(_PROTO_OUT, False)
-
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
-MS_RDONLY = 1
-MS_NOSUID = 2
-MS_NODEV = 4
-MS_NOEXEC = 8
-MS_REMOUNT = 32
-MS_BIND = 4096
-MS_REC = 0x4000
-MS_PRIVATE = 1 << 18
-MNT_DETACH = 2
-SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(platform.machine())
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
-
-
-def _check(ret, what):
-    if ret != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def _mount(src, target, fstype, flags, data=None):
-    enc = lambda s: s.encode() if isinstance(s, str) else s  # noqa: E731
-    _check(_libc.mount(enc(src), enc(target), enc(fstype), flags, enc(data)),
-           f"mount {fstype or 'bind'} {src} on {target}")
-
-
-def _mount_tmpfs(target, size, mode, flags=0):
-    _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | flags, f"size={size},mode={mode}")
-
-
-# Prints the directories an interpreter imports from (prefixes, its executable's directory and
-# sys.path entries, as given and resolved). Run in this server and in every interpreter a job
-# may exec, so it stays valid Python 2.7 and 3.x.
-ROOTS_SNIPPET = """
-import json, os, sys
-c = set([sys.prefix, getattr(sys, "base_prefix", sys.prefix), sys.exec_prefix,
-         getattr(sys, "base_exec_prefix", sys.exec_prefix), os.path.dirname(sys.executable)])
-c.update(p for p in sys.path if p)
-r = set()
-for p in c:
-    for q in (os.path.abspath(p), os.path.realpath(p)):
-        if os.path.isdir(q):
-            r.add(q)
-for q in (sys.executable, os.path.realpath(sys.executable)):
-    r.add(os.path.dirname(q))
-sys.stdout.write(json.dumps(sorted(r)))
-"""
-
-
-def _python_roots():
-    """Directories this interpreter and every interpreter in `CONFIG["interpreters"]` (which jobs
-    may exec) import from, reduced to the topmost ones."""
-    scope = {}
-    out = io.StringIO()
-    real, sys.stdout = sys.stdout, out
-    try:
-        exec(ROOTS_SNIPPET, scope)
-    finally:
-        sys.stdout = real
-    paths = set(json.loads(out.getvalue()))
-    for py in CONFIG.get("interpreters", []):
-        done = subprocess.run([py, "-E", "-s", "-c", ROOTS_SNIPPET], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=60)
-        if done.returncode != 0:
-            tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
-            raise OSError(2, f"interpreter {py} failed to report its paths: {tail}")
-        paths.update(json.loads(done.stdout.decode()))
-    return _topmost(paths)
-
-
-def _topmost(paths):
-    roots = []
-    for p in sorted(paths):
-        if not any(p == r or p.startswith(r.rstrip("/") + "/") for r in roots):
-            roots.append(p)
-    return roots
-
-
-try:
-    PY_ROOTS = _python_roots()
-except (OSError, ValueError, subprocess.SubprocessError) as _exc:
-    _send_fatal = json.dumps({"fatal": f"{type(_exc).__name__}: {_exc}"}).encode()
-    os.write(_PROTO_OUT, struct.pack(">I", len(_send_fatal)) + _send_fatal)
-    sys.exit(2)
-# System paths of the view: shared libraries and the dynamic linker (symlinks are recreated as
-# symlinks, so merged-/usr layouts keep working). Nothing under /home, /root, /srv, /opt, /var
-# or /etc is visible except what is listed here or passed as a read-only path.
-SYSTEM_PATHS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
-                "/etc/ld.so.cache", "/etc/localtime"]
-DEVICES = ["null", "zero", "full", "random", "urandom"]
-WRITABLE = ["/tmp", "/var/tmp", "/run", "/dev/shm"]
-
-
-def _view_sources():
-    """(path as seen by programs, O_PATH fd of the host object, kind) for every bind of the
-    view."""
-    out, bound = [], []
-    for p in SYSTEM_PATHS:
-        if os.path.islink(p):
-            out.append((p, None, ("link", os.readlink(p))))
-        elif os.path.exists(p):
-            out.append((p, os.open(p, os.O_PATH), "dir" if os.path.isdir(p) else "file"))
-            bound.append(p)
-    extra = PY_ROOTS + [os.path.realpath(p) for p in CONFIG.get("read_only_paths", [])]
-    for p in _topmost(extra):
-        if any(p == b or p.startswith(b.rstrip("/") + "/") for b in bound):
-            continue
-        if not os.path.exists(p):
-            raise OSError(2, f"read-only path {p} does not exist")
-        out.append((p, os.open(p, os.O_PATH), "dir" if os.path.isdir(p) else "file"))
-        bound.append(p)
-    return out
-
-
-def _mkdirs(path):
-    cur = ""
-    for part in path.strip("/").split("/"):
-        cur += "/" + part
-        if not os.path.isdir(cur):
-            os.mkdir(cur, 0o755)
-
-
-def _enter_view():
-    """Moves this server into a private mount namespace whose root is a read-only tmpfs holding
-    only the view (see SYSTEM_PATHS, PY_ROOTS, read-only paths); the host's root is detached."""
-    _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    # Opened inside the new namespace (a bind source must belong to it), before /tmp is covered.
-    sources = _view_sources()
-    new = "/tmp"  # only the mount point; the host's /tmp is untouched (private namespace)
-    _mount_tmpfs(new, 8 << 20, "755")
-    for path, fd, kind in sources:
-        dst = new + path
-        if isinstance(kind, tuple):
-            _mkdirs(os.path.dirname(dst))
-            os.symlink(kind[1], dst)
-            continue
-        _mkdirs(dst if kind == "dir" else os.path.dirname(dst))
-        if kind == "file":
-            open(dst, "w").close()
-        _mount(f"/proc/self/fd/{fd}", dst, None, MS_BIND | MS_REC)
-        _mount(None, dst, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
-        os.close(fd)
-    _mkdirs(new + "/dev")
-    _mount_tmpfs(new + "/dev", 1 << 20, "755", MS_NOEXEC)
-    for name in DEVICES:
-        dst = f"{new}/dev/{name}"
-        open(dst, "w").close()
-        _mount(f"/dev/{name}", dst, None, MS_BIND)
-    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
-        os.symlink(target, f"{new}/dev/{name}")
-    for d in ["/proc"] + WRITABLE:
-        _mkdirs(new + d)
-    for d in WRITABLE:
-        os.chmod(new + d, 0o1777)
-    _mount(None, new + "/dev", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC)
-    _mkdirs(new + "/etc")
-    uid = CONFIG.get("uid")
-    with open(new + "/etc/passwd", "w") as f:
-        f.write("root:x:0:0:root:/root:/usr/sbin/nologin\n")
-        if uid is not None:
-            f.write(f"sandbox:x:{uid}:{uid}:sandbox:/tmp:/usr/sbin/nologin\n")
-    with open(new + "/etc/group", "w") as f:
-        f.write("root:x:0:\n" + (f"sandbox:x:{uid}:\n" if uid is not None else ""))
-    os.mkdir(new + "/.old-root")
-    _check(_libc.syscall(SYS_PIVOT_ROOT, new.encode(), (new + "/.old-root").encode()),
-           "pivot_root")
-    os.chdir("/")
-    _check(_libc.umount2(b"/.old-root", MNT_DETACH), "umount the host root")
-    os.rmdir("/.old-root")
-    _mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
-
-
-def _isolate_child():
-    """In a forked child that is PID 1 of a fresh PID namespace: its own mount, network, IPC
-    and UTS namespaces, private tmpfs on every writable place, and a /proc of its own."""
-    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS),
-           "unshare(NEWNS|NEWNET|NEWIPC|NEWUTS)")
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    for d in WRITABLE:
-        _mount_tmpfs(d, CONFIG["tmpfs_bytes"], "1777")
-    os.mkdir("/run/lock", 0o1777)
-    os.chmod("/run/lock", 0o1777)
-    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    _check(_libc.sethostname(b"sandbox", 7), "sethostname")
-
-
-def _loopback_up():
-    """Brings `lo` up in this (private, empty) network namespace: servers under test can listen
-    on 127.0.0.1 and reach only themselves."""
-    import fcntl
-    import socket
-    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        req = struct.pack("16sh22x", b"lo", 0)
-        flags = struct.unpack("16sh22x", fcntl.ioctl(s, siocgifflags, req))[1]
-        fcntl.ioctl(s, siocsifflags, struct.pack("16sh22x", b"lo", flags | iff_up))
-
-
-class _Cgroups:
-    """The worker's cgroups (memory, pids), opened before the view hides /sys: programs join by
-    writing "0" (themselves) to the procs files; peak and OOM-kill counters are read after."""
-
-    def __init__(self, spec):
-        self.procs = [os.open(p, os.O_WRONLY) for p in spec.get("procs", [])]
-        # Directories, not the procs files: cgroup v1 keeps serving a cached pid list to an open
-        # procs file, so membership is read from a freshly opened file each time.
-        self.members = [os.open(os.path.dirname(p), os.O_RDONLY | os.O_DIRECTORY)
-                        for p in spec.get("procs", [])]
-        self.peak = os.open(spec["peak"], os.O_RDWR) if spec.get("peak") else None
-        self.peak_resettable = bool(spec.get("peak_resettable"))
-        self.events = os.open(spec["events"], os.O_RDONLY) if spec.get("events") else None
-        for fd in self.procs + self.members + [self.peak, self.events]:
-            if fd is not None:
-                os.set_inheritable(fd, False)
-
-    @staticmethod
-    def _read(fd):
-        return os.pread(fd, 1 << 16, 0).decode()
-
-    def oom_kills(self):
-        if self.events is None:
-            return 0
-        for line in self._read(self.events).splitlines():
-            key, _, value = line.partition(" ")
-            if key == "oom_kill":
-                return int(value)
-        return 0
-
-    def reset_peak(self):
-        if self.peak is not None and self.peak_resettable:
-            os.pwrite(self.peak, b"0", 0)
-
-    def peak_bytes(self):
-        return int(self._read(self.peak).split()[0]) if self.peak is not None else None
-
-    def join(self):
-        for fd in self.procs:
-            os.write(fd, b"0")
-
-    def remaining(self):
-        pids = set()
-        for dirfd in self.members:
-            fd = os.open("cgroup.procs", os.O_RDONLY, dir_fd=dirfd)
-            try:
-                pids.update(int(x) for x in os.read(fd, 1 << 20).split())
-            finally:
-                os.close(fd)
-        return pids
-
-
-CGROUPS = _Cgroups(CONFIG.get("cgroup") or {})
 _STATM = os.open("/proc/self/statm", os.O_RDONLY)
 os.set_inheritable(_STATM, False)
 _OWN_PIDNS = os.open("/proc/self/ns/pid", os.O_RDONLY)
@@ -355,6 +82,7 @@ def _probe(view):
     caps["python_reachable"] = ok and not code & 4
     caps["minimal_root"] = view
     caps["cgroup_memory"] = CGROUPS.peak is not None
+    caps["memory_supervisor"] = SUPERVISOR is not None
     caps["cgroup_pids"] = bool(CGROUPS.procs) and bool(CONFIG.get("cgroup", {}).get("pids"))
     return caps
 
@@ -387,8 +115,10 @@ import shutil  # noqa: E402
 import tempfile  # noqa: E402
 import builtins  # noqa: E402
 
-VIEW_ERROR = None
-if CONFIG.get("isolate", True) and SYS_PIVOT_ROOT is not None:
+VIEW_ERROR = USERNS_ERROR
+if VIEW_ERROR is not None:
+    pass
+elif CONFIG.get("isolate", True) and SYS_PIVOT_ROOT is not None:
     try:
         _enter_view()
     except OSError as exc:
@@ -496,9 +226,13 @@ def _enter_sandbox(keep, vsz, errfd, loopback=False, cpu_seconds=None, guard=Tru
             resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
         resource.setrlimit(resource.RLIMIT_FSIZE, (lim["file_size_bytes"], lim["file_size_bytes"]))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if uid is not None:
+        if uid is not None or USERNS:
+            # counted per uid (per user namespace): the private uid's, or this server's
+            # namespace's where the program shares the server's id
             resource.setrlimit(resource.RLIMIT_NPROC, (lim["nproc"], lim["nproc"]))
+        if uid is not None:
             _drop_uid(uid)
+        _drop_capabilities()
         _libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: die with the server
         if not guard:
             return None
@@ -655,8 +389,7 @@ def _run_exec(req):
     hard = float(req["hard_timeout"])
     outr, outw = os.pipe()
     errr, errw = os.pipe()
-    CGROUPS.reset_peak()
-    ooms = CGROUPS.oom_kills()
+    ooms = _memory_start()
     vsz = _vsz_bytes()
     t0 = time.monotonic()
     pid = _fork_program()
@@ -676,9 +409,9 @@ def _run_exec(req):
     os.close(outr)
     os.close(errr)
     wall = end - t0
-    reply = {"id": req["id"], "wall": wall, "peak_memory_bytes": CGROUPS.peak_bytes(),
-             "memory_limit_hit": CGROUPS.oom_kills() > ooms, "error_type": None,
+    reply = {"id": req["id"], "wall": wall, "error_type": None,
              "stdout": out.decode("utf-8", "replace"), "stdout_chars": total}
+    reply.update(_memory_report(ooms))
     try:
         told = json.loads(err.decode("utf-8", "replace")) if err else {}
     except ValueError:
@@ -710,7 +443,7 @@ def _collect_output(pid, outr, deadline, limit):
         left = deadline - time.monotonic()
         if left <= 0:
             break
-        ready, _, _ = select.select([outr, pidfd] if open_ else [pidfd], [], [], left)
+        ready = _select([outr, pidfd] if open_ else [pidfd], left, [pid])
         if outr in ready:
             chunk = os.read(outr, 1 << 16)
             if not chunk:
@@ -798,8 +531,7 @@ def _run_one(req):
     the candidate in its own sandboxed process, the verdict in a sandboxed judge process)."""
     timeout, hard = float(req["timeout"]), float(req["hard_timeout"])
     rfd, wfd = os.pipe()
-    CGROUPS.reset_peak()
-    ooms = CGROUPS.oom_kills()
+    ooms = _memory_start()
     vsz = _vsz_bytes()
     t0 = time.monotonic()
     others = []
@@ -821,7 +553,7 @@ def _run_one(req):
         for fd in (j2c_r, j2c_w, c2j_r, c2j_w):
             os.close(fd)
     os.close(wfd)
-    buf, want, status, elapsed = _collect(pid, rfd, t0 + hard)
+    buf, want, status, elapsed = _collect(pid, rfd, t0 + hard, [pid] + others)
     elapsed -= t0
     for p in others:
         try:
@@ -830,8 +562,8 @@ def _run_one(req):
             pass
     _sweep(CONFIG["uid"] if CAPS["uid_drop"] else None)
     os.close(rfd)
-    reply = {"id": req["id"], "wall": elapsed, "peak_memory_bytes": CGROUPS.peak_bytes(),
-             "memory_limit_hit": CGROUPS.oom_kills() > ooms}
+    reply = {"id": req["id"], "wall": elapsed}
+    reply.update(_memory_report(ooms))
     report = None
     if want is not None and len(buf) >= 4 + want:
         try:
@@ -859,9 +591,10 @@ def _run_one(req):
     return reply
 
 
-def _collect(pid, rfd, deadline):
+def _collect(pid, rfd, deadline, roots):
     """Reads the report frame of process `pid` from `rfd` until it is complete, the process is
-    gone or the deadline passes; then kills and reaps the process. Returns (bytes, frame length
+    gone, the deadline passes or the memory supervisor kills the program's `roots`; then kills
+    and reaps the process. Returns (bytes, frame length
     or None, wait status, end time)."""
     pidfd = os.pidfd_open(pid)
     buf, want, eof = b"", None, False
@@ -869,7 +602,7 @@ def _collect(pid, rfd, deadline):
         left = deadline - time.monotonic()
         if left <= 0:
             break
-        ready, _, _ = select.select([pidfd] if eof else [rfd, pidfd], [], [], left)
+        ready = _select([pidfd] if eof else [rfd, pidfd], left, roots)
         if rfd in ready:
             chunk = os.read(rfd, 1 << 20)
             if not chunk:

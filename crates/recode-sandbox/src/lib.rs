@@ -4,7 +4,7 @@
 //! then forks one sandboxed child per program and reports its verdict. The crate knows no model,
 //! no training and no benchmark: benchmarks assemble programs and read verdicts.
 //!
-//! # Isolation of each program (as root; see [`Capabilities`] for what a machine permits)
+//! # Isolation of each program
 //!
 //! - **Environment** built from an allow-list ([`env`]): no credential of the caller reaches it.
 //! - **Filesystem**: a minimal read-only root (system libraries, the interpreter and its
@@ -14,13 +14,22 @@
 //! - **Namespaces**: PID (the program is PID 1 of its own namespace and sees only its own
 //!   processes; all of them die with it), mount, network (no interface up: no socket reaches
 //!   anything, not even the host's loopback), IPC, UTS.
+//! - **Privileges**: no capabilities and `no_new_privs`; as root also a private unprivileged uid
+//!   per worker.
 //! - **Limits**: one memory limit and one process count for the whole program with all its
-//!   children (cgroup v1 or v2), per-process rlimits (address space, CPU time, file size, no
-//!   core), a private unprivileged uid, a 15 s timer and a hard kill at 16 s, bounded output.
+//!   children, per-process rlimits (address space, CPU time, file size, no core), a 15 s timer
+//!   and a hard kill at 16 s, bounded output.
 //!
-//! Where the machine permits no such isolation, the pool refuses to start
-//! ([`ExecError::Unsandboxed`]) unless [`ExecConfig::allow_unsandboxed`] is set.
-//!
+//! As root the servers use cgroups (v1 or v2) for the per-program memory and process limits.
+//! Without root (or with [`ExecConfig::server_user`]) each server enters a user namespace of its
+//! own and becomes the init of a PID namespace; the same namespaces and view follow. There the
+//! process count is an rlimit of the namespace's single id and memory is watched by a supervisor
+//! that sums the proportional set size of the program's processes every 50 ms and kills the
+//! program past the limit (it may briefly exceed it). Where the machine permits no isolation,
+//! the pool refuses to start ([`ExecError::Unsandboxed`]) unless
+//! [`ExecConfig::allow_unsandboxed`] is set; [`ExecutorPool::protections`] says which protections
+//! are in force.
+
 //! # Threat model and what is not defended
 //!
 //! Programs are hostile (an RL policy learns any trick that raises its reward). Contained: limit
@@ -35,9 +44,10 @@
 //! program's report or exit status), which the program can forge: use them only where that rule
 //! is the benchmark's, or for trusted code.
 //!
-//! Not defended here: kernel exploits (namespaces share the host kernel; no seccomp filter yet),
-//! CPU side channels, and denial of service within the limits (a program may use its whole
-//! time, memory and output budget).
+//! Not defended here: kernel exploits (namespaces share the host kernel; no seccomp filter yet;
+//! a program may still create user namespaces of its own, which give it nothing over the view
+//! but widen the kernel surface it can reach), CPU side channels, and denial of service within
+//! the limits (a program may use its whole time, memory and output budget).
 //!
 //! # Other interpreters
 //!

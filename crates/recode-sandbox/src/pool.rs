@@ -11,10 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::cgroup::WorkerCgroup;
 
-/// The fork server's source (the judge's codec and proxies first), embedded so the binary is
-/// self-contained.
+/// The fork server's source (the judge's codec and proxies, then the isolation primitives, then
+/// the server), embedded so the binary is self-contained.
 pub const FORK_SERVER_PY: &str = concat!(
     include_str!("../python/judge.py"),
+    include_str!("../python/isolation.py"),
     include_str!("../python/fork_server.py")
 );
 
@@ -194,6 +195,10 @@ pub struct ExecConfig {
     pub interpreters: Vec<PathBuf>,
     /// Run programs under a private unprivileged uid when the server is root.
     pub drop_privileges: bool,
+    /// Run the fork servers as this unprivileged user and group (recode as root sheds root
+    /// before any untrusted code runs): isolation then comes from a user namespace, and memory
+    /// from the supervisor instead of cgroups, exactly as for a non-root user.
+    pub server_user: Option<(u32, u32)>,
     /// Run programs even where the machine permits no sandbox (`--unsafe-no-sandbox`).
     pub allow_unsandboxed: bool,
 }
@@ -221,6 +226,7 @@ impl ExecConfig {
             pass_env: Vec::new(),
             interpreters: Vec::new(),
             drop_privileges: true,
+            server_user: None,
             allow_unsandboxed: false,
         }
     }
@@ -234,6 +240,10 @@ pub struct Capabilities {
     /// Each program is PID 1 of a new PID namespace (sees only its own processes).
     #[serde(default)]
     pub pid_namespace: bool,
+    /// Where no memory cgroup exists, a supervisor sums each program's memory (proportional
+    /// set size of its processes) and kills it past the limit.
+    #[serde(default)]
+    pub memory_supervisor: bool,
     /// Programs see a minimal read-only root (no host file beyond the view).
     #[serde(default)]
     pub minimal_root: bool,
@@ -282,7 +292,10 @@ impl Capabilities {
             ("pid_namespace", self.pid_namespace),
             ("minimal_read_only_root", self.minimal_root),
             ("private_uid", self.uid_drop),
-            ("memory_per_program", self.cgroup_memory),
+            (
+                "memory_per_program",
+                self.cgroup_memory || self.memory_supervisor,
+            ),
             ("processes_per_program", self.cgroup_pids),
         ]
     }
@@ -424,11 +437,17 @@ fn worker_uid(pool_seq: usize, worker: usize) -> u32 {
     (1u32 << 30) + (pid << 9) + (((pool_seq & 15) as u32) << 5) + (worker as u32 & 31)
 }
 
-/// The worker's private uid when privileges can and should be dropped (recode runs as root).
-fn private_uid(cfg: &ExecConfig, pool_seq: usize, worker: usize) -> Option<u32> {
+/// Whether the fork servers run as root (recode is root and keeps it for them): root servers
+/// isolate with namespaces, private uids and cgroups; others through a user namespace.
+fn servers_are_root(cfg: &ExecConfig) -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let is_root = unsafe { libc::geteuid() } == 0;
-    (cfg.drop_privileges && is_root).then(|| worker_uid(pool_seq, worker))
+    is_root && cfg.server_user.is_none()
+}
+
+/// The worker's private uid when privileges can and should be dropped (servers run as root).
+fn private_uid(cfg: &ExecConfig, pool_seq: usize, worker: usize) -> Option<u32> {
+    (cfg.drop_privileges && servers_are_root(cfg)).then(|| worker_uid(pool_seq, worker))
 }
 
 /// A server's refusal to start, in place of its hello (e.g. an interpreter of
@@ -474,6 +493,8 @@ impl Server {
             "isolate": true,
             "read_only_paths": cfg.read_only_paths,
             "interpreters": cfg.interpreters,
+            "userns": !servers_are_root(cfg),
+            "memory_bytes": cfg.memory_bytes,
             "cgroup": cgroup.map(WorkerCgroup::spec),
             "tmpfs_bytes": cfg.tmpfs_bytes,
             "capture_chars": cfg.capture_chars,
@@ -485,7 +506,12 @@ impl Server {
             },
         });
         let env = crate::env::program_environment(&cfg.python, &cfg.pass_env)?;
-        let mut child = Command::new(&cfg.python)
+        let mut command = Command::new(&cfg.python);
+        if let Some((uid, gid)) = cfg.server_user {
+            use std::os::unix::process::CommandExt;
+            command.uid(uid).gid(gid);
+        }
+        let mut child = command
             .arg("-I")
             .arg("-c")
             .arg(FORK_SERVER_PY)
@@ -636,7 +662,7 @@ impl ExecutorPool {
         let cgroups: Vec<Option<WorkerCgroup>> = (0..cfg.workers)
             .map(|w| {
                 let name = format!("{}-{seq}-{w}", std::process::id());
-                (cfg.memory_bytes > 0)
+                (cfg.memory_bytes > 0 && servers_are_root(&cfg))
                     .then(|| WorkerCgroup::create(&name, cfg.memory_bytes, cfg.nproc))
                     .flatten()
             })

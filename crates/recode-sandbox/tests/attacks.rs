@@ -1,9 +1,13 @@
 //! Adversarial suite: hostile programs (the attack classes of the threat model in the crate docs),
 //! each asserting containment from outside the sandbox, with an honest program run right after
-//! each one on the same worker that must still pass. Needs root (CI runs as root): namespaces,
-//! cgroups and the uid drop are what is under test. Bounded in time and memory; loopback only.
+//! each one on the same worker that must still pass. Bounded in time and memory; loopback only.
 //!
-//! The interpreter is `$RECODE_VENV/bin/python` (scripts/setup.sh) or `python3`.
+//! Every attack runs in two modes (a module each): `root`, fork servers as root (namespaces,
+//! cgroups, private uids; the interpreter is `$RECODE_VENV/bin/python` or `python3`), and
+//! `unprivileged`, fork servers as uid/gid 65534 exactly as for a user without root (a user
+//! namespace, the memory supervisor instead of cgroups; the interpreter is the system's
+//! `/usr/bin/python3`, or `$RECODE_SANDBOX_UNPRIVILEGED_PYTHON`, which that user can read).
+//! The test process itself needs root to start the second kind (CI runs as root).
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -22,15 +26,28 @@ const SECRET_VALUE: &str = "sk-recode-sandbox-test-0123456789abcdef";
 const MEMORY_LIMIT: u64 = 768 << 20;
 const PROCESS_LIMIT: u64 = 48;
 
-fn python() -> PathBuf {
-    match std::env::var_os("RECODE_VENV") {
-        Some(v) => PathBuf::from(v).join("bin/python"),
-        None => PathBuf::from("python3"),
+/// Where the fork servers run (see the module docs).
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Root,
+    Unprivileged,
+}
+
+/// The unprivileged servers' user and group ("nobody" on most systems).
+const NOBODY: (u32, u32) = (65534, 65534);
+
+fn python(mode: Mode) -> PathBuf {
+    match (mode, std::env::var_os("RECODE_VENV")) {
+        (Mode::Root, Some(v)) => PathBuf::from(v).join("bin/python"),
+        (Mode::Root, None) => PathBuf::from("python3"),
+        (Mode::Unprivileged, _) => std::env::var_os("RECODE_SANDBOX_UNPRIVILEGED_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/usr/bin/python3")),
     }
 }
 
-fn config() -> ExecConfig {
-    let mut cfg = ExecConfig::new(python(), 1);
+fn config(mode: Mode) -> ExecConfig {
+    let mut cfg = ExecConfig::new(python(mode), 1);
     cfg.timeout_secs = 4.0;
     cfg.hard_timeout_secs = 5.0;
     cfg.cpu_seconds = 8;
@@ -38,20 +55,35 @@ fn config() -> ExecConfig {
     cfg.preload = Vec::new();
     cfg.memory_bytes = MEMORY_LIMIT;
     cfg.nproc = PROCESS_LIMIT;
+    if let Mode::Unprivileged = mode {
+        cfg.server_user = Some(NOBODY);
+    }
     cfg
 }
 
-fn pool() -> &'static ExecutorPool {
-    static POOL: OnceLock<ExecutorPool> = OnceLock::new();
-    POOL.get_or_init(|| {
+fn pool(mode: Mode) -> &'static ExecutorPool {
+    static ROOT: OnceLock<ExecutorPool> = OnceLock::new();
+    static UNPRIVILEGED: OnceLock<ExecutorPool> = OnceLock::new();
+    let cell = match mode {
+        Mode::Root => &ROOT,
+        Mode::Unprivileged => &UNPRIVILEGED,
+    };
+    cell.get_or_init(|| {
         // Set before any pool starts: the servers must not inherit it even though we hold it.
         std::env::set_var(SECRET_NAME, SECRET_VALUE);
-        let pool = ExecutorPool::start(config()).expect("start pool");
+        let pool = ExecutorPool::start(config(mode))
+            .unwrap_or_else(|e| panic!("start the {mode:?} pool: {e}"));
         let caps = pool.hello().expect("hello").caps;
-        assert!(
-            caps.isolated() && caps.uid_drop && caps.cgroup_memory && caps.cgroup_pids,
-            "the attack suite must run as root with cgroups: {caps:?}"
-        );
+        match mode {
+            Mode::Root => assert!(
+                caps.isolated() && caps.uid_drop && caps.cgroup_memory && caps.cgroup_pids,
+                "the root attack suite must run as root with cgroups: {caps:?}"
+            ),
+            Mode::Unprivileged => assert!(
+                caps.isolated() && caps.memory_supervisor && !caps.uid_drop,
+                "unprivileged servers must isolate through a user namespace: {caps:?}"
+            ),
+        }
         pool
     })
 }
@@ -64,8 +96,8 @@ assert not os.path.exists('/tmp/recode-attack-marker')\n\
 print('honest')\n";
 
 /// Runs `attack` then the honest program on the same worker; returns the attack's result.
-fn contained(attack: &str) -> ExecResult {
-    let results = pool().run_all(&[attack.to_string(), HONEST.to_string()], &|| {});
+fn contained(mode: Mode, attack: &str) -> ExecResult {
+    let results = pool(mode).run_all(&[attack.to_string(), HONEST.to_string()], &|| {});
     let honest = &results[1];
     assert!(
         honest.passed() && honest.stdout == "honest\n",
@@ -83,9 +115,8 @@ fn host_dir(name: &str) -> PathBuf {
     d
 }
 
-#[test]
-fn secrets_of_the_environment_never_reach_a_program() {
-    assert!(pool()
+fn secrets_of_the_environment_never_reach_a_program(mode: Mode) {
+    assert!(pool(mode)
         .hello()
         .unwrap()
         .environment
@@ -94,6 +125,7 @@ fn secrets_of_the_environment_never_reach_a_program() {
     // Everything a program can read about environments: its own, its memory's copy, every
     // process it can see. The leak channel is the verdict (an exception message).
     let r = contained(
+        mode,
         "import os, glob\n\
          seen = repr(dict(os.environ))\n\
          for p in glob.glob('/proc/*/environ'):\n\
@@ -117,8 +149,7 @@ fn secrets_of_the_environment_never_reach_a_program() {
     assert!(r.verdict.contains("'HOME'"), "{r:?}");
 }
 
-#[test]
-fn writes_to_every_writable_place_stay_in_the_sandbox() {
+fn writes_to_every_writable_place_stay_in_the_sandbox(mode: Mode) {
     let name = format!("recode-attack-{}", std::process::id());
     let places = ["/tmp", "/var/tmp", "/run", "/run/lock", "/dev/shm"];
     let mut prog = String::from("import os\n");
@@ -126,7 +157,7 @@ fn writes_to_every_writable_place_stay_in_the_sandbox() {
         prog.push_str(&format!("open('{p}/{name}', 'w').write('x')\n"));
     }
     prog.push_str("open('/tmp/recode-attack-marker', 'w').write('x')\n");
-    let r = contained(&prog);
+    let r = contained(mode, &prog);
     assert!(r.passed(), "{r:?}");
     for p in places {
         let host = PathBuf::from(p).join(&name);
@@ -135,33 +166,46 @@ fn writes_to_every_writable_place_stay_in_the_sandbox() {
     // The honest program after it saw no marker either (checked in `contained`).
 }
 
-#[test]
-fn the_view_is_read_only() {
+fn the_view_is_read_only(mode: Mode) {
     for target in ["/usr/recode-attack", "/etc/recode-attack", "/recode-attack"] {
-        let r = contained(&format!("open('{target}', 'w').write('x')\n"));
+        let r = contained(mode, &format!("open('{target}', 'w').write('x')\n"));
         assert!(r.verdict.starts_with("failed"), "{target}: {r:?}");
         assert!(!PathBuf::from(target).exists(), "{target} reached the host");
     }
-    // Not even root inside could remount: the program runs under a private uid.
-    let r = contained("import os\nassert os.getuid() != 0 and os.geteuid() != 0\n");
+    // Not even root inside could remount: the program runs under a private uid (root servers)
+    // or as the user namespace's non-zero id, and without capabilities either way: it cannot
+    // remount the view writable, unmount its /proc or mount over anything.
+    let r = contained(
+        mode,
+        "import ctypes, os\n\
+         assert os.getuid() != 0 and os.geteuid() != 0\n\
+         libc = ctypes.CDLL(None, use_errno=True)\n\
+         libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]\n\
+         assert libc.mount(None, b'/usr', None, 32 | 4096, None) != 0, 'remounted /usr'\n\
+         assert libc.umount2(b'/proc', 2) != 0, 'unmounted /proc'\n\
+         assert libc.mount(b'tmpfs', b'/usr', b'tmpfs', 0, None) != 0, 'mounted over /usr'\n\
+         caps = [l for l in open('/proc/self/status') if l.startswith('CapEff')]\n\
+         assert caps == ['CapEff:\\t0000000000000000\\n'], caps\n",
+    );
     assert!(r.passed(), "{r:?}");
 }
 
-#[test]
-fn host_files_outside_the_view_are_unreadable() {
+fn host_files_outside_the_view_are_unreadable(mode: Mode) {
     let dir = host_dir("recode-attack-read");
     let file = dir.join("other-project.txt");
     std::fs::write(&file, "host data").unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let r = contained(&format!(
-        "print(open({:?}).read())\n",
-        file.to_str().unwrap()
-    ));
+    let r = contained(
+        mode,
+        &format!("print(open({:?}).read())\n", file.to_str().unwrap()),
+    );
     assert_eq!(r.error_class(), "exception:FileNotFoundError", "{r:?}");
     // The host's own identity files are not the ones the program sees.
     let host_passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let r =
-        contained("import os\nprint(sorted(os.listdir('/')))\nprint(open('/etc/passwd').read())\n");
+    let r = contained(
+        mode,
+        "import os\nprint(sorted(os.listdir('/')))\nprint(open('/etc/passwd').read())\n",
+    );
     assert!(r.passed(), "{r:?}");
     // Only system directories, the writable places and the tops of the interpreter's paths.
     let mut allowed: Vec<String> = ["bin", "dev", "etc", "lib", "lib32", "lib64", "libx32"]
@@ -169,7 +213,7 @@ fn host_files_outside_the_view_are_unreadable() {
         .chain(&["proc", "run", "sbin", "tmp", "usr", "var"])
         .map(|s| s.to_string())
         .collect();
-    for root in pool().hello().unwrap().python_roots {
+    for root in pool(mode).hello().unwrap().python_roots {
         allowed.extend(
             root.trim_start_matches('/')
                 .split('/')
@@ -195,8 +239,7 @@ fn host_files_outside_the_view_are_unreadable() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-#[test]
-fn host_unix_sockets_are_unreachable() {
+fn host_unix_sockets_are_unreachable(mode: Mode) {
     let dir = host_dir("recode-attack-sock");
     let path = dir.join("s.sock");
     let listener = UnixListener::bind(&path).unwrap();
@@ -211,8 +254,10 @@ fn host_unix_sockets_are_unreachable() {
         l.set_nonblocking(true).unwrap();
         l
     };
-    let r = contained(&format!(
-        "import socket\n\
+    let r = contained(
+        mode,
+        &format!(
+            "import socket\n\
          errors = []\n\
          for addr in ({:?}, '\\0{abstract_name}'):\n\
          \x20   s = socket.socket(socket.AF_UNIX)\n\
@@ -221,8 +266,9 @@ fn host_unix_sockets_are_unreachable() {
          \x20   except OSError as e:\n\
          \x20       errors.append(type(e).__name__)\n\
          assert len(errors) == 2, errors\n",
-        path.to_str().unwrap()
-    ));
+            path.to_str().unwrap()
+        ),
+    );
     assert!(r.passed(), "{r:?}");
     assert!(
         listener.accept().is_err(),
@@ -235,14 +281,14 @@ fn host_unix_sockets_are_unreachable() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-#[test]
-fn loopback_tcp_of_the_host_is_unreachable() {
+fn loopback_tcp_of_the_host_is_unreachable(mode: Mode) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
-    let r = contained(&format!(
-        "import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
-    ));
+    let r = contained(
+        mode,
+        &format!("import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)\n"),
+    );
     assert!(r.error_class().starts_with("exception:"), "{r:?}");
     assert!(
         listener.accept().is_err(),
@@ -250,9 +296,9 @@ fn loopback_tcp_of_the_host_is_unreachable() {
     );
 }
 
-#[test]
-fn host_processes_are_invisible() {
+fn host_processes_are_invisible(mode: Mode) {
     let r = contained(
+        mode,
         "import os\n\
          pids = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n\
          assert os.getpid() == 1, os.getpid()\n\
@@ -261,15 +307,15 @@ fn host_processes_are_invisible() {
     );
     assert!(r.passed(), "{r:?}");
     // Signals reach nothing outside: kill(-1) only hits the program's own namespace.
-    let r = contained("import posix\nposix.kill(-1, 9)\nprint('alive')\n");
+    let r = contained(mode, "import posix\nposix.kill(-1, 9)\nprint('alive')\n");
     assert!(r.outcome == "reported" || r.outcome == "no_report", "{r:?}");
 }
 
-#[test]
-fn memory_is_limited_per_program_not_per_process() {
+fn memory_is_limited_per_program_not_per_process(mode: Mode) {
     // Three processes of 400 MiB each: every one is far below the per-process address-space
     // limit, together they exceed the program's 768 MiB.
     let r = contained(
+        mode,
         "import posix, time\n\
          kids = []\n\
          for _ in range(3):\n\
@@ -287,17 +333,27 @@ fn memory_is_limited_per_program_not_per_process() {
     assert!(!r.passed(), "{r:?}");
     assert!(r.memory_limit_hit, "{r:?}");
     let peak = r.peak_memory_bytes.expect("peak reported");
-    assert!(peak <= MEMORY_LIMIT, "peak {peak} above the limit");
-    // One process under the limit is fine.
-    let r = contained("b = bytearray(200 << 20)\nfor i in range(0, len(b), 4096):\n    b[i] = 1\n");
+    // a cgroup holds the line exactly; the supervisor samples every 50 ms, so one sample may
+    // see up to another process's worth above it
+    let slack = match mode {
+        Mode::Root => 0,
+        Mode::Unprivileged => 400 << 20,
+    };
+    assert!(peak <= MEMORY_LIMIT + slack, "peak {peak} above the limit");
+    // One process under the limit is fine (it stays a moment, so the supervisor samples it).
+    let r = contained(
+        mode,
+        "import time\nb = bytearray(200 << 20)\nfor i in range(0, len(b), 4096):\n    b[i] = 1\ntime.sleep(0.3)\n",
+    );
     assert!(r.passed(), "{r:?}");
     assert!(r.peak_memory_bytes.unwrap() >= 200 << 20, "{r:?}");
 }
 
-#[test]
-fn process_count_is_limited_per_program() {
-    let r = contained(&format!(
-        "import posix, time\n\
+fn process_count_is_limited_per_program(mode: Mode) {
+    let r = contained(
+        mode,
+        &format!(
+            "import posix, time\n\
          n = 0\n\
          for _ in range({}):\n\
          \x20   try:\n\
@@ -308,16 +364,17 @@ fn process_count_is_limited_per_program() {
          \x20   except OSError:\n\
          \x20       break\n\
          print(n)\n",
-        PROCESS_LIMIT * 3
-    ));
+            PROCESS_LIMIT * 3
+        ),
+    );
     assert!(r.passed(), "{r:?}");
     let n: u64 = r.stdout.trim().parse().unwrap();
     assert!(n < PROCESS_LIMIT, "{n} processes started");
 }
 
-#[test]
-fn output_flood_and_daemons_are_bounded() {
+fn output_flood_and_daemons_are_bounded(mode: Mode) {
     let r = contained(
+        mode,
         "import os, posix, time\n\
          if posix.fork() == 0:\n\
          \x20   os.setsid()\n\
@@ -334,7 +391,7 @@ fn output_flood_and_daemons_are_bounded() {
 #[test]
 fn a_pass_through_variable_reaches_programs_and_nothing_else() {
     std::env::set_var("RECODE_SANDBOX_TEST_PASS", "visible");
-    let mut cfg = config();
+    let mut cfg = config(Mode::Root);
     cfg.pass_env = vec!["RECODE_SANDBOX_TEST_PASS".into()];
     let pool = ExecutorPool::start(cfg).unwrap();
     let r = pool.run_one(
@@ -346,7 +403,7 @@ fn a_pass_through_variable_reaches_programs_and_nothing_else() {
 
 #[test]
 fn a_missing_pass_through_variable_is_an_error() {
-    let mut cfg = config();
+    let mut cfg = config(Mode::Root);
     cfg.pass_env = vec!["RECODE_SANDBOX_SURELY_UNSET".into()];
     let err = ExecutorPool::start(cfg).err().expect("refused");
     assert!(
@@ -359,7 +416,7 @@ fn a_missing_pass_through_variable_is_an_error() {
 fn read_only_paths_are_readable_and_stay_read_only() {
     let dir = host_dir("recode-attack-ro");
     std::fs::write(dir.join("problem.txt"), "data").unwrap();
-    let mut cfg = config();
+    let mut cfg = config(Mode::Root);
     cfg.read_only_paths = vec![dir.clone()];
     let pool = ExecutorPool::start(cfg).unwrap();
     let p = dir.join("problem.txt");
@@ -385,36 +442,39 @@ fn read_only_paths_are_readable_and_stay_read_only() {
 // ------------------------------------------------------------------ verdict forgery -----------
 
 /// A judged job: trusted set-up and test, the candidate's code in its own process.
-fn judged(candidate: &str, test: &str) -> ExecResult {
+fn judged(mode: Mode, candidate: &str, test: &str) -> ExecResult {
     let job = Job::Judged {
         setup: "import math\n".into(),
         candidate: candidate.into(),
         test: test.into(),
     };
-    pool().run_jobs(&[job], &|| {}).pop().unwrap()
+    pool(mode).run_jobs(&[job], &|| {}).pop().unwrap()
 }
 
 const SQUARE_TEST: &str =
     "def test_square():\n    assert square(3) == 9\n    assert square(-2) == 4\n\ntest_square()\n";
 
-#[test]
-fn judged_honest_and_wrong_solutions_score_as_the_harness_would() {
-    let r = judged("def square(x):\n    return x * x\n", SQUARE_TEST);
+fn judged_honest_and_wrong_solutions_score_as_the_harness_would(mode: Mode) {
+    let r = judged(mode, "def square(x):\n    return x * x\n", SQUARE_TEST);
     assert!(r.passed(), "{r:?}");
-    let r = judged("def square(x):\n    return x + x\n", SQUARE_TEST);
+    let r = judged(mode, "def square(x):\n    return x + x\n", SQUARE_TEST);
     assert_eq!(r.verdict, "failed: assertion error", "{r:?}");
-    let r = judged("def square(x):\n    raise ValueError('no')\n", SQUARE_TEST);
+    let r = judged(
+        mode,
+        "def square(x):\n    raise ValueError('no')\n",
+        SQUARE_TEST,
+    );
     assert_eq!(r.verdict, "failed: no", "{r:?}");
     assert_eq!(r.error_class(), "exception:ValueError", "{r:?}");
     let r = judged(
+        mode,
         "def square(x):\n    while True:\n        pass\n",
         SQUARE_TEST,
     );
     assert_eq!(r.verdict, "timed out", "{r:?}");
 }
 
-#[test]
-fn forged_verdicts_score_zero() {
+fn forged_verdicts_score_zero(mode: Mode) {
     let attacks = [
         // Objects that compare equal to anything.
         "class Any:\n    def __eq__(self, o):\n        return True\n    def __ne__(self, o):\n        return False\n    def __bool__(self):\n        return True\ndef square(x):\n    return Any()\n",
@@ -431,22 +491,55 @@ fn forged_verdicts_score_zero() {
         "def square(x):\n    raise SystemExit(0)\n",
     ];
     for a in attacks {
-        let r = judged(a, SQUARE_TEST);
+        let r = judged(mode, a, SQUARE_TEST);
         assert!(!r.passed(), "forged pass: {a:?} -> {r:?}");
     }
 }
 
-#[test]
-fn judged_arguments_without_a_value_encoding_are_served_by_the_judge() {
+fn judged_arguments_without_a_value_encoding_are_served_by_the_judge(mode: Mode) {
     // The test passes an iterator and a callback; the candidate iterates and calls them
     // through stubs, and mutates a list argument in place.
     let test = "def test():\n    xs = [3, 1, 2]\n    assert total(iter([1, 2, 3]), lambda v: v * 10) == 60\n    sort_in_place(xs)\n    assert xs == [1, 2, 3]\ntest()\n";
     let honest = "def total(it, f):\n    return sum(f(v) for v in it)\ndef sort_in_place(xs):\n    xs.sort()\n";
-    let r = judged(honest, test);
+    let r = judged(mode, honest, test);
     assert!(r.passed(), "{r:?}");
     // A candidate cannot walk from a judge object into the judge (no attribute access).
     let walk = "def total(it, f):\n    g = f.__globals__\n    g['test'] = lambda: None\n    return 60\ndef sort_in_place(xs):\n    xs.sort()\n";
-    let r = judged(walk, test);
+    let r = judged(mode, walk, test);
     assert!(!r.passed(), "{r:?}");
     assert_eq!(r.error_class(), "exception:AttributeError", "{r:?}");
 }
+
+/// One test per attack and mode.
+macro_rules! in_both_modes {
+    ($($attack:ident),* $(,)?) => {
+        mod root {
+            $(#[test]
+            fn $attack() {
+                super::$attack(super::Mode::Root)
+            })*
+        }
+        mod unprivileged {
+            $(#[test]
+            fn $attack() {
+                super::$attack(super::Mode::Unprivileged)
+            })*
+        }
+    };
+}
+
+in_both_modes!(
+    secrets_of_the_environment_never_reach_a_program,
+    writes_to_every_writable_place_stay_in_the_sandbox,
+    the_view_is_read_only,
+    host_files_outside_the_view_are_unreadable,
+    host_unix_sockets_are_unreachable,
+    loopback_tcp_of_the_host_is_unreachable,
+    host_processes_are_invisible,
+    memory_is_limited_per_program_not_per_process,
+    process_count_is_limited_per_program,
+    output_flood_and_daemons_are_bounded,
+    judged_honest_and_wrong_solutions_score_as_the_harness_would,
+    forged_verdicts_score_zero,
+    judged_arguments_without_a_value_encoding_are_served_by_the_judge,
+);
