@@ -204,3 +204,47 @@ pub fn pair_outcomes(plans: &[Bound<'_>], outcomes: Vec<RunOutcome>) -> Vec<Solu
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(outcome: &str, exit: Option<i32>, signal: Option<i32>, out: &str) -> ExecResult {
+        let verdict = if exit == Some(0) { "passed" } else { "failed" };
+        serde_json::from_value(serde_json::json!({
+            "verdict": verdict, "outcome": outcome, "exit_code": exit, "signal": signal,
+            "stdout": out, "wall": 1.5,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn outcomes_follow_the_exit_status_and_the_visible_rule() {
+        let ok = RunOutcome::from_exec(&result("exited", Some(0), None, "1 passed"));
+        assert!(ok.passed && ok.passed_harness);
+        assert_eq!(ok.error_class, "passed");
+        let failed = RunOutcome::from_exec(&result("exited", Some(1), None, "1 failed"));
+        assert!(!failed.passed && !failed.passed_harness);
+        assert_eq!(failed.error_class, "exit:1");
+        // The harness's visible rule: any status but 1 passes, deaths by signal too.
+        let usage = RunOutcome::from_exec(&result("exited", Some(2), None, ""));
+        assert!(!usage.passed && usage.passed_harness);
+        let killed = RunOutcome::from_exec(&result("signaled", None, Some(9), ""));
+        assert_eq!(killed.error_class, "signal:9");
+        assert!(!killed.passed && killed.passed_harness);
+    }
+
+    #[test]
+    fn missing_resources_are_env_incomplete_and_output_is_the_tail() {
+        let long = format!("{}OSError: sndfile library not found", "x".repeat(5000));
+        let o = RunOutcome::from_exec(&result("exited", Some(2), None, &long));
+        assert_eq!(o.error_class, "env_incomplete");
+        assert!(o.missing.as_deref().unwrap().contains("libsndfile1"));
+        assert_eq!(o.output.chars().count(), OUTPUT_CHARS);
+        assert!(o.output.ends_with("not found"));
+        // A passing run is never incomplete, whatever it printed.
+        let o = RunOutcome::from_exec(&result("exited", Some(0), None, &long));
+        assert_eq!(o.error_class, "passed");
+        assert_eq!(o.missing, None);
+    }
+}
