@@ -21,11 +21,14 @@ use recode_eval::setup::{default_venv_dir, ready_python, setup_venv};
 /// Subcommands of `recode eval`.
 #[derive(clap::Subcommand)]
 pub enum EvalCommand {
-    /// Create the managed virtualenv with the benchmark's pinned packages (idempotent).
+    /// Create the managed virtualenv with the benchmark's pinned packages, or (--bench
+    /// gitchameleon) GitChameleon's per-problem environments (idempotent).
     Setup(SetupArgs),
-    /// Run every reference solution with and without its update (validates the harness).
+    /// Run every reference solution with and without its update (validates the harness), or
+    /// (--bench gitchameleon) every ground truth through its hidden tests.
     CheckRefs(CheckRefsArgs),
-    /// Evaluate a model (local or endpoint) on CodeUpdateArena or HumanEval: pass@k, UPass.
+    /// Evaluate a model (local or endpoint) on CodeUpdateArena, HumanEval or GitChameleon:
+    /// pass@k, UPass.
     Run(RunArgs),
 }
 
