@@ -12,6 +12,7 @@ the judge, out of the candidate's reach; a handle never forwards comparison or t
 
 import base64 as _b64
 import builtins as _builtins
+import collections as _collections
 import json as _json
 import os as _os
 import struct as _struct
@@ -492,13 +493,15 @@ class _Remote:
     str and repr are forwarded and their results come back as plain data; equality, ordering,
     hashing and truthiness are the judge's own (identity), never the candidate's."""
 
-    __slots__ = ("_link", "_hid", "_type", "_cls")
+    __slots__ = ("_link", "_hid", "_type", "_cls", "_ahead", "_batch")
 
     def __init__(self, link, hid, type_name, cls_name=None):
         object.__setattr__(self, "_link", link)
         object.__setattr__(self, "_hid", hid)
         object.__setattr__(self, "_type", type_name)
         object.__setattr__(self, "_cls", cls_name)
+        object.__setattr__(self, "_ahead", None)
+        object.__setattr__(self, "_batch", 1)
 
     @property
     def __class__(self):
@@ -525,7 +528,21 @@ class _Remote:
         return self._ask("iter")
 
     def __next__(self):
-        return self._ask("next")
+        """Items come in batches that double from 1 up to 1024 (a 100k-item iterator costs ~100
+        round trips, not 100k); the iterator's end or exception comes after its items, in order."""
+        ahead = self._ahead
+        if not ahead:
+            items, end = self._link.next_batch(self._hid, self._batch)
+            object.__setattr__(self, "_batch", min(self._batch * 2, 1024))
+            ahead = _collections.deque(items)
+            if end is not None:
+                ahead.append(end)
+            object.__setattr__(self, "_ahead", ahead)
+        item = ahead.popleft()
+        if type(item) is _IterEnd:
+            ahead.append(item)  # an exhausted iterator stays exhausted
+            raise item.exc
+        return item
 
     def __len__(self):
         n = self._ask("len")
@@ -556,6 +573,13 @@ class _Remote:
 
     def __bool__(self):
         return True
+
+
+class _IterEnd:
+    """The end of a remote iterator, queued after its last items."""
+
+    def __init__(self, exc):
+        self.exc = exc
 
 
 class _Link:
@@ -618,6 +642,21 @@ class _Link:
 
     def decode(self, v):
         return decode(v, self.remote)
+
+    def next_batch(self, hid, n):
+        """Up to `n` next items of candidate iterator `hid`, and its end (StopIteration or the
+        exception it raised) when reached, as an `_IterEnd`, else None."""
+        reply = self._exchange({"op": "next_batch", "h": hid, "n": int(n)})
+        items = self.decode(reply["ok"])
+        if type(items) is not list or len(items) > n:
+            raise CandidateError("malformed candidate reply")
+        end = reply.get("end")
+        if end is None:
+            return items, None
+        if type(end) is dict and "raise" in end:
+            info = end["raise"] if isinstance(end["raise"], dict) else {}
+            return items, _IterEnd(_rebuild_exception(info))
+        return items, _IterEnd(StopIteration())
 
     def _exchange(self, msg):
         self.ch.send(msg)
@@ -731,6 +770,20 @@ def judge_bind(ch, globals_):
 
 # ---------------------------------------------------------------- candidate side ---------------
 
+def _next_batch(it, msg):
+    """Candidate side of `_Remote.__next__`: (up to msg["n"] items, the iterator's end when
+    reached: {"stop": True} or {"raise": info}, else None)."""
+    items = []
+    for _ in range(max(1, min(int(msg.get("n", 1)), 1024))):
+        try:
+            items.append(next(it))
+        except StopIteration:
+            return items, {"stop": True}
+        except Exception as exc:
+            return items, {"raise": _exception_info(exc)}
+    return items, None
+
+
 def candidate_serve(ch, globals_, before, top_error):
     """In the candidate's process after its code ran: announces its names, then serves the
     judge's operations until the channel closes. The candidate may have patched anything; this
@@ -783,6 +836,11 @@ def candidate_serve(ch, globals_, before, top_error):
                             mut[key] = encode(a, None)
                         except Exception:
                             pass
+            elif op == "next_batch":
+                items, end = _next_batch(obj, msg)
+                reply = {"ok": encode(items, handles), "end": end}
+                ch.send(reply)
+                continue
             else:
                 result = ops[op](obj, msg)
             reply = {"ok": {"arg": same[0]} if same else encode(result, handles)}
