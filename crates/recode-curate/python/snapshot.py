@@ -187,8 +187,8 @@ def main():
             if obj is None and warns is None:
                 continue
             kind = kind_of(obj)
-            if kind == "module":
-                continue
+            if kind == "module" or type(obj).__module__ == "__future__":
+                continue  # submodules; `from __future__ import ...` compiler flags
             defmod = getattr(obj, "__module__", None) if kind != "constant" else modname
             if kind != "constant" and not in_package(defmod if isinstance(defmod, str) else ""):
                 continue  # stdlib or third-party re-export

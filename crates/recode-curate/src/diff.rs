@@ -410,6 +410,12 @@ fn compare(
     };
     let op = clean(op, count);
     let np = clean(np, count);
+    // `(*args, **kwargs)` is a wrapper's signature (a decorator), not the API: nothing to compare.
+    let opaque = |ps: &[Param]| !ps.is_empty() && ps.iter().all(|p| p.kind.starts_with("VAR_"));
+    if opaque(&op) || opaque(&np) {
+        count("opaque_signature");
+        return;
+    }
     let names = |ps: &[Param]| ps.iter().map(|p| p.name.clone()).collect::<BTreeSet<_>>();
     let (on, nn) = (names(&op), names(&np));
     let gone: Vec<&Param> = op.iter().filter(|p| !nn.contains(&p.name)).collect();
@@ -421,14 +427,12 @@ fn compare(
             .iter()
             .find(|c| np.iter().position(|p| p.name == c.name) == gi && c.kind == g.kind)
         {
-            if gone.len() == came.len() {
-                renamed.insert(c.name.clone());
-                out.push(change(ctx, ChangeKind::ParamRenamed, s, Some(t), |x| {
-                    x.param = Some(g.name.clone());
-                    x.new_param = Some(c.name.clone());
-                }));
-                continue;
-            }
+            renamed.insert(c.name.clone());
+            out.push(change(ctx, ChangeKind::ParamRenamed, s, Some(t), |x| {
+                x.param = Some(g.name.clone());
+                x.new_param = Some(c.name.clone());
+            }));
+            continue;
         }
         out.push(change(ctx, ChangeKind::ParamRemoved, s, Some(t), |x| {
             x.param = Some(g.name.clone())
