@@ -12,7 +12,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::check::Scorer;
-use super::data::Problem;
+use super::data::{DataError, Problem};
 use super::exec::RunOutcome;
 use super::prompt::{extract_code, messages, CodeSource};
 use crate::generate::{GenParams, Generator};
@@ -21,6 +21,17 @@ use crate::run::{
     generate_missing, load_generations, missing_generations, GenRecord, GroupScores, RunError,
     Summary, Task,
 };
+
+/// Errors of a GitChameleon run.
+#[derive(Debug, thiserror::Error)]
+pub enum GcRunError {
+    /// Generation, the generation cache or writing the outputs.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// Reading a problem's files (its hidden test).
+    #[error(transparent)]
+    Data(#[from] DataError),
+}
 
 /// The tasks (prompts) of `problems`; ids are the `example_id` strings.
 pub fn tasks(problems: &[&Problem], with_docs: bool) -> Vec<Task> {
@@ -192,7 +203,7 @@ pub fn run_eval(
     dir: &Path,
     gen_progress: &dyn Fn(usize, usize),
     exec_progress: &(dyn Fn() + Sync),
-) -> Result<GcSummary, RunError> {
+) -> Result<GcSummary, GcRunError> {
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     let cache_path = dir.join("generations.jsonl");
     if let Some(g) = generator {
@@ -201,7 +212,7 @@ pub fn run_eval(
     let cache = load_generations(&cache_path)?;
     let missing = missing_generations(tasks, params.n, &cache);
     if missing > 0 {
-        return Err(RunError::Missing(missing));
+        return Err(RunError::Missing(missing).into());
     }
     let mut samples: Vec<(&Problem, &GenRecord, String, CodeSource)> = Vec::new();
     for (p, t) in problems.iter().zip(tasks) {
@@ -212,12 +223,7 @@ pub fn run_eval(
         }
     }
     let items: Vec<(u64, String)> = samples.iter().map(|s| (s.0.id, s.2.clone())).collect();
-    let outcomes = scorer
-        .score(&items, true, exec_progress)
-        .map_err(|e| RunError::Io {
-            path: dir.to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+    let outcomes = scorer.score(&items, true, exec_progress)?;
     let results: Vec<SampleResult> = samples
         .into_iter()
         .zip(outcomes)
