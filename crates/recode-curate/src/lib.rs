@@ -10,6 +10,7 @@
 //! Models are reached over HTTP only; snippets run only through `recode-sandbox`.
 
 pub mod candidate;
+pub mod changelog;
 pub mod diff;
 pub mod envs;
 mod error;

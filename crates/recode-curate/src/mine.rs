@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use recode_venv::EnvManager;
 use serde::{Deserialize, Serialize};
 
+use crate::changelog::{attach, fetch_sdist, file_section, read_changelogs};
 use crate::diff::{diff, ApiChange, DiffContext, FilterCounts};
 use crate::envs::pair_envs;
 use crate::snapshot::take_snapshot;
@@ -26,6 +27,8 @@ pub struct MineOptions {
     pub python: Option<String>,
     /// Limit per snapshot.
     pub snapshot_timeout: Duration,
+    /// Read the new version's sdist change log and attach the lines naming each symbol.
+    pub sdist: bool,
 }
 
 /// Figures of one mining run (`--report`, console table).
@@ -63,6 +66,12 @@ pub struct MineReport {
     pub seconds_total: f64,
     /// Interpreters tried before the one used.
     pub pythons_tried: Vec<String>,
+    /// Change-log files read from the sdist (`--sdist`) and the lines of their cut sections.
+    pub changelog_files: Vec<String>,
+    /// Lines in the cut sections.
+    pub changelog_lines: usize,
+    /// Why no change log was read (not fatal).
+    pub changelog_error: Option<String>,
 }
 
 /// Mines the API changes of `opts.dist` between its two versions.
@@ -100,7 +109,11 @@ pub fn mine(mgr: &EnvManager, opts: &MineOptions) -> Result<(Vec<ApiChange>, Min
         new_version: opts.new.clone(),
         python: envs.python.version.clone(),
     };
-    let (changes, filtered) = diff(&old, &new, &ctx);
+    let (mut changes, filtered) = diff(&old, &new, &ctx);
+    let mut changelog = (Vec::new(), 0, None);
+    if opts.sdist {
+        changelog = attach_changelog(mgr, &envs.new.python(), opts, &mut changes);
+    }
     let mut report = MineReport {
         dist: opts.dist.clone(),
         old_version: opts.old.clone(),
@@ -114,6 +127,9 @@ pub fn mine(mgr: &EnvManager, opts: &MineOptions) -> Result<(Vec<ApiChange>, Min
         seconds_snapshot_old,
         seconds_snapshot_new,
         pythons_tried: envs.tried.clone(),
+        changelog_files: changelog.0,
+        changelog_lines: changelog.1,
+        changelog_error: changelog.2,
         ..MineReport::default()
     };
     for (tag, snap) in [("old", &old), ("new", &new)] {
@@ -136,4 +152,49 @@ pub fn mine(mgr: &EnvManager, opts: &MineOptions) -> Result<(Vec<ApiChange>, Min
     report.with_evidence = evidenced as f64 / changes.len().max(1) as f64;
     report.seconds_total = start.elapsed().as_secs_f64();
     Ok((changes, report))
+}
+
+/// Reads the new version's change log and attaches evidence; returns (files, section lines,
+/// error). Failures are recorded, never fatal.
+fn attach_changelog(
+    mgr: &EnvManager,
+    python: &std::path::Path,
+    opts: &MineOptions,
+    changes: &mut [ApiChange],
+) -> (Vec<String>, usize, Option<String>) {
+    let dest = mgr
+        .root()
+        .join("sdists")
+        .join(format!("{}-{}", opts.dist, opts.new));
+    let files = fetch_sdist(python, &opts.dist, &opts.new, &dest)
+        .and_then(|sdist| read_changelogs(python, &sdist));
+    let files = match files {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!("no change log: {e}");
+            return (Vec::new(), 0, Some(e));
+        }
+    };
+    let mut lines = Vec::new();
+    let mut used = Vec::new();
+    for (name, text) in &files {
+        if let Some(s) = file_section(name, text, &opts.old, &opts.new) {
+            used.push(name.clone());
+            lines.extend(s);
+        }
+    }
+    attach(changes, &lines);
+    let error = used.is_empty().then(|| {
+        format!(
+            "no heading for {} in {} change-log file(s): {}",
+            opts.new,
+            files.len(),
+            files
+                .iter()
+                .map(|f| f.0.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    });
+    (used, lines.len(), error)
 }

@@ -13,6 +13,7 @@ fn opts(dist: &str, old: &str, new: &str) -> MineOptions {
         modules: vec![],
         python: None,
         snapshot_timeout: Duration::from_secs(120),
+        sdist: false,
     }
 }
 
@@ -58,4 +59,70 @@ fn packaging_21_3_to_22_0() {
             .unwrap_or(0)
             > 0
     );
+}
+
+#[test]
+fn every_doc_pair_yields_three_changes_and_click_has_changelog_evidence() {
+    let mgr = EnvManager::from_env();
+    for (dist, old, new) in [
+        ("packaging", "21.3", "22.0"),
+        ("jinja2", "3.0.3", "3.1.4"),
+        ("semver", "2.13.0", "3.0.2"),
+        ("click", "7.1.2", "8.1.7"),
+        ("pyparsing", "2.4.7", "3.1.2"),
+        ("markdown", "3.3.7", "3.4.1"),
+    ] {
+        let mut o = opts(dist, old, new);
+        o.sdist = dist == "click";
+        let (changes, report) = mine(&mgr, &o).unwrap();
+        eprintln!(
+            "{dist} {old} -> {new}: {} changes {:?} ({:.1} s)",
+            changes.len(),
+            report.changes_by_kind,
+            report.seconds_total
+        );
+        assert!(changes.len() >= 3, "{dist}: {changes:#?}");
+        if dist == "click" {
+            let by_id = |id: &str| {
+                changes
+                    .iter()
+                    .find(|c| c.id == id)
+                    .unwrap_or_else(|| panic!("{id}"))
+            };
+            let gone = by_id("click@7.1.2..8.1.7:removed:click.termui.get_terminal_size");
+            assert!(
+                gone.evidence
+                    .changelog
+                    .iter()
+                    .any(|l| l.contains("``get_terminal_size`` is removed")),
+                "{gone:#?}"
+            );
+            let renamed = by_id("click@7.1.2..8.1.7:renamed:click.core.MultiCommand.resultcallback>click.core.MultiCommand.result_callback");
+            assert!(
+                renamed
+                    .evidence
+                    .changelog
+                    .iter()
+                    .any(|l| l.contains("renamed to ``result_callback``")),
+                "{renamed:#?}"
+            );
+            assert!(
+                report
+                    .changelog_files
+                    .iter()
+                    .any(|f| f.ends_with("CHANGES.rst")),
+                "{report:?}"
+            );
+        }
+        if dist == "pyparsing" {
+            assert!(changes.iter().any(|c| c.id == "pyparsing@2.4.7..3.1.2:renamed:pyparsing.operatorPrecedence>pyparsing.helpers.infix_notation"));
+            assert!(
+                report
+                    .import_errors
+                    .keys()
+                    .any(|k| k == "new:pyparsing.diagram"),
+                "optional railroad recorded: {report:?}"
+            );
+        }
+    }
 }

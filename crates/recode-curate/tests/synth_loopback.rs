@@ -93,6 +93,7 @@ fn synth_parses_rejects_retries_and_repairs_then_verify_accepts() {
         modules: vec![],
         python: None,
         snapshot_timeout: Duration::from_secs(120),
+        sdist: false,
     };
     let (changes, _) = mine(&mgr, &mine_opts).unwrap();
     let (url, requests) = serve();

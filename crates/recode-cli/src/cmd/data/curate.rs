@@ -41,6 +41,11 @@ pub struct MineArgs {
     /// Seconds allowed per snapshot.
     #[arg(long, default_value_t = 120)]
     pub snapshot_timeout: u64,
+    /// Changelog evidence: download the new version's source distribution, read its
+    /// CHANGES/CHANGELOG/HISTORY/NEWS files, cut the section between the two versions'
+    /// headings and attach the lines naming each changed symbol.
+    #[arg(long)]
+    pub sdist: bool,
 }
 
 /// `recode data mine`.
@@ -53,6 +58,7 @@ pub fn run_mine(a: MineArgs) -> Result<()> {
         modules: a.modules,
         python: a.python,
         snapshot_timeout: Duration::from_secs(a.snapshot_timeout),
+        sdist: a.sdist,
     };
     let (changes, report) = mine(&mgr, &opts)?;
     write_jsonl(&a.output, &changes)?;
@@ -80,6 +86,21 @@ pub fn run_mine(a: MineArgs) -> Result<()> {
     }
     for (f, n) in &report.filtered {
         eprintln!("  filtered: {f} {n}");
+    }
+    if a.sdist {
+        eprintln!(
+            "  changelog: {} line(s) from {}; {:.0}% of changes with warning or changelog evidence",
+            report.changelog_lines,
+            if report.changelog_files.is_empty() {
+                "no file".to_string()
+            } else {
+                report.changelog_files.join(", ")
+            },
+            100.0 * report.with_evidence
+        );
+        if let Some(e) = &report.changelog_error {
+            eprintln!("  changelog: {e}");
+        }
     }
     for (m, e) in &report.import_errors {
         eprintln!("  import error (recorded, not fatal): {m}: {e}");
