@@ -13,6 +13,7 @@ use recode_venv::EnvManager;
 fn opts() -> VerifyOptions {
     VerifyOptions {
         timeout_secs: 5.0,
+        memory_bytes: 512 << 20,
         ..VerifyOptions::default()
     }
 }
@@ -124,6 +125,15 @@ fn negative_controls_are_rejected_with_their_reason() {
                 None,
             ),
         ),
+        // Unbounded allocation ends at the memory limit, rejected the same way.
+        (
+            "timeout",
+            packaging(
+                "import packaging.version\nx = []\nwhile True:\n    x.append(' ' * 10**7)\n",
+                LEGACY_NEW,
+                None,
+            ),
+        ),
         (
             "not_discriminating",
             packaging(
@@ -185,11 +195,20 @@ fn negative_controls_are_rejected_with_their_reason() {
         assert_eq!(want, reason);
     }
     assert_eq!(got.len(), cases.len() - 1);
-    let timeout = out.rejects.iter().find(|r| r.reason == "timeout").unwrap();
+    let timeouts: Vec<&str> = out
+        .rejects
+        .iter()
+        .filter(|r| r.reason == "timeout")
+        .map(|r| r.evidence.as_str())
+        .collect();
     assert!(
-        timeout.evidence.starts_with("old@old"),
-        "{}",
-        timeout.evidence
+        timeouts.iter().all(|e| e.starts_with("old@old")),
+        "{timeouts:?}"
+    );
+    assert!(
+        timeouts.iter().any(|e| e.contains("timeout"))
+            && timeouts.iter().any(|e| e.contains("memory_limit")),
+        "{timeouts:?}"
     );
     let exited = out
         .rejects
@@ -201,6 +220,6 @@ fn negative_controls_are_rejected_with_their_reason() {
         "{}",
         exited.evidence
     );
-    assert_eq!(out.report.rejected["timeout"], 1);
+    assert_eq!(out.report.rejected["timeout"], 2);
     assert_eq!(out.report.accepted, 1);
 }

@@ -4,7 +4,7 @@
 //! Verdict: `old@old` and `new@new` must run to their last line; the pair is **breaking** when
 //! `old@new` fails or emits a warning attributed to the library that `old@old` did not emit,
 //! **additive** when `new@old` fails; otherwise `not_discriminating`. Any run that times out
-//! rejects the pair with `timeout`.
+//! or hits the memory limit rejects the pair with `timeout`.
 
 mod checks;
 mod runs;
@@ -348,7 +348,8 @@ pub fn verify(
         if let Some((label, o)) = RUNS
             .iter()
             .zip(&outcomes)
-            .find(|(_, o)| o.status == "timeout")
+            // Unbounded loops and unbounded allocation both end here.
+            .find(|(_, o)| o.status == "timeout" || o.status == "memory_limit")
         {
             reject(c, "timeout", format!("{}: {}", label.0, o.summary()));
             continue;
@@ -549,4 +550,65 @@ pub fn write_outputs(dir: &Path, out: &VerifyOutput) -> Result<()> {
     let report = dir.join("report.json");
     let json = serde_json::to_vec_pretty(&out.report).expect("report serialises");
     std::fs::write(&report, json).map_err(|e| CurateError::io(&report, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(warnings: &[(&str, &str, bool)]) -> RunOutcome {
+        RunOutcome {
+            status: "ok".into(),
+            error: None,
+            warnings: warnings
+                .iter()
+                .map(|(c, m, library)| RunWarning {
+                    category: c.to_string(),
+                    message: m.to_string(),
+                    filename: String::new(),
+                    library: *library,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn only_new_library_warnings_count() {
+        let stdlib = (
+            "DeprecationWarning",
+            "module 'sre_constants' is deprecated",
+            false,
+        );
+        let lib = (
+            "DeprecationWarning",
+            "Function 'semver.parse' is deprecated",
+            true,
+        );
+        let naming = ("UserWarning", "parse() will change", false);
+        // The stdlib warning is seen on both sides or on the new side only: never counted.
+        assert!(fresh_library_warnings(&run(&[stdlib]), &run(&[stdlib]), None).is_empty());
+        assert!(fresh_library_warnings(&run(&[]), &run(&[stdlib]), None).is_empty());
+        // A library warning new on the new version counts; one the old version emitted too does not.
+        assert_eq!(
+            fresh_library_warnings(&run(&[]), &run(&[lib]), None).len(),
+            1
+        );
+        assert!(fresh_library_warnings(&run(&[lib]), &run(&[lib]), None).is_empty());
+        // A warning from elsewhere counts when its text names the symbol.
+        assert_eq!(
+            fresh_library_warnings(&run(&[]), &run(&[naming]), Some("parse")).len(),
+            1
+        );
+        assert!(fresh_library_warnings(&run(&[]), &run(&[naming]), Some("compare")).is_empty());
+    }
+
+    #[test]
+    fn display_names_map_to_distributions() {
+        assert_eq!(distribution("PyTorch"), "torch");
+        assert_eq!(distribution("Scikit-learn"), "scikit-learn");
+        assert_eq!(distribution("Numpy"), "numpy");
+        assert_eq!(distribution("packaging"), "packaging");
+        assert_eq!(with_eq("2.0.0"), "==2.0.0");
+        assert_eq!(with_eq("==2.0.0"), "==2.0.0");
+    }
 }
