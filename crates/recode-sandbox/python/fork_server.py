@@ -654,7 +654,8 @@ def main():
     # walking it (a walk writes to every object and copies its page in each child).
     gc.collect()
     gc.freeze()
-    _send({"hello": True, "caps": CAPS, "uid": CONFIG["uid"] if CAPS["uid_drop"] else None,
+    huge_mib = _collapse_heap()
+    _send({"hello": True, "huge_pages_mib": huge_mib, "caps": CAPS, "uid": CONFIG["uid"] if CAPS["uid_drop"] else None,
            "preloaded": preloaded, "failed_imports": failed, "python_roots": PY_ROOTS,
            "view_error": VIEW_ERROR, "environment": sorted(os.environ),
            "python": sys.version.split()[0], "pid": os.getpid(), "vsz_bytes": _vsz_bytes()})

@@ -441,3 +441,30 @@ def _select(fds, left, roots):
             except OSError:
                 pass
     return ready
+
+
+def _collapse_heap():
+    """Backs the server's private anonymous memory (the pre-imported heap) with huge pages where
+    the kernel can (MADV_HUGEPAGE + MADV_COLLAPSE, Linux 6.1+): a fork then copies one entry per
+    2 MiB instead of 512, which is most of what forking a program costs. Returns MiB collapsed;
+    0 where unsupported (nothing else changes)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    huge, done = 2 << 20, 0
+    try:
+        with open("/proc/self/maps") as f:
+            maps = f.read().splitlines()
+    except OSError:
+        return 0
+    for line in maps:
+        parts = line.split()
+        path = parts[5] if len(parts) > 5 else ""
+        if "w" not in parts[1] or "p" not in parts[1] or path not in ("", "[heap]"):
+            continue
+        lo, hi = (int(x, 16) for x in parts[0].split("-"))
+        lo, hi = (lo + huge - 1) & ~(huge - 1), hi & ~(huge - 1)
+        if hi - lo < huge:
+            continue
+        if libc.madvise(lo, hi - lo, 14) == 0 and libc.madvise(lo, hi - lo, 25) == 0:
+            done += hi - lo
+    return done >> 20

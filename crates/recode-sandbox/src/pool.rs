@@ -330,6 +330,10 @@ pub struct Hello {
     pub uid: Option<u32>,
     /// Server's virtual size when ready.
     pub vsz_bytes: u64,
+    /// MiB of the server's pre-imported heap backed by huge pages (cheaper forks; 0 where the
+    /// kernel does not support collapsing).
+    #[serde(default)]
+    pub huge_pages_mib: u64,
     /// Directories the interpreter imports from (prefixes, `sys.path`), topmost only.
     #[serde(default)]
     pub python_roots: Vec<String>,
