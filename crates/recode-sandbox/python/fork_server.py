@@ -249,11 +249,15 @@ def _enter_sandbox(keep, vsz, errfd, loopback=False, cpu_seconds=None, guard=Tru
         os._exit(3)
 
 
+VERDICT_CHARS = 4000
+
+
 def _report_verdict(body, timeout, wfd, out):
     """Runs `body()` under the benchmark's timer and verdict rules and writes the report frame
     to `wfd`; never returns. Everything used after `body` starts is bound locally first: code
     run by `body` may patch builtins and modules."""
     write, dumps, exit_, pack, length, type_ = os.write, json.dumps, os._exit, struct.pack, len, type
+    most = VERDICT_CHARS
     monotonic, setitimer, memview = time.monotonic, signal.setitimer, memoryview
     Timeout, Assertion, Base = TimeoutException, AssertionError, BaseException
 
@@ -276,8 +280,10 @@ def _report_verdict(body, timeout, wfd, out):
         verdict, etype = "failed: assertion error", "AssertionError"
     except Base as exc:
         try:
-            etype = type_(exc).__name__
+            etype = type_(exc).__name__[:200]
             verdict = f"failed: {exc}"
+            if length(verdict) > most:  # error text reaches results.jsonl: bounded
+                verdict = f"{verdict[:most]}... [{length(verdict)} chars]"
         except Base:
             verdict = "failed: <unprintable exception>"
     try:

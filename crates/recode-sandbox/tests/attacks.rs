@@ -324,7 +324,7 @@ fn memory_is_limited_per_program_not_per_process(mode: Mode) {
          \x20       b = bytearray(400 << 20)\n\
          \x20       for i in range(0, len(b), 4096):\n\
          \x20           b[i] = 1\n\
-         \x20       time.sleep(3)\n\
+         \x20       time.sleep(1.5)\n\
          \x20       posix._exit(0)\n\
          \x20   kids.append(pid)\n\
          codes = [posix.waitpid(k, 0)[1] for k in kids]\n\
@@ -370,6 +370,27 @@ fn process_count_is_limited_per_program(mode: Mode) {
     assert!(r.passed(), "{r:?}");
     let n: u64 = r.stdout.trim().parse().unwrap();
     assert!(n < PROCESS_LIMIT, "{n} processes started");
+}
+
+fn error_text_is_bounded(mode: Mode) {
+    // error text reaches results.jsonl: a 10 MB exception message is cut, whole or judged
+    let flood = "raise ValueError('x' * (10 << 20))\n";
+    let whole = contained(mode, flood);
+    let judged = judged(mode, &format!("def square(x):\n    {flood}"), SQUARE_TEST);
+    for r in [whole, judged] {
+        assert_eq!(
+            r.error_class(),
+            "exception:ValueError",
+            "{}",
+            &r.verdict[..200]
+        );
+        assert!(r.verdict.len() < 4200, "{} chars", r.verdict.len());
+        assert!(
+            r.verdict.ends_with(&format!("[{} chars]", 8 + (10 << 20))),
+            "{}",
+            &r.verdict[4000..]
+        );
+    }
 }
 
 fn output_flood_and_daemons_are_bounded(mode: Mode) {
@@ -539,6 +560,7 @@ in_both_modes!(
     memory_is_limited_per_program_not_per_process,
     process_count_is_limited_per_program,
     output_flood_and_daemons_are_bounded,
+    error_text_is_bounded,
     judged_honest_and_wrong_solutions_score_as_the_harness_would,
     forged_verdicts_score_zero,
     judged_arguments_without_a_value_encoding_are_served_by_the_judge,
