@@ -135,7 +135,16 @@ pub fn run_peer_script(
         .output()
         .with_context(|| format!("starting {}", python.display()))?;
     if !out.status.success() {
-        bail!("peer {name} failed ({})", out.status);
+        use std::os::unix::process::ExitStatusExt;
+        let hint = match out.status.signal() {
+            Some(libc::SIGILL) => {
+                ": killed by SIGILL, an instruction this CPU lacks (a peer built for other CPU \
+                 features; scripts/setup-bench.sh rebuilds it for this machine)"
+            }
+            Some(_) => ": killed by a signal",
+            None => "",
+        };
+        bail!("peer {name} failed ({}){hint}", out.status);
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let last = text
@@ -144,4 +153,32 @@ pub fn run_peer_script(
         .find(|l| !l.trim().is_empty())
         .unwrap_or("");
     serde_json::from_str(last).with_context(|| format!("peer {name} printed no JSON: {text:.300}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_peer_script;
+
+    /// A peer killed by SIGILL (a build for CPU features the machine lacks) is reported as such.
+    #[test]
+    fn a_peer_dying_of_an_illegal_instruction_says_so() {
+        let python = std::env::var_os("RECODE_VENV")
+            .map(|v| std::path::PathBuf::from(v).join("bin/python"))
+            .unwrap_or_else(|| "python3".into());
+        let python = python.as_path();
+        let err = run_peer_script(
+            python,
+            "peer.py",
+            "import os, signal\nos.kill(os.getpid(), signal.SIGILL)\n",
+            &[],
+        )
+        .expect_err("a dead peer is an error");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("SIGILL") && msg.contains("setup-bench.sh"),
+            "{msg}"
+        );
+        let ok = run_peer_script(python, "peer.py", "print('{\"x\": 1}')\n", &[]).unwrap();
+        assert_eq!(ok["x"], 1);
+    }
 }

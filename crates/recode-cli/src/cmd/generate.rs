@@ -453,7 +453,16 @@ pub fn bench_generate(args: BenchGenerateArgs) -> anyhow::Result<()> {
                     "--peer".into(),
                     peer_arg.into(),
                 ],
-            )?;
+            );
+            // A dead peer is a finding of the run, not the end of it: its column says why.
+            let peer = match peer {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("\n{label} peer: no figures: {e:#}");
+                    report[peer_arg] = serde_json::json!({ "error": format!("{e:#}") });
+                    continue;
+                }
+            };
             let ratios = serde_json::json!({
                 "prefill_batch8": rate(&report["recode"], 0, "prefill_tok_s") / rate(&peer["runs"], 0, "prefill_tok_s"),
                 "decode_batch8": rate(&report["recode"], 0, "decode_tok_s") / rate(&peer["runs"], 0, "decode_tok_s"),
