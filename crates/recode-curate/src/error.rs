@@ -20,6 +20,16 @@ pub enum CurateError {
         /// One line per interpreter tried, with why it failed.
         tried: String,
     },
+    /// The registry has no such distribution or version (checked once before any install).
+    #[error("{dist} {version} is not on the package index ({detail})")]
+    NoSuchVersion {
+        /// Distribution.
+        dist: String,
+        /// Version asked for.
+        version: String,
+        /// The versions the index has, or pip's error.
+        detail: String,
+    },
     /// The introspection snapshot failed.
     #[error("snapshot of {dist} {version} failed: {detail}")]
     Snapshot {

@@ -126,3 +126,28 @@ fn every_doc_pair_yields_three_changes_and_click_has_changelog_evidence() {
         }
     }
 }
+
+#[test]
+fn a_version_that_does_not_exist_fails_fast_and_names_it() {
+    let t = std::time::Instant::now();
+    let err = mine(
+        &EnvManager::from_env(),
+        &opts("packaging", "21.3", "99.0.1"),
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, recode_curate::CurateError::NoSuchVersion { .. }),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("packaging 99.0.1 is not on the package index"),
+        "{msg}"
+    );
+    assert!(msg.contains("for Python 3.") && msg.contains(", …"), "lists the versions that exist: {msg}");
+    assert!(
+        t.elapsed().as_secs() < 60,
+        "no interpreter-by-interpreter attempts: {:?}",
+        t.elapsed()
+    );
+}

@@ -157,6 +157,12 @@ pub struct VerifyReport {
     pub rows_per_change: BTreeMap<String, usize>,
     /// Accepted rows per distribution.
     pub rows_per_package: BTreeMap<String, usize>,
+    /// Candidates per change kind (from their change ids; `(none)` without one).
+    pub candidates_by_kind: BTreeMap<String, usize>,
+    /// Accepted rows per change kind.
+    pub accepted_by_kind: BTreeMap<String, usize>,
+    /// Rejections per distribution and reason.
+    pub rejected_per_package: BTreeMap<String, BTreeMap<String, usize>>,
     /// Sandboxed runs made.
     pub runs: usize,
     /// Seconds of the runs.
@@ -447,9 +453,28 @@ pub fn verify(
     r.rejected = REASONS.iter().map(|k| (k.to_string(), 0)).collect();
     for j in &out.rejects {
         *r.rejected.entry(j.reason.clone()).or_default() += 1;
+        let dist = distribution(&j.candidate.dependency);
+        *r.rejected_per_package
+            .entry(dist)
+            .or_default()
+            .entry(j.reason.clone())
+            .or_default() += 1;
     }
     r.duplicate_rate = r.rejected["duplicate"] as f64 / r.candidates.max(1) as f64;
+    let kind = |id: Option<&str>| {
+        id.and_then(ChangeRef::parse)
+            .map(|c| c.kind)
+            .unwrap_or_else(|| "(none)".into())
+    };
+    for c in candidates {
+        *r.candidates_by_kind
+            .entry(kind(c.change_id.as_deref()))
+            .or_default() += 1;
+    }
     for m in &out.meta {
+        *r.accepted_by_kind
+            .entry(kind(m.change_id.as_deref()))
+            .or_default() += 1;
         *r.rows_per_change
             .entry(m.change_id.clone().unwrap_or_else(|| "(none)".into()))
             .or_default() += 1;

@@ -193,9 +193,31 @@ fn print_verify_table(r: &VerifyReport) {
         r.candidates, r.accepted, r.breaking, r.additive, r.runs, r.seconds_runs, r.runs_per_sec, r.seconds_total
     );
     for p in &r.pairs {
+        let rejected = r.rejected_per_package.get(&p.dist).map(|m| {
+            m.iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
         eprintln!(
-            "  {} {} -> {}: Python {} (envs {:.1} s)",
-            p.dist, p.old, p.new, p.python, p.seconds_envs
+            "  {} {} -> {}: Python {} (envs {:.1} s): {} accepted; rejected: {}",
+            p.dist,
+            p.old,
+            p.new,
+            p.python,
+            p.seconds_envs,
+            r.rows_per_package.get(&p.dist).copied().unwrap_or(0),
+            rejected.unwrap_or_else(|| "none".into())
+        );
+    }
+    eprintln!(
+        "  {:<20} {:>10} {:>8}",
+        "change kind", "candidates", "accepted"
+    );
+    for (k, n) in &r.candidates_by_kind {
+        eprintln!(
+            "  {k:<20} {n:>10} {:>8}",
+            r.accepted_by_kind.get(k).copied().unwrap_or(0)
         );
     }
     eprintln!("  {:<20} {:>6}", "rejected", "count");
