@@ -144,7 +144,10 @@ fn a_version_that_does_not_exist_fails_fast_and_names_it() {
         msg.contains("packaging 99.0.1 is not on the package index"),
         "{msg}"
     );
-    assert!(msg.contains("for Python 3.") && msg.contains(", …"), "lists the versions that exist: {msg}");
+    assert!(
+        msg.contains("for Python 3.") && msg.contains(", …"),
+        "lists the versions that exist: {msg}"
+    );
     assert!(
         t.elapsed().as_secs() < 60,
         "no interpreter-by-interpreter attempts: {:?}",
