@@ -223,3 +223,26 @@ fn negative_controls_are_rejected_with_their_reason() {
     assert_eq!(out.report.rejected["timeout"], 2);
     assert_eq!(out.report.accepted, 1);
 }
+
+#[test]
+fn an_old_interpreter_runs_in_the_sandbox_with_python_pinned() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden.jsonl");
+    let candidates: Vec<Candidate> = read_jsonl::<Candidate>(&path)
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.dependency == "packaging")
+        .collect();
+    assert_eq!(candidates.len(), 3);
+    let opts = VerifyOptions {
+        python: Some("3.7".into()),
+        ..opts()
+    };
+    let out = verify(&EnvManager::from_env(), &candidates, &opts, &()).unwrap();
+    assert!(out.rejects.is_empty(), "{:?}", out.rejects);
+    assert!(
+        out.meta.iter().all(|m| m.python.starts_with("3.7.")),
+        "{:?}",
+        out.meta
+    );
+    assert!(out.report.pairs[0].python.starts_with("3.7."));
+}
