@@ -70,6 +70,12 @@ def _probe(view):
                 os.listdir(r)
             except OSError:
                 code |= 4
+        try:
+            _drop_capabilities()
+            if not _install_syscall_filter() or _libc.unshare(CLONE_NEWUTS) == 0:
+                code |= 16
+        except OSError:
+            code |= 16
         os._exit(code)
     if pid_ns:
         _check(_libc.setns(_OWN_PIDNS, CLONE_NEWPID), "setns back to the server's PID namespace")
@@ -80,6 +86,7 @@ def _probe(view):
     caps["pid_namespace"] = ok and not code & 8
     caps["uid_drop"] = CONFIG["uid"] is not None and ok and not code & 2
     caps["python_reachable"] = ok and not code & 4
+    caps["seccomp"] = ok and not code & 16
     caps["minimal_root"] = view
     caps["cgroup_memory"] = CGROUPS.peak is not None
     caps["memory_supervisor"] = SUPERVISOR is not None
@@ -233,6 +240,8 @@ def _enter_sandbox(keep, vsz, errfd, loopback=False, cpu_seconds=None, guard=Tru
         if uid is not None:
             _drop_uid(uid)
         _drop_capabilities()
+        if CAPS["seccomp"]:
+            _install_syscall_filter()
         _libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: die with the server
         if not guard:
             return None

@@ -16,6 +16,10 @@
 //!   anything, not even the host's loopback), IPC, UTS.
 //! - **Privileges**: no capabilities and `no_new_privs`; as root also a private unprivileged uid
 //!   per worker.
+//! - **Syscalls**: a seccomp filter refuses what no benchmark needs (new namespaces, mounts,
+//!   ptrace and other processes' memory, keyrings, BPF, perf, userfaultfd, io_uring, modules,
+//!   kexec, file handles, swap, reboot, chroot, host names; `clone3` so that libc uses `clone`,
+//!   whose namespace flags the filter reads).
 //! - **Limits**: one memory limit and one process count for the whole program with all its
 //!   children, per-process rlimits (address space, CPU time, file size, no core), a 15 s timer
 //!   and a hard kill at 16 s, bounded output.
@@ -44,10 +48,10 @@
 //! program's report or exit status), which the program can forge: use them only where that rule
 //! is the benchmark's, or for trusted code.
 //!
-//! Not defended here: kernel exploits (namespaces share the host kernel; no seccomp filter yet;
-//! a program may still create user namespaces of its own, which give it nothing over the view
-//! but widen the kernel surface it can reach), CPU side channels, and denial of service within
-//! the limits (a program may use its whole time, memory and output budget).
+//! Not defended here: kernel exploits through the syscalls still allowed (namespaces share the
+//! host kernel; the filter is a deny-list, not an allow-list), CPU side channels, and denial of
+//! service within the limits (a program may use its whole time, memory and output budget; the
+//! memory supervisor samples every 50 ms).
 //!
 //! # Other interpreters
 //!

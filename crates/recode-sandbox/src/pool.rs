@@ -244,6 +244,10 @@ pub struct Capabilities {
     /// set size of its processes) and kills it past the limit.
     #[serde(default)]
     pub memory_supervisor: bool,
+    /// A seccomp filter denies programs the syscalls no benchmark needs (namespaces, mounts,
+    /// tracing, keyrings, BPF, io_uring, modules, ...).
+    #[serde(default)]
+    pub seccomp: bool,
     /// Programs see a minimal read-only root (no host file beyond the view).
     #[serde(default)]
     pub minimal_root: bool,
@@ -285,13 +289,14 @@ impl Capabilities {
         self.namespaces && self.pid_namespace && self.minimal_root
     }
 
-    fn table(&self) -> [(&'static str, bool); 7] {
+    fn table(&self) -> [(&'static str, bool); 8] {
         [
             ("environment_allow_list", true),
             ("namespaces(mount,net,ipc,uts)", self.namespaces),
             ("pid_namespace", self.pid_namespace),
             ("minimal_read_only_root", self.minimal_root),
             ("private_uid", self.uid_drop),
+            ("syscall_filter", self.seccomp),
             (
                 "memory_per_program",
                 self.cgroup_memory || self.memory_supervisor,

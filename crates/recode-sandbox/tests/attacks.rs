@@ -372,6 +372,42 @@ fn process_count_is_limited_per_program(mode: Mode) {
     assert!(n < PROCESS_LIMIT, "{n} processes started");
 }
 
+fn kernel_surface_is_filtered(mode: Mode) {
+    assert!(pool(mode).hello().unwrap().caps.seccomp);
+    // New namespaces (a user namespace would give the program capabilities over namespaces of
+    // its own), tracing, other processes' memory, BPF, io_uring, keyrings: all refused.
+    let r = contained(
+        mode,
+        "import ctypes, errno, os, platform\n\
+         libc = ctypes.CDLL(None, use_errno=True)\n\
+         x86 = platform.machine() == 'x86_64'\n\
+         calls = {'unshare(NEWUSER)': (272 if x86 else 97, 0x10000000),\n\
+         \x20        'unshare(NEWNET)': (272 if x86 else 97, 0x40000000),\n\
+         \x20        'ptrace(TRACEME)': (101 if x86 else 117, 0),\n\
+         \x20        'bpf': (321 if x86 else 280, 0),\n\
+         \x20        'io_uring_setup': (425, 1),\n\
+         \x20        'keyctl': (250 if x86 else 219, 0),\n\
+         \x20        'perf_event_open': (298 if x86 else 241, 0)}\n\
+         for name, (nr, arg) in calls.items():\n\
+         \x20   assert libc.syscall(nr, arg, 0, 0, 0, 0) == -1, name\n\
+         \x20   assert ctypes.get_errno() == errno.EPERM, (name, ctypes.get_errno())\n\
+         # clone with a namespace flag is refused, plain processes and threads still work\n\
+         assert libc.syscall(56 if x86 else 220, 0x10000000 | 17, 0, 0, 0, 0) == -1\n\
+         import threading, posix\n\
+         out = []\n\
+         t = threading.Thread(target=lambda: out.append(1))\n\
+         t.start(); t.join()\n\
+         pid = posix.fork()\n\
+         if pid == 0:\n\
+         \x20   posix._exit(7)\n\
+         assert os.waitstatus_to_exitcode(posix.waitpid(pid, 0)[1]) == 7\n\
+         assert out == [1]\n\
+         print('filtered')\n",
+    );
+    assert!(r.passed(), "{r:?}");
+    assert_eq!(r.stdout, "filtered\n");
+}
+
 fn error_text_is_bounded(mode: Mode) {
     // error text reaches results.jsonl: a 10 MB exception message is cut, whole or judged
     let flood = "raise ValueError('x' * (10 << 20))\n";
@@ -561,6 +597,7 @@ in_both_modes!(
     process_count_is_limited_per_program,
     output_flood_and_daemons_are_bounded,
     error_text_is_bounded,
+    kernel_surface_is_filtered,
     judged_honest_and_wrong_solutions_score_as_the_harness_would,
     forged_verdicts_score_zero,
     judged_arguments_without_a_value_encoding_are_served_by_the_judge,
