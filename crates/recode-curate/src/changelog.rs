@@ -17,43 +17,38 @@ pub const CHANGELOG_PY: &str = include_str!("../python/changelog.py");
 /// Lines kept per change.
 const LINES_PER_CHANGE: usize = 5;
 
-/// Downloads (once, cached in `dest`) the sdist of `dist==version` with `python`'s pip.
+/// The sdist of `dist==version` (downloaded once into `dest`) from the simple index named by
+/// `$PIP_INDEX_URL` (default PyPI), read with `python`'s stdlib: nothing is built.
 pub fn fetch_sdist(
     python: &Path,
     dist: &str,
     version: &str,
     dest: &Path,
 ) -> Result<PathBuf, String> {
-    let find = || -> Option<PathBuf> {
-        std::fs::read_dir(dest)
-            .ok()?
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| {
-                let n = p.to_string_lossy();
-                n.ends_with(".tar.gz") || n.ends_with(".zip") || n.ends_with(".tar.bz2")
-            })
-    };
-    if let Some(p) = find() {
+    let cached = std::fs::read_dir(dest).ok().and_then(|d| {
+        d.flatten().map(|e| e.path()).find(|p| {
+            let n = p.to_string_lossy();
+            n.ends_with(".tar.gz") || n.ends_with(".zip") || n.ends_with(".tar.bz2")
+        })
+    });
+    if let Some(p) = cached {
         return Ok(p);
     }
-    std::fs::create_dir_all(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+    let index = std::env::var("PIP_INDEX_URL").unwrap_or_else(|_| "https://pypi.org/simple".into());
     let dest_s = dest.to_string_lossy().into_owned();
-    let req = format!("{dist}=={version}");
     let args = [
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--no-binary",
-        ":all:",
-        "-d",
+        "-I",
+        "-c",
+        CHANGELOG_PY,
+        "--fetch",
+        dist,
+        version,
         &dest_s,
-        &req,
+        &index,
     ];
-    run_trusted(python, &args, Duration::from_secs(300))
-        .map_err(|e| format!("pip download {req}: {e}"))?;
-    find().ok_or_else(|| format!("pip download {req} left no sdist in {}", dest.display()))
+    let out = run_trusted(python, &args, Duration::from_secs(300))
+        .map_err(|e| format!("sdist of {dist} {version}: {e}"))?;
+    Ok(PathBuf::from(out.trim()))
 }
 
 /// Change-log files of an sdist: path inside the archive -> text.
