@@ -11,7 +11,29 @@ import importlib, inspect, json, os, pkgutil, re, sys, types, warnings
 DIST = sys.argv[1]
 ARGS = [a for a in sys.argv[2:] if not a.startswith("--")]
 TOP_ONLY = "--top-level-only" in sys.argv
-SKIP_PARTS = {"tests", "test", "testing", "conftest", "_vendor", "vendor", "__main__", "setup"}
+SKIP_PARTS = {"tests", "test", "testing", "conftest", "_vendor", "vendor", "__main__", "setup",
+              "examples", "example", "demo", "demos", "benchmarks", "docs"}
+IMPORT_SECONDS = 15
+
+
+class ImportTimeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise ImportTimeout("import took longer than %d s" % IMPORT_SECONDS)
+
+
+def import_bounded(name):
+    """Imports a module, giving up after IMPORT_SECONDS (a module that waits or loops at import)."""
+    import signal
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(IMPORT_SECONDS)
+    try:
+        return importlib.import_module(name)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def norm(name):
@@ -107,9 +129,12 @@ def doc_deprecated(obj):
 
 
 def main():
+    # Imported modules may print (banners, warnings to stdout): only the JSON goes to stdout.
+    out_stream = sys.stdout
+    sys.stdout = sys.stderr
     tops, site = top_level_modules()
     if TOP_ONLY:
-        print(json.dumps({"top_level": tops}))
+        out_stream.write(json.dumps({"top_level": tops}))
         return
     roots = ARGS or tops
     modules = {}
@@ -118,7 +143,7 @@ def main():
         with warnings.catch_warnings(record=True):
             warnings.simplefilter("always")
             try:
-                mod = importlib.import_module(root)
+                mod = import_bounded(root)
             except Exception as e:
                 modules[root] = "%s: %s" % (type(e).__name__, e)
                 continue
@@ -127,18 +152,26 @@ def main():
         path = getattr(mod, "__path__", None)
         if path is None:
             continue
-        for info in pkgutil.walk_packages(path, root + ".", onerror=lambda n: None):
-            parts = info.name.split(".")
-            if any(p.startswith("_") or p in SKIP_PARTS for p in parts[1:]):
-                continue
-            with warnings.catch_warnings(record=True):
-                warnings.simplefilter("always")
-                try:
-                    importlib.import_module(info.name)
-                    modules[info.name] = None
-                    names.append(info.name)
-                except BaseException as e:
-                    modules[info.name] = "%s: %s" % (type(e).__name__, str(e)[:200])
+        # Walked by hand: pkgutil.walk_packages imports every package to find its children,
+        # skipped ones included (pygame.tests, pygame.examples wait or loop at import).
+        stack = [(path, root + ".")]
+        while stack:
+            where, prefix = stack.pop()
+            for info in sorted(pkgutil.iter_modules(where, prefix), key=lambda i: i.name):
+                last = info.name.rsplit(".", 1)[-1]
+                if last.startswith("_") or last in SKIP_PARTS:
+                    continue
+                with warnings.catch_warnings(record=True):
+                    warnings.simplefilter("always")
+                    try:
+                        sub = import_bounded(info.name)
+                    except BaseException as e:
+                        modules[info.name] = "%s: %s" % (type(e).__name__, str(e)[:200])
+                        continue
+                modules[info.name] = None
+                names.append(info.name)
+                if info.ispkg and getattr(sub, "__path__", None) is not None:
+                    stack.append((sub.__path__, info.name + "."))
     own = tuple(tops)
 
     def in_package(modname):
@@ -229,7 +262,7 @@ def main():
                 kind, warns or [], owner="%s:%s" % (owner.__module__, owner.__qualname__))
     out = {"top_level": tops, "python": "%d.%d.%d" % tuple(sys.version_info[:3]),
            "modules": modules, "symbols": sorted(symbols.values(), key=lambda s: s["id"])}
-    sys.stdout.write(json.dumps(out))
+    out_stream.write(json.dumps(out))
 
 
 main()
