@@ -192,15 +192,19 @@ pub fn parse_answer(text: &str) -> Result<Answer, String> {
 }
 
 /// Contents of ``` fenced blocks, in order.
+/// Only blocks labelled `python`/`py` or unlabelled count as code (a ```json block is not).
 fn fenced_blocks(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = text;
     while let Some(open) = rest.find("```") {
         let after = &rest[open + 3..];
         let body_start = after.find('\n').map(|i| i + 1).unwrap_or(after.len());
+        let label = after[..body_start].trim().to_lowercase();
         let body = &after[body_start..];
         let Some(close) = body.find("```") else { break };
-        out.push(body[..close].trim_end().to_string() + "\n");
+        if matches!(label.as_str(), "" | "python" | "py" | "python3") {
+            out.push(body[..close].trim_end().to_string() + "\n");
+        }
         rest = &body[close + 3..];
     }
     out
@@ -396,6 +400,8 @@ mod tests {
             ("import x\nx.f()\n", "import x\nx.g()\n")
         );
         assert!(parse_answer("I cannot help with that.").is_err());
+        // JSON-labelled blocks without the code keys are not code.
+        assert!(parse_answer("```json\n{\"a\": 1}\n```\n```json\n{\"b\": 2}\n```").is_err());
         assert!(
             parse_answer(r#"{"old_code": "", "new_code": "x"}"#).is_err(),
             "empty code is not an answer"
