@@ -113,6 +113,34 @@ def _np_dtype_ok(dt):
     return dt.kind in "biufcUSMm" and not dt.hasobject and dt.names is None and dt.subdtype is None
 
 
+def _plain(x):
+    """Whether `x` is made only of lists, dicts with str keys, str, int, finite float, bool and
+    None (exact types), so JSON carries it unchanged."""
+    stack = [x]
+    push, pop = stack.append, stack.pop
+    scalars = (str, int, bool, type(None))
+    while stack:
+        v = pop()
+        t = type(v)
+        if t in scalars:
+            continue
+        if t is float:
+            if v - v != 0.0:  # inf or nan
+                return False
+        elif t is list:
+            if len(stack) + len(v) > 1 << 24:
+                return False
+            stack.extend(v)
+        elif t is dict:
+            for k, item in v.items():
+                if type(k) is not str:
+                    return False
+                push(item)
+        else:
+            return False
+    return True
+
+
 def encode(x, handles, depth=0):
     """Plain-data encoding of `x`; objects without one become handles registered in `handles`
     (a dict id -> object, or None where handles are not allowed)."""
@@ -131,6 +159,8 @@ def encode(x, handles, depth=0):
         return {"b": _blob(x) if len(x) >= BLOB_MIN else _b64.b64encode(x).decode()}
     if t is bytearray:
         return {"ba": _blob(bytes(x)) if len(x) >= BLOB_MIN else _b64.b64encode(bytes(x)).decode()}
+    if depth == 0 and (t is list or t is dict) and _plain(x):
+        return {"j": x}  # JSON-native all the way down: the C encoder writes it as it is
     tags = {list: "l", tuple: "t", set: "s", frozenset: "fs"}
     if t in tags:
         return {tags[t]: [encode(v, handles, depth + 1) for v in x]}
@@ -336,6 +366,20 @@ def _sympy_rebuild(text, function_kw=None):
     return build(ast.parse(text, mode="eval").body)
 
 
+def _check_plain(x):
+    """A value sent as plain JSON, as json.loads built it (plain types only); bounded depth."""
+    stack = [(x, 0)]
+    while stack:
+        v, d = stack.pop()
+        if d > MAX_DEPTH * 4:
+            raise CandidateError("value nested too deeply")
+        if type(v) is list:
+            stack.extend((e, d + 1) for e in v)
+        elif type(v) is dict:
+            stack.extend((e, d + 1) for e in v.values())
+    return x
+
+
 def _raw(data):
     """Bytes of an encoded payload: inline base64 text or an attachment reference, as a fresh
     bytearray."""
@@ -356,6 +400,8 @@ def decode(v, remote=None, depth=0):
     if type(v) is not dict or len(v) < 1:
         raise CandidateError("malformed value")
     d = lambda x: decode(x, remote, depth + 1)  # noqa: E731
+    if "j" in v:
+        return _check_plain(v["j"])
     if "i" in v:
         return int(v["i"])
     if "f" in v:
@@ -606,6 +652,8 @@ class _Link:
         if depth > MAX_DEPTH:
             raise ValueError("argument nested too deeply")
         t = type(x)
+        if depth == 0 and (t is list or t is dict) and _plain(x):
+            return {"j": x}
         if t in (list, tuple, set, frozenset):
             tag = {list: "l", tuple: "t", set: "s", frozenset: "fs"}[t]
             return {tag: [self._deep(v, depth + 1) for v in x]}
