@@ -41,7 +41,7 @@ pub enum CurateError {
         detail: String,
     },
     /// The sandbox could not start or run.
-    #[error("sandbox: {0}")]
+    #[error(transparent)]
     Sandbox(#[from] recode_sandbox::ExecError),
     /// A model endpoint failed after retries.
     #[error("endpoint: {0}")]

@@ -562,6 +562,18 @@ fn start_pool(envs: &[&PairEnvs], opts: &VerifyOptions) -> Result<ExecutorPool> 
         }
     }
     cfg.interpreters = interpreters.into_iter().collect();
+    // The sandbox mounts private tmpfs on these: envs there would be invisible to programs.
+    let hidden = ["/tmp", "/var/tmp", "/dev/shm", "/run"];
+    if let Some(p) = read
+        .iter()
+        .find(|p| hidden.iter().any(|h| p.starts_with(h)))
+    {
+        return Err(CurateError::Sandbox(recode_sandbox::ExecError::Config(format!(
+            "{} is under a directory the sandbox replaces with a private tmpfs ({}): set RECODE_CACHE to a directory elsewhere",
+            p.display(),
+            hidden.join(", ")
+        ))));
+    }
     cfg.read_only_paths = read.into_iter().collect();
     Ok(ExecutorPool::start(cfg)?)
 }
