@@ -65,7 +65,14 @@ fn mine_synth_verify_stats_train() {
         "96",
         "-o",
         &p("candidates.jsonl"),
+        "--report",
+        &p("synth.json"),
     ]);
+    let synth: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("synth.json")).unwrap())
+            .unwrap();
+    assert_eq!(synth["requests"], 2);
+    eprintln!("synth through SmolLM2: {synth}");
     let synthesised = lines(dir.path().join("candidates.jsonl").as_path());
     let unparsable = lines(dir.path().join("candidates.rejects.jsonl").as_path());
     assert_eq!(

@@ -109,6 +109,26 @@ pub fn mine(mgr: &EnvManager, opts: &MineOptions) -> Result<(Vec<ApiChange>, Min
         new_version: opts.new.clone(),
         python: envs.python.version.clone(),
     };
+    // Asked-for modules that import in neither version: a typo, not "no changes".
+    for m in &opts.modules {
+        let imported = |s: &crate::snapshot::Snapshot| matches!(s.modules.get(m), Some(None));
+        if !imported(&old) && !imported(&new) {
+            let why = old
+                .modules
+                .get(m)
+                .cloned()
+                .flatten()
+                .unwrap_or_else(|| "not found".into());
+            return Err(crate::CurateError::Snapshot {
+                dist: opts.dist.clone(),
+                version: format!("{} and {}", opts.old, opts.new),
+                detail: format!(
+                    "--module {m} imports in neither version ({why}); top-level modules: {}",
+                    new.top_level.join(", ")
+                ),
+            });
+        }
+    }
     let (mut changes, filtered) = diff(&old, &new, &ctx);
     let mut changelog = (Vec::new(), 0, None);
     if opts.sdist {

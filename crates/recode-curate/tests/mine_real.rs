@@ -154,3 +154,22 @@ fn a_version_that_does_not_exist_fails_fast_and_names_it() {
         t.elapsed()
     );
 }
+
+#[test]
+fn module_option_restricts_the_snapshot_and_a_typo_is_an_error() {
+    let mgr = EnvManager::from_env();
+    let mut o = opts("packaging", "21.3", "22.0");
+    o.modules = vec!["packaging.version".into()];
+    let (changes, _) = mine(&mgr, &o).unwrap();
+    let ids: Vec<&str> = changes.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["packaging@21.3..22.0:removed:packaging.version.LegacyVersion"]
+    );
+    o.modules = vec!["packaging.versoin".into()];
+    let msg = mine(&mgr, &o).unwrap_err().to_string();
+    assert!(
+        msg.contains("--module packaging.versoin imports in neither version"),
+        "{msg}"
+    );
+}

@@ -273,6 +273,10 @@ pub struct SynthArgs {
     /// Output: candidates (JSONL); unparsable answers go to <stem>.rejects.jsonl beside it.
     #[arg(long, short)]
     pub output: PathBuf,
+    /// Also write the figures (requests, candidates, parse and endpoint failures, repair
+    /// turns, seconds) as JSON here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
 }
 
 /// `recode data synth`.
@@ -329,6 +333,10 @@ pub fn run_synth(a: SynthArgs) -> Result<()> {
     let rejects = a.output.with_extension("rejects.jsonl");
     write_jsonl(&rejects, &out.rejects)?;
     let r = &out.report;
+    if let Some(p) = &a.report {
+        std::fs::write(p, serde_json::to_vec_pretty(r)?)
+            .with_context(|| p.display().to_string())?;
+    }
     eprintln!(
         "{} changes: {} requests, {} candidates, {} unparsable, {} endpoint failures, {} repair turns ({:.1} s)",
         r.changes, r.requests, r.candidates, r.parse_failures, r.endpoint_failures, r.repairs, r.seconds
