@@ -187,9 +187,14 @@ fn check_versions_exist(
         "versions",
         "--pre",
         "--ignore-requires-python",
+        // Offline, pip's default retries and timeouts would stall for minutes.
+        "--timeout",
+        "15",
+        "--retries",
+        "1",
         dist,
     ];
-    let listed = match run_trusted(&empty.python(), &args, Duration::from_secs(120)) {
+    let listed = match run_trusted(&empty.python(), &args, Duration::from_secs(60)) {
         Ok(out) => out,
         Err(e) if e.contains("No matching distribution found") => {
             return Err(CurateError::NoSuchVersion {
