@@ -62,6 +62,9 @@ pub struct SetupArgs {
     /// gitchameleon: environments built at once [default: number of cores].
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// gitchameleon: only report each environment's state (cached or not built), build nothing.
+    #[arg(long)]
+    pub status: bool,
     /// gitchameleon: print one JSON line last, the environments with their harness key, pin,
     /// Python, directory (or failure class and detail), build seconds and size.
     #[arg(long)]

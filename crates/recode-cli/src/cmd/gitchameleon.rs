@@ -122,6 +122,7 @@ fn env_line(s: &EnvState) -> String {
             }
             line
         }
+        Err(f) if f.class == "not_built" => format!("{head}  not built{note}"),
         Err(f) => format!("{head}  FAILED ({}){note}", f.class),
     }
 }
@@ -153,9 +154,23 @@ pub fn setup(a: &SetupArgs) -> anyhow::Result<()> {
     let envs = env_specs(&problems);
     let mgr = EnvManager::from_env();
     let interps = Interpreters::default();
-    let todo: Vec<&EnvSpec> = envs
+    let known: Vec<EnvState> = envs.iter().map(|e| lookup(&mgr, &interps, e)).collect();
+    if a.status {
+        for s in &known {
+            eprintln!("{}", env_line(s));
+        }
+        let ready = known.iter().filter(|s| s.venv.is_ok()).count();
+        eprintln!("{ready} of {} environments built", known.len());
+        if a.json {
+            let envs: Vec<serde_json::Value> = known.iter().map(env_json).collect();
+            println!("{}", serde_json::json!({ "environments": envs }));
+        }
+        return Ok(());
+    }
+    let todo: Vec<&EnvSpec> = known
         .iter()
-        .filter(|e| lookup(&mgr, &interps, e).venv.is_err())
+        .filter(|s| s.venv.is_err())
+        .map(|s| &s.env)
         .collect();
     let estimate: u64 = todo.iter().map(|e| estimated_bytes(e)).sum();
     let free = free_bytes(mgr.root());
