@@ -229,12 +229,17 @@ def _topmost(paths):
     return roots
 
 
+def _fatal(message):
+    """Refuses to start: the message goes to the pool in place of the hello."""
+    data = json.dumps({"fatal": message}).encode()
+    os.write(_PROTO_OUT, struct.pack(">I", len(data)) + data)
+    sys.exit(2)
+
+
 try:
     PY_ROOTS = _python_roots()
 except (OSError, ValueError, subprocess.SubprocessError) as _exc:
-    _send_fatal = json.dumps({"fatal": f"{type(_exc).__name__}: {_exc}"}).encode()
-    os.write(_PROTO_OUT, struct.pack(">I", len(_send_fatal)) + _send_fatal)
-    sys.exit(2)
+    _fatal(f"{type(_exc).__name__}: {_exc}")
 # System paths of the view: shared libraries and the dynamic linker (symlinks are recreated as
 # symlinks, so merged-/usr layouts keep working). Nothing under /home, /root, /srv, /opt, /var
 # or /etc is visible except what is listed here or passed as a read-only path.
@@ -242,6 +247,26 @@ SYSTEM_PATHS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
                 "/etc/ld.so.cache", "/etc/localtime"]
 DEVICES = ["null", "zero", "full", "random", "urandom"]
 WRITABLE = ["/tmp", "/var/tmp", "/run", "/dev/shm"]
+
+
+
+def _under_writable(paths):
+    """The first path that lies under a place every program gets as a private tmpfs (it would be
+    hidden from programs), or None."""
+    for p in paths:
+        real = os.path.realpath(p)
+        for w in WRITABLE:
+            if real == w or real.startswith(w + "/"):
+                return p, w
+    return None
+
+
+if CONFIG.get("isolate", True):
+    _hidden = _under_writable(PY_ROOTS + list(CONFIG.get("read_only_paths", [])))
+    if _hidden is not None:
+        _fatal(f"{_hidden[0]} lies under {_hidden[1]}, which every sandboxed program gets as a "
+               f"private empty tmpfs, so programs could not read it; keep interpreters, "
+               f"virtualenvs, caches and read-only paths outside {', '.join(WRITABLE)}")
 
 
 def _view_sources():

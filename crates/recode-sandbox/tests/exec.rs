@@ -211,3 +211,17 @@ fn an_interpreter_that_cannot_run_stops_the_pool_with_a_clear_error() {
         Ok(_) => panic!("a pool with a missing interpreter started"),
     }
 }
+
+#[test]
+fn a_read_only_path_under_a_private_tmpfs_is_refused_clearly() {
+    let mut cfg = config();
+    cfg.read_only_paths = vec![PathBuf::from("/tmp")];
+    match ExecutorPool::start(cfg) {
+        Err(ExecError::Config(msg)) => assert!(
+            msg.contains("/tmp") && msg.contains("private empty tmpfs"),
+            "{msg}"
+        ),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a pool whose read-only path programs cannot see started"),
+    }
+}
