@@ -126,6 +126,12 @@ pub fn exec_config(s: &PoolSettings, pythons: &[PathBuf]) -> ExecConfig {
     cfg.preload = Vec::new();
     cfg.interpreters = pythons.to_vec();
     cfg.read_only_paths = s.read_only.clone();
+    // Name resolution of `localhost` (tornado's tests bind and connect to it) reads /etc/hosts,
+    // which the sandbox's minimal root does not hold.
+    let hosts = PathBuf::from("/etc/hosts");
+    if hosts.exists() && !cfg.read_only_paths.contains(&hosts) {
+        cfg.read_only_paths.push(hosts);
+    }
     cfg.pass_env = s.pass_env.clone();
     cfg.memory_bytes = s.memory_bytes;
     cfg.address_space_bytes = s.memory_bytes;
@@ -232,6 +238,43 @@ mod tests {
         let killed = RunOutcome::from_exec(&result("signaled", None, Some(9), ""));
         assert_eq!(killed.error_class, "signal:9");
         assert!(!killed.passed && killed.passed_harness);
+    }
+
+    #[test]
+    fn the_pool_sees_the_envs_and_etc_hosts_and_keeps_the_timeout() {
+        let s = PoolSettings {
+            server_python: "/usr/bin/python3".into(),
+            workers: 64,
+            memory_bytes: 1 << 30,
+            read_only: vec!["/data".into()],
+            pass_env: Vec::new(),
+            allow_unsandboxed: false,
+            timeout_secs: 240.0,
+        };
+        let cfg = exec_config(&s, &["/envs/a/bin/python".into()]);
+        assert_eq!(cfg.workers, 32);
+        assert!(cfg.preload.is_empty());
+        assert_eq!(cfg.interpreters, [PathBuf::from("/envs/a/bin/python")]);
+        assert_eq!(cfg.read_only_paths[0], PathBuf::from("/data"));
+        if Path::new("/etc/hosts").exists() {
+            assert!(cfg.read_only_paths.contains(&PathBuf::from("/etc/hosts")));
+        }
+        let plan = RunPlan {
+            problem: 1,
+            kind: RunKind::Hidden,
+            args: vec!["-m".into(), "pytest".into()],
+            files: Vec::new(),
+            loopback: true,
+        };
+        let Job::Exec(job) = exec_job(Path::new("/envs/a/bin/python"), &plan, 240.0) else {
+            panic!("an exec job");
+        };
+        assert_eq!(job.argv, ["/envs/a/bin/python", "-m", "pytest"]);
+        assert_eq!((job.timeout_secs, job.loopback), (Some(240.0), true));
+        assert!(job
+            .env
+            .iter()
+            .any(|(k, v)| k == "OMP_NUM_THREADS" && v == "1"));
     }
 
     #[test]

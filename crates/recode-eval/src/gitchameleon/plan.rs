@@ -52,12 +52,13 @@ pub fn harness_env() -> Vec<(String, String)> {
 }
 
 /// Whether a problem's runs get loopback: its hidden test, starting code or solution names
-/// `localhost` or `127.0.0.1` (mitmproxy 216–222 use them as data, falcon 256 as a server name,
-/// tornado 259–262 bind and connect sockets).
+/// `localhost` or `127.0.0.1`, imports `socket` or uses `tornado.testing` (mitmproxy 216–222 use
+/// addresses as data, falcon 256 a server name, tornado 259–263 bind and connect sockets).
 pub fn needs_loopback(p: &Problem, hidden_test: &str) -> bool {
+    const MARKS: [&str; 4] = ["localhost", "127.0.0.1", "import socket", "tornado.testing"];
     [hidden_test, &p.starting_code, &p.solution]
         .iter()
-        .any(|t| t.contains("localhost") || t.contains("127.0.0.1"))
+        .any(|t| MARKS.iter().any(|m| t.contains(m)))
 }
 
 /// The hidden run (spec §3.1): `sample_<id>.py` = the extracted code, `test_sample.py` = the
@@ -108,13 +109,15 @@ pub fn missing_resource(output: &str) -> Option<String> {
     if output.contains("Resource") && output.contains("not found") && output.contains("nltk") {
         static ANSI: OnceLock<Regex> = OnceLock::new();
         let ansi = ANSI.get_or_init(|| Regex::new(r"\x1b\[[0-9;]*m").expect("static regex"));
+        static WHAT: OnceLock<Regex> = OnceLock::new();
+        let what_re =
+            WHAT.get_or_init(|| Regex::new(r"Resource\s+(\S+)\s+not found").expect("static regex"));
         let plain = ansi.replace_all(output, "");
-        let what = plain
-            .split("Resource")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .filter(|w| !w.is_empty())
-            .unwrap_or("?");
+        // The last match: pytest lists nltk's own source (a format string) before the error.
+        let what = what_re
+            .captures_iter(&plain)
+            .last()
+            .map_or("?".to_string(), |c| c[1].to_string());
         return Some(format!(
             "nltk data `{what}` missing (the harness's image downloads punkt, wordnet and \
              omw-1.4; no download is possible here)"
@@ -161,11 +164,12 @@ mod tests {
         assert_eq!(v.args, ["visible_test_sample_12.py"]);
         assert_eq!(v.files[0].1, "def f(): return 1\nassert f() == 1");
         assert!(hidden_run(&p, "connect('127.0.0.1')", "").loopback);
+        assert!(hidden_run(&p, "import tornado.testing\n", "").loopback);
     }
 
     #[test]
     fn missing_resources_are_recognised() {
-        let nltk = "E   LookupError: \n  Resource \u{1b}[93mwordnet\u{1b}[0m not found.\n  \
+        let nltk = "    msg = f\"Resource \\33[93m{resource}\\033[0m not found.\"\nE   LookupError: \n  Resource \u{1b}[93mwordnet\u{1b}[0m not found.\n  \
                     Please use the NLTK Downloader to obtain the resource:\n  >>> import nltk";
         let r = missing_resource(nltk).unwrap();
         assert!(r.contains("wordnet"), "{r}");
