@@ -298,6 +298,7 @@ impl EnvManager {
         std::fs::create_dir_all(&wheels).map_err(|e| VenvError::io(&wheels, e))?;
         let wheels_s = wheels.to_string_lossy().into_owned();
         if !self.offline {
+            sweep_stale_incoming(&wheels);
             let private = wheels.join(format!(
                 ".incoming-{}-{}",
                 std::process::id(),
@@ -372,6 +373,28 @@ fn load_complete(dir: &Path) -> Option<Venv> {
 
 /// Private wheel directories made by this process so far (their names stay unique).
 static INCOMING: AtomicUsize = AtomicUsize::new(0);
+
+/// Removes the private wheel directories of builders that are gone (killed mid-download: their
+/// partial files would otherwise stay forever; pip never reads them, `--find-links` does not
+/// descend into directories).
+fn sweep_stale_incoming(wheels: &Path) {
+    let Ok(entries) = std::fs::read_dir(wheels) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(".incoming-")
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid).exists() {
+            tracing::info!("removing {} (its builder is gone)", entry.path().display());
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
 
 /// Moves every file of `from` into `to` by rename; a wheel already there is kept (wheel files
 /// of one name have the same content).

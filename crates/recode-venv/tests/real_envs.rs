@@ -257,6 +257,10 @@ fn parallel_builders_of_different_specs_share_the_wheelhouse_without_leftovers()
         EnvSpec::new(newest.clone(), ["packaging==21.3", "semver==3.0.2"]),
         EnvSpec::new(newest, ["packaging==99.0.1"]),
     ];
+    // A builder killed mid-download left its private directory (pid 999999999 is not alive).
+    let stale = cache.path().join("wheels/.incoming-999999999-0");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("partial.whl"), b"half").unwrap();
     let results: Vec<_> = std::thread::scope(|s| {
         let hs: Vec<_> = specs
             .iter()
@@ -266,7 +270,9 @@ fn parallel_builders_of_different_specs_share_the_wheelhouse_without_leftovers()
     });
     assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");
     assert!(results[2].is_err());
-    // Every wheel was published whole; no private download directory is left behind.
+    // Every wheel was published whole; no private download directory is left behind, nor the
+    // dead builder's.
+    assert!(!stale.exists());
     let names: Vec<String> = std::fs::read_dir(cache.path().join("wheels"))
         .unwrap()
         .flatten()
