@@ -6,7 +6,10 @@
 #     `git archive` holding gitchameleon/*.py), unsandboxed, from a Python 3.9 venv with pandas,
 #     tqdm and pydantic (made once in $RECODE_CACHE/venv-gc-harness), its env_dir made of links
 #     gcham_venv_<key> -> recode's environments;
-# then prints every problem whose hidden verdict differs, and the totals.
+# then prints every problem whose hidden verdict differs, and the totals. It builds nothing
+# (`recode eval setup --bench gitchameleon` first); problems without an environment fail in the
+# harness and are env_incomplete in recode. An OUT_DIR already
+# holding recode.jsonl and recode-check.txt (check-refs --out/--json) reuses them.
 # Usage: scripts/gitchameleon-parity.sh HARNESS_DIR NAME[==VERSION],... [OUT_DIR]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,9 +39,13 @@ if [ ! -x "$hv/bin/python" ]; then
   "$hv/bin/python" -m pip install --quiet --disable-pip-version-check pandas tqdm pydantic >&2
 fi
 
-"$recode" eval setup --bench gitchameleon --data "$data" --library "$selection" --json > "$out/envs.json" || true
-"$recode" eval check-refs --bench gitchameleon --data "$data" --library "$selection" \
-  --out "$out/recode.jsonl" --json > "$out/recode-check.txt"
+"$recode" eval setup --bench gitchameleon --data "$data" --library "$selection" --status --json > "$out/envs.json"
+if [ -s "$out/recode.jsonl" ] && [ -s "$out/recode-check.txt" ]; then
+  log "reusing recode's verdicts in $out/recode.jsonl"
+else
+  "$recode" eval check-refs --bench gitchameleon --data "$data" --library "$selection" \
+    --out "$out/recode.jsonl" --json > "$out/recode-check.txt"
+fi
 t0=$(date +%s.%N)
 "$RECODE_VENV/bin/python" - "$out" "$data" <<'PY'
 import json, os, sys
