@@ -170,6 +170,9 @@ fn slice_ground_truth_wrong_answers_and_report() {
     assert_eq!(s["pass@1"], 0.0);
     assert_eq!(s["pass_at_k"]["pass@1"], 0.0);
     assert_eq!(s["per_package"]["sympy"]["pass@1"], 0.0);
+    let sandbox = &s["settings"]["sandbox"];
+    assert_eq!(sandbox["protections"]["isolated"], true, "{sandbox}");
+    assert_eq!(sandbox["verdicts"], "exit_status");
     let results = read_jsonl(&wrong.join("results.jsonl"));
     assert_eq!(results.len(), 32);
     for r in &results {

@@ -440,6 +440,22 @@ fn load_benchmark(a: &RunArgs, python: &Path) -> anyhow::Result<Benchmark> {
     }
 }
 
+/// Logs what a run's programs execute under (NOT ISOLATED when --unsafe-no-sandbox let an
+/// unisolated pool start).
+pub(crate) fn log_protections(pool: &ExecutorPool) {
+    let shield = pool.protections();
+    let state = if shield.isolated {
+        "isolated"
+    } else {
+        "NOT ISOLATED"
+    };
+    tracing::info!(
+        "sandbox: {state} (active: {}; missing: {})",
+        shield.active.join(", "),
+        shield.missing.join(", ")
+    );
+}
+
 /// The generator of a run: the endpoint client or the local model.
 pub(crate) fn open_generator(a: &RunArgs) -> anyhow::Result<Box<dyn Generator>> {
     if let Some(url) = &a.endpoint {
@@ -509,17 +525,7 @@ fn run_eval_cmd(a: RunArgs) -> anyhow::Result<()> {
         gen_bar.finish_and_clear();
     }
     let pool = ExecutorPool::start(cfg).context("starting the executor pool")?;
-    let shield = pool.protections();
-    let state = if shield.isolated {
-        "isolated"
-    } else {
-        "NOT ISOLATED"
-    };
-    tracing::info!(
-        "sandbox: {state} (active: {}; missing: {})",
-        shield.active.join(", "),
-        shield.missing.join(", ")
-    );
+    log_protections(&pool);
     let exec_bar = ProgressBar::no_length();
     exec_bar.set_style(
         ProgressStyle::with_template("{spinner} {pos} programs run {per_sec}")

@@ -375,6 +375,9 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
     let owned: Vec<Problem> = chosen.iter().map(|p| (*p).clone()).collect();
     let scorer = Scorer::new(&ds, states(&owned), &pool_settings(&a.exec)?)
         .context("starting the sandbox pool")?;
+    if let Some(pool) = scorer.pool() {
+        super::eval::log_protections(pool);
+    }
     let gen_bar = bar(tasks.len(), "problems generated");
     let exec_bar = bar(tasks.len() * a.n * 2, "runs");
     let summary = run_eval(

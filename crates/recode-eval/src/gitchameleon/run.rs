@@ -247,7 +247,13 @@ pub fn run_eval(
         .map(|g| g.describe())
         .or_else(|| cache.values().next().map(|r| r.generator.clone()))
         .unwrap_or_default();
-    let settings = serde_json::to_value(params).unwrap_or_default();
+    let mut settings = serde_json::to_value(params).unwrap_or_default();
+    // What the runs ran under; the verdict is the harness's (exit status), which the code under
+    // test can forge (see `super::exec`).
+    settings["sandbox"] = serde_json::json!({
+        "protections": scorer.pool().map(|p| p.protections()),
+        "verdicts": "exit_status",
+    });
     let summary = summarize(&describe, params.n, &results, problems, settings);
     let path = dir.join("results.jsonl");
     let mut buf = String::new();
