@@ -345,6 +345,10 @@ def _enter_view():
             f.write(f"sandbox:x:{uid}:{uid}:sandbox:/tmp:/usr/sbin/nologin\n")
     with open(new + "/etc/group", "w") as f:
         f.write("root:x:0:\n" + (f"sandbox:x:{uid}:\n" if uid is not None else ""))
+    if not os.path.exists(new + "/etc/hosts"):  # unless given as a read-only path
+        with open(new + "/etc/hosts", "w") as f:
+            # localhost only (servers under test on loopback); nothing of the host's names
+            f.write("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
     os.mkdir(new + "/.old-root")
     _check(_libc.syscall(SYS_PIVOT_ROOT, new.encode(), (new + "/.old-root").encode()),
            "pivot_root")

@@ -162,7 +162,12 @@ fn loopback_is_up_only_when_asked() {
         conn, _ = srv.accept()\n\
         c.sendall(b'ping')\n\
         print(conn.recv(4).decode())\n";
-    let mut job = python_job(script);
+    let mut job = python_job(&format!(
+        "{script}import socket as s2\n\
+         assert s2.gethostbyname('localhost') == '127.0.0.1'\n\
+         assert open('/etc/hosts').read().split() == \
+         ['127.0.0.1', 'localhost', '::1', 'localhost', 'ip6-localhost', 'ip6-loopback']\n"
+    ));
     job.loopback = true;
     let r = run(job.clone());
     assert!(r.passed(), "{r:?}");
