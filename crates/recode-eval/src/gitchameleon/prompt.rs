@@ -3,7 +3,7 @@
 //! The prompt is fixed: recode's choice, documented here and in the README so that runs stay
 //! comparable. One user turn (no system turn, no assistant prefix):
 //!
-//! ```text
+//! ````text
 //! Library: {library}=={version}, Python {python_version}.
 //! Problem: {problem}
 //! [Documentation: {docs, comma-separated}]        (only with `with_docs`)
@@ -15,7 +15,7 @@
 //! ```python
 //! {starting_code}
 //! ```
-//! ```
+//! ````
 //!
 //! The answer must be a whole module because the harness runs the extracted code as
 //! `sample_<id>.py` without prepending the starting code.
