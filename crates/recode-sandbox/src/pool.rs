@@ -11,10 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::cgroup::WorkerCgroup;
 
-/// The fork server's source (the judge's codec and proxies, then the isolation primitives, then
-/// the server), embedded so the binary is self-contained.
+/// The fork server's source (the judge's codec and proxies, the candidate's side of a judged
+/// run, the isolation primitives, then the server), embedded so the binary is self-contained.
 pub const FORK_SERVER_PY: &str = concat!(
     include_str!("../python/judge.py"),
+    include_str!("../python/candidate.py"),
     include_str!("../python/isolation.py"),
     include_str!("../python/fork_server.py")
 );
