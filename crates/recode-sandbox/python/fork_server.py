@@ -481,14 +481,7 @@ def _collect_output(pid, outr, deadline, limit):
             break
     if end is None:
         end = time.monotonic()
-    for kill in (os.killpg, os.kill):
-        try:
-            kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    _, status = os.waitpid(pid, 0)
-    os.close(pidfd)
-    return bytes(kept), total, status, end
+    return bytes(kept), total, _kill_and_reap(pid, pidfd), end
 
 
 def _kill_uid(uid):
@@ -637,6 +630,12 @@ def _collect(pid, rfd, deadline, roots):
                 pass
             break
     end = time.monotonic()
+    return buf, want, _kill_and_reap(pid, pidfd), end
+
+
+def _kill_and_reap(pid, pidfd):
+    """Kills process `pid` (and its group) if still there, reaps it, closes its pidfd; returns
+    its wait status."""
     for kill in (os.killpg, os.kill):
         try:
             kill(pid, signal.SIGKILL)
@@ -644,7 +643,7 @@ def _collect(pid, rfd, deadline, roots):
             pass
     _, status = os.waitpid(pid, 0)
     os.close(pidfd)
-    return buf, want, status, end
+    return status
 
 
 def _read_exact(n):

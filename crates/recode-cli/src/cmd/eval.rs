@@ -15,7 +15,7 @@ use recode_eval::executor::{ExecConfig, ExecutorPool};
 use recode_eval::generate::{GenParams, Generator, LocalGenerator, OpenAiClient};
 use recode_eval::humaneval::{self, fetch_humaneval, load_humaneval};
 use recode_eval::prompt::{ArenaPrompt, ARENA_USER_TEMPLATE};
-use recode_eval::run::{load_generations, missing_generations, run_eval, Benchmark};
+use recode_eval::run::{load_generations, missing_generations, run_eval, Benchmark, Task};
 use recode_eval::setup::{default_venv_dir, ready_python, setup_venv};
 
 /// Subcommands of `recode eval`.
@@ -457,6 +457,38 @@ pub(crate) fn log_protections(pool: &ExecutorPool) {
 }
 
 /// The generator of a run: the endpoint client or the local model.
+/// A run's generation settings, and its generator when the output directory's cache
+/// (`generations.jsonl`, created if absent) lacks some of the `n` samples of `tasks`; prints the
+/// cached/missing counts. Shared by every benchmark's `recode eval run`.
+pub(crate) fn plan_generation(
+    a: &RunArgs,
+    tasks: &[Task],
+) -> anyhow::Result<(GenParams, Option<Box<dyn Generator>>)> {
+    let params = GenParams {
+        n: a.n,
+        temperature: a.temperature,
+        top_p: a.top_p,
+        max_new_tokens: a.max_new_tokens,
+        seed: a.seed,
+    };
+    std::fs::create_dir_all(&a.output)
+        .with_context(|| format!("creating {}", a.output.display()))?;
+    let cache = load_generations(&a.output.join("generations.jsonl"))?;
+    let missing = missing_generations(tasks, a.n, &cache);
+    eprintln!(
+        "{} problems x {} samples: {} cached, {missing} to generate",
+        tasks.len(),
+        a.n,
+        tasks.len() * a.n - missing
+    );
+    let generator = if missing > 0 {
+        Some(open_generator(a)?)
+    } else {
+        None
+    };
+    Ok((params, generator))
+}
+
 pub(crate) fn open_generator(a: &RunArgs) -> anyhow::Result<Box<dyn Generator>> {
     if let Some(url) = &a.endpoint {
         let model = a
@@ -494,28 +526,7 @@ fn run_eval_cmd(a: RunArgs) -> anyhow::Result<()> {
     };
     let prompt = ArenaPrompt::new(&template, !a.no_prefix && a.endpoint.is_none())?;
     let tasks = bench.tasks(&prompt, a.limit)?;
-    let params = GenParams {
-        n: a.n,
-        temperature: a.temperature,
-        top_p: a.top_p,
-        max_new_tokens: a.max_new_tokens,
-        seed: a.seed,
-    };
-    std::fs::create_dir_all(&a.output)
-        .with_context(|| format!("creating {}", a.output.display()))?;
-    let cache = load_generations(&a.output.join("generations.jsonl"))?;
-    let missing = missing_generations(&tasks, a.n, &cache);
-    eprintln!(
-        "{} problems x {} samples: {} cached, {missing} to generate",
-        tasks.len(),
-        a.n,
-        tasks.len() * a.n - missing
-    );
-    let generator = if missing > 0 {
-        Some(open_generator(&a)?)
-    } else {
-        None
-    };
+    let (params, generator) = plan_generation(&a, &tasks)?;
     let gen_bar = ProgressBar::new(tasks.len() as u64);
     gen_bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} problems generated, eta {eta}")

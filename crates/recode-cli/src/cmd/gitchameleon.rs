@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use recode_eval::generate::GenParams;
 use recode_eval::gitchameleon::check::{check_refs, CheckReport, Scorer};
 use recode_eval::gitchameleon::exec::PoolSettings;
 use recode_eval::gitchameleon::plan::TIMEOUT_SECS;
@@ -17,7 +16,6 @@ use recode_eval::gitchameleon::setup::{
     Interpreters,
 };
 use recode_eval::gitchameleon::{env_specs, Dataset, EnvSpec, LibrarySelection, Problem};
-use recode_eval::run::{load_generations, missing_generations};
 
 use super::eval::{CheckRefsArgs, ExecArgs, RunArgs, SetupArgs};
 
@@ -350,28 +348,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
         chosen.truncate(limit);
     }
     let tasks = tasks(&chosen, a.prompt_docs);
-    let params = GenParams {
-        n: a.n,
-        temperature: a.temperature,
-        top_p: a.top_p,
-        max_new_tokens: a.max_new_tokens,
-        seed: a.seed,
-    };
-    std::fs::create_dir_all(&a.output)
-        .with_context(|| format!("creating {}", a.output.display()))?;
-    let cache = load_generations(&a.output.join("generations.jsonl"))?;
-    let missing = missing_generations(&tasks, a.n, &cache);
-    eprintln!(
-        "{} problems x {} samples: {} cached, {missing} to generate",
-        tasks.len(),
-        a.n,
-        tasks.len() * a.n - missing
-    );
-    let generator = if missing > 0 {
-        Some(super::eval::open_generator(a)?)
-    } else {
-        None
-    };
+    let (params, generator) = super::eval::plan_generation(a, &tasks)?;
     let owned: Vec<Problem> = chosen.iter().map(|p| (*p).clone()).collect();
     let scorer = Scorer::new(&ds, states(&owned), &pool_settings(&a.exec)?)
         .context("starting the sandbox pool")?;
