@@ -2,6 +2,7 @@
 //!
 //! - [`example::UpdateExample`]: the six-column record (`dependency`, `new_version`,
 //!   `description`, `update_info`, `old_code`, `new_code`).
+//! - [`dataset`]: the loaded rows ([`Dataset`], [`Row`]) and [`LoadOptions`].
 //! - [`load`]: JSONL/Parquet loading whose errors name file, line and field; `keep_going`
 //!   collects all bad rows. [`hub::resolve`] also accepts a Hugging Face dataset id.
 //! - [`datasets`]: the public data sets behind the defaults and where they are found
@@ -18,6 +19,7 @@
 
 pub mod atomic;
 pub mod clean;
+pub mod dataset;
 pub mod datasets;
 pub mod error;
 pub mod example;

@@ -5,46 +5,13 @@
 //! can list all problems of a file at once.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 
+pub use crate::dataset::{Dataset, LoadOptions, Row};
 use crate::error::{DataError, Result};
 use crate::example::{UpdateExample, FIELDS};
-
-/// A row together with the 1-based line (JSONL) or row number (Parquet) it came from.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    /// Where the row is in its file, for messages.
-    pub line: usize,
-    /// The record itself.
-    pub example: UpdateExample,
-}
-
-/// The rows of one or more files, plus the bad rows met when loading with `keep_going`.
-#[derive(Debug, Default)]
-pub struct Dataset {
-    /// Files the rows came from, in order.
-    pub sources: Vec<PathBuf>,
-    /// Good rows in file order.
-    pub rows: Vec<Row>,
-    /// Bad rows (only filled with `keep_going`; strict loading returns the first as `Err`).
-    pub errors: Vec<DataError>,
-}
-
-impl Dataset {
-    /// The examples without their line numbers.
-    pub fn examples(&self) -> impl Iterator<Item = &UpdateExample> {
-        self.rows.iter().map(|r| &r.example)
-    }
-}
-
-/// How to react to bad rows.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LoadOptions {
-    /// Collect bad rows instead of failing on the first.
-    pub keep_going: bool,
-}
 
 /// Loads a `.jsonl`/`.json` (JSON lines) or `.parquet` file by its extension.
 pub fn load_file(path: &Path, opts: LoadOptions) -> Result<Dataset> {

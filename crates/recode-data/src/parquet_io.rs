@@ -8,9 +8,9 @@ use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 
+use crate::dataset::{Dataset, LoadOptions, Row};
 use crate::error::{DataError, Result};
 use crate::example::{UpdateExample, FIELDS};
-use crate::load::{Dataset, LoadOptions, Row};
 
 fn format_err(path: &Path, message: impl Into<String>) -> DataError {
     DataError::Format {

@@ -389,7 +389,7 @@ impl TrainConfig {
             ));
         }
         for f in &self.reward_funcs {
-            f.parse::<crate::task::Component>()?;
+            f.parse::<crate::component::Component>()?;
         }
         if !["paper", "fixed"].contains(&self.reward_mode.as_str()) {
             return bad(format!(

@@ -4,6 +4,7 @@
 //! seams ([`Policy`] for log-probabilities and trainable variables, [`RolloutSource`]
 //! for sampling, [`Rewarder`] for scoring). Pieces, each usable on its own:
 //!
+//! - [`component`]: the reward components `reward_funcs` names.
 //! - [`config`]: TOML config with TRL/PEFT key names, `grpo`/`dapo` presets, layering.
 //! - [`advantage`]: group advantages, dynamic-sampling filter, overlong shaping.
 //! - [`loss`]: token-level clipped objective (asymmetric + dual clip), KL k1/k2/k3,
@@ -18,6 +19,7 @@
 
 pub mod advantage;
 pub mod checkpoint;
+pub mod component;
 pub mod config;
 pub mod lm;
 pub mod loss;

@@ -7,6 +7,7 @@ use recode_data::{Row, UpdateExample};
 use recode_model::Tokenizer;
 use recode_reward::{Mode, PreparedEdit, PreparedTarget, RewardKind};
 
+pub use crate::component::{Component, COMPONENT_NAMES};
 use crate::config::TrainConfig;
 use crate::policy::{Completion, PromptItem, Rewarder};
 use crate::RlError;
@@ -107,44 +108,6 @@ pub fn sft_pair(ex: &UpdateExample, template: &ChatTemplate) -> Result<(String, 
         .map_err(|e| RlError::Data(e.to_string()))?;
     debug_assert!(prompt.ends_with(ASSISTANT_PREFIX));
     Ok((prompt, sft_completion(ex)))
-}
-
-/// One selectable component of the ReCode training reward (`reward_funcs`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Component {
-    /// A component of the reward library (`format`, `es_star`, `em_star`, `es`, `em`).
-    Score(RewardKind),
-    /// ES* of the edit script old → answer against old → reference
-    /// ([`recode_reward::edit`]); not in the paper: an unchanged copy of the old code scores
-    /// −1.5 instead of nearly +2.
-    EditEsStar,
-}
-
-/// The names `reward_funcs` accepts, for error messages.
-pub const COMPONENT_NAMES: &str = "format, es_star, em_star, es, em, edit_es_star";
-
-impl std::str::FromStr for Component {
-    type Err = RlError;
-    fn from_str(s: &str) -> Result<Self, RlError> {
-        if s == "edit_es_star" {
-            return Ok(Component::EditEsStar);
-        }
-        s.parse::<RewardKind>().map(Component::Score).map_err(|_| {
-            RlError::Config(format!(
-                "reward_funcs: unknown component `{s}` ({COMPONENT_NAMES})"
-            ))
-        })
-    }
-}
-
-impl Component {
-    /// The name in metrics and config.
-    pub fn name(self) -> &'static str {
-        match self {
-            Component::Score(k) => k.name(),
-            Component::EditEsStar => "edit_es_star",
-        }
-    }
 }
 
 /// ReCode's rule-based reward: the configured components (`reward_funcs`) of
