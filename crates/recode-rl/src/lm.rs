@@ -5,6 +5,7 @@
 //! starting adapter over the same shared base weights) or every weight (the reference is a
 //! separately loaded frozen copy, only when β > 0).
 
+use std::cell::RefCell;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, Var};
@@ -12,7 +13,7 @@ use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
 use recode_model::{
     generate, load_model, AdapterConfig, AdapterKind, CausalLM, FinishReason, ForwardOpts,
-    LoadedModel, Tokenizer,
+    LoadedModel, StreamEvent, Tokenizer,
 };
 
 use crate::config::{KlReference, TrainConfig};
@@ -317,6 +318,20 @@ impl Policy for LmPolicy {
     }
 }
 
+/// How far a sampler's decoding has come (what a [`ProgressHook`] sees).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecodeProgress {
+    /// Completions finished (end of turn or token limit).
+    pub rows_done: usize,
+    /// Completions asked for (prompts × completions per prompt).
+    pub rows_total: usize,
+    /// Tokens decoded so far.
+    pub tokens: usize,
+}
+
+/// Called as decoding advances (e.g. to draw a progress bar over slow greedy validation).
+pub type ProgressHook = Box<dyn FnMut(&DecodeProgress)>;
+
 /// Samples rollouts with `recode-model`'s batched generator (KV cache, shared prefill).
 pub struct LmSampler {
     tokenizer: Tokenizer,
@@ -324,6 +339,8 @@ pub struct LmSampler {
     /// bounds the KV cache memory). Greedy validation (one completion per prompt) thus decodes
     /// many prompts at once, where batching pays most.
     pub max_rows_per_call: usize,
+    /// Sees decoding progress when set ([`LmSampler::set_progress`]).
+    progress: RefCell<Option<ProgressHook>>,
 }
 
 impl LmSampler {
@@ -332,7 +349,14 @@ impl LmSampler {
         LmSampler {
             tokenizer,
             max_rows_per_call: 64,
+            progress: RefCell::new(None),
         }
+    }
+
+    /// Reports decoding progress to `hook` (`None`: no reports) from the next generation on.
+    /// The completions are the same with or without a hook.
+    pub fn set_progress(&mut self, hook: Option<ProgressHook>) {
+        self.progress = RefCell::new(hook);
     }
 
     /// The tokenizer (to decode or render prompts).
@@ -351,6 +375,11 @@ impl LmSampler {
     ) -> Result<Vec<Completion>, RlError> {
         let mut out = Vec::with_capacity(prompts.len() * n);
         let prompts_per_call = (self.max_rows_per_call / n.max(1)).max(1);
+        let mut progress = DecodeProgress {
+            rows_total: prompts.len() * n,
+            ..Default::default()
+        };
+        let stops = self.tokenizer.eos_ids();
         for chunk in prompts.chunks(prompts_per_call) {
             let mp = recode_model::SamplingParams {
                 temperature: params.temperature,
@@ -362,15 +391,33 @@ impl LmSampler {
                 ..Default::default()
             };
             let ids: Vec<Vec<u32>> = chunk.iter().map(|p| p.tokens.clone()).collect();
+            let mut hook = self.progress.borrow_mut();
+            let mut tracker = hook.as_mut().map(|h| ChunkProgress {
+                progress: &mut progress,
+                rows: vec![(0, false); chunk.len() * n],
+                n,
+                max_new_tokens: params.max_new_tokens,
+                stops: &stops,
+                hook: h,
+            });
+            let tracked = tracker.is_some();
+            let mut on_token = |e: &StreamEvent| {
+                if let Some(t) = tracker.as_mut() {
+                    t.on_token(e);
+                }
+            };
             let (comps, _) = generate(
                 model,
                 &self.tokenizer,
                 &ids,
                 &mp,
                 ForwardOpts::INFERENCE,
-                None,
+                tracked.then_some(&mut on_token as &mut dyn FnMut(&StreamEvent)),
             )
             .map_err(model_err)?;
+            if let Some(t) = tracker {
+                t.finish();
+            }
             let mut comps = comps;
             comps.sort_by_key(|c| (c.prompt_index, c.sample_index));
             out.extend(comps.into_iter().map(|c| Completion {
@@ -380,6 +427,40 @@ impl LmSampler {
             }));
         }
         Ok(out)
+    }
+}
+
+/// Counts the finished completions of one generation call from its token stream: a row is
+/// done at an end-of-turn token or at the token limit; [`ChunkProgress::finish`] counts the
+/// rest when the call returns.
+struct ChunkProgress<'a> {
+    progress: &'a mut DecodeProgress,
+    /// Tokens per row of this call, and whether the row is counted as done.
+    rows: Vec<(usize, bool)>,
+    /// Rows of this call per prompt.
+    n: usize,
+    max_new_tokens: usize,
+    stops: &'a [u32],
+    hook: &'a mut ProgressHook,
+}
+
+impl ChunkProgress<'_> {
+    fn on_token(&mut self, e: &StreamEvent) {
+        self.progress.tokens += 1;
+        if let Some(row) = self.rows.get_mut(e.prompt_index * self.n + e.sample_index) {
+            row.0 += 1;
+            if !row.1 && (self.stops.contains(&e.token_id) || row.0 >= self.max_new_tokens) {
+                row.1 = true;
+                self.progress.rows_done += 1;
+            }
+        }
+        (self.hook)(self.progress);
+    }
+
+    /// Every row of the call is done once it returns.
+    fn finish(self) {
+        self.progress.rows_done += self.rows.iter().filter(|r| !r.1).count();
+        (self.hook)(self.progress);
     }
 }
 

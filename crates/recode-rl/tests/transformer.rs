@@ -619,3 +619,42 @@ fn greedy_completions_do_not_depend_on_how_many_rows_decode_together() {
         }
     }
 }
+
+#[test]
+fn progress_hook_counts_every_completion_and_changes_none() {
+    // Step-0 validation shows a bar through the sampler's hook: it must end with every row
+    // counted, advance monotonically, and leave the completions as they are without it.
+    let cfg = config(Algo::Grpo, 12);
+    let p = policy(&cfg, Arch::Qwen2);
+    let params = SamplingParams {
+        temperature: 0.0,
+        top_p: 1.0,
+        top_k: 0,
+        max_new_tokens: 6,
+    };
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let decode = |hooked: bool| {
+        let mut s = LmSampler::new(tiny_tokenizer());
+        s.max_rows_per_call = 3;
+        if hooked {
+            let seen = seen.clone();
+            s.set_progress(Some(Box::new(move |d| seen.borrow_mut().push(*d))));
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        s.generate(&p, &prompts(), 2, &params, &mut rng).unwrap()
+    };
+    let plain = decode(false);
+    assert!(seen.borrow().is_empty());
+    let hooked = decode(true);
+    for (a, b) in plain.iter().zip(&hooked) {
+        assert_eq!(a.tokens, b.tokens);
+    }
+    let seen = seen.borrow();
+    let last = seen.last().expect("progress reported");
+    assert_eq!(last.rows_total, prompts().len() * 2);
+    assert_eq!(last.rows_done, last.rows_total);
+    assert!(last.tokens <= plain.iter().map(|c| c.tokens.len() + 1).sum::<usize>());
+    assert!(seen
+        .windows(2)
+        .all(|w| w[0].rows_done <= w[1].rows_done && w[0].tokens <= w[1].tokens));
+}

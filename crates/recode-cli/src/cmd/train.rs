@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use recode_model::candle_core::{DType, Device};
 use recode_model::LoadedModel;
 use recode_rl::checkpoint::latest_checkpoint;
-use recode_rl::lm::{adapter_config, load_lm, LmPolicy, LmSampler};
+use recode_rl::lm::{adapter_config, load_lm, DecodeProgress, LmPolicy, LmSampler};
 use recode_rl::sft::{SftExample, SftTrainer};
 use recode_rl::task::{chat_template_of, prompt_items, sft_pair, RecodeRewarder};
 use recode_rl::trainer::validate;
@@ -249,6 +249,33 @@ fn val_summary(v: &ValidationMetrics) -> String {
     format!("val es*={es:.3} em={em:.3} format={fmt:.3}")
 }
 
+/// A bar over the held-out prompts while greedy validation decodes them (hidden like the step
+/// bar: with `--quiet`, or when stderr is not a terminal).
+fn validation_progress(
+    sampler: &mut LmSampler,
+    prompts: usize,
+    quiet: bool,
+) -> indicatif::ProgressBar {
+    let bar = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(prompts as u64)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} validating step 0: {pos}/{len} prompts, {msg} [{elapsed_precise} < {eta_precise}]",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message("prefill");
+    let shown = bar.clone();
+    sampler.set_progress(Some(Box::new(move |d: &DecodeProgress| {
+        shown.set_position(d.rows_done as u64);
+        shown.set_message(format!("{} tokens", d.tokens));
+    })));
+    bar
+}
+
 /// Greedy validation of the untrained starting point, written to `validation_start.json`.
 fn validate_start(
     p: &Prepared,
@@ -256,11 +283,16 @@ fn validate_start(
     sampler: &mut LmSampler,
     rewarder: &RecodeRewarder,
     val: &[PromptItem],
+    quiet: bool,
 ) -> anyhow::Result<()> {
     if val.is_empty() || p.resume.is_some() || !p.cfg.eval_on_start {
         return Ok(());
     }
-    let v = validate(policy, sampler, rewarder, val, p.cfg.max_completion_length)?;
+    let bar = validation_progress(sampler, val.len(), quiet);
+    let v = validate(policy, sampler, rewarder, val, p.cfg.max_completion_length);
+    sampler.set_progress(None);
+    bar.finish_and_clear();
+    let v = v?;
     eprintln!("step 0: {}", val_summary(&v));
     let path = p.output.join("validation_start.json");
     recode_data::atomic::write_atomic(&path, serde_json::to_string_pretty(&v)?.as_bytes())?;
@@ -273,6 +305,7 @@ fn validate_start(
 fn validation_setup(
     p: &Prepared,
     policy: &LmPolicy,
+    quiet: bool,
 ) -> anyhow::Result<(Vec<PromptItem>, LmSampler, RecodeRewarder)> {
     let tok = &p.loaded.tokenizer;
     let template = chat_template_of(tok)?;
@@ -285,7 +318,7 @@ fn validation_setup(
     )?;
     let mut sampler = LmSampler::new(tok.clone());
     let rewarder = RecodeRewarder::for_validation(&p.cfg)?;
-    validate_start(p, policy, &mut sampler, &rewarder, &val)?;
+    validate_start(p, policy, &mut sampler, &rewarder, &val, quiet)?;
     Ok((val, sampler, rewarder))
 }
 
@@ -305,7 +338,7 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         tok,
         p.cfg.max_prompt_length,
     )?;
-    let (val, sampler, rewarder) = validation_setup(&p, &policy)?;
+    let (val, sampler, rewarder) = validation_setup(&p, &policy, args.run.quiet)?;
     eprintln!(
         "training {} on {} prompts ({} held out) → {}",
         algo_name(algo),
@@ -384,7 +417,7 @@ pub fn run_sft(args: SftArgs) -> anyhow::Result<()> {
     let mut policy = build_policy(&p, args.run.init_adapter.as_ref())?;
     policy.set_temperature(1.0);
     let data = sft_examples(&p)?;
-    let (val, mut sampler, rewarder) = validation_setup(&p, &policy)?;
+    let (val, mut sampler, rewarder) = validation_setup(&p, &policy, args.run.quiet)?;
     eprintln!(
         "SFT on {} examples ({} held out) → {}",
         data.len(),

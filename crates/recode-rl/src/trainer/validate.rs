@@ -1,6 +1,7 @@
 //! Greedy validation on held-out prompts, scored by a rewarder.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -10,7 +11,9 @@ use crate::policy::{Policy, PromptItem, Rewarder, RolloutSource, SamplingParams}
 use crate::RlError;
 
 /// Greedy completions (one per prompt, at most `max_new_tokens`) scored by `rewarder`:
-/// mean components and indicator rates. Deterministic (greedy, fixed seed).
+/// mean components and indicator rates. Deterministic (greedy, fixed seed). Logs its start and
+/// decoding time at `info`; a progress display hooks the rollout source (e.g.
+/// [`crate::lm::LmSampler::set_progress`]).
 pub fn validate<P: Policy, S: RolloutSource<P>, R: Rewarder>(
     policy: &P,
     source: &mut S,
@@ -32,7 +35,18 @@ pub fn validate<P: Policy, S: RolloutSource<P>, R: Rewarder>(
         max_new_tokens,
     };
     let mut rng = ChaCha8Rng::seed_from_u64(0x005E_ED0F_5A11);
+    tracing::info!(
+        prompts = prompts.len(),
+        max_new_tokens,
+        "greedy validation started"
+    );
+    let t0 = Instant::now();
     let comps = source.generate(policy, prompts, 1, &params, &mut rng)?;
+    tracing::info!(
+        prompts = prompts.len(),
+        secs = t0.elapsed().as_secs_f64(),
+        "greedy validation decoded"
+    );
     let names = rewarder.component_names();
     let ind_names = rewarder.indicator_names();
     let (mut sums, mut ind_sums, mut len) =
