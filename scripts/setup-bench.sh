@@ -2,7 +2,7 @@
 # Idempotent set-up of the peer environment for `recode bench generate` (not used by CI):
 #  - a virtualenv $RECODE_CACHE/venv-bench with PyTorch (CPU use), transformers, gguf, PEFT and TRL
 #    from PyPI (TRL+PEFT are the peer of `recode bench train`),
-#    so python/bench/generate_peer.py can run Hugging Face `generate` on the same SmolLM2 GGUF;
+#    so crates/recode-bench/peers/generate_peer.py can run Hugging Face `generate` on the same SmolLM2 GGUF;
 #  - with RECODE_BENCH_LLAMACPP=1, also llama-cpp-python (built from the PyPI sdist; slow),
 #    for the CPU features this machine's kernel shows in /proc/cpuinfo, never with native
 #    detection: a CPU that advertises AMX made llama.cpp repack weights for its AMX backend and

@@ -17,7 +17,11 @@ import math
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# train_peer.py is the peer of `recode bench train`, kept with the benchmarks in recode-bench.
+sys.path.insert(
+    0,
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "crates", "recode-bench", "peers"),
+)
 from train_peer import load_plain_model  # noqa: E402
 
 

@@ -52,7 +52,7 @@ enum Command {
     Report(cmd::report::ReportCommand),
     /// Benchmarks that run recode side by side with a peer and report the ratio.
     #[command(subcommand)]
-    Bench(cmd::bench::BenchCommand),
+    Bench(cmd::bench_args::BenchCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -68,7 +68,7 @@ fn main() -> std::process::ExitCode {
         Command::Merge(a) => cmd::train::run_merge(a),
         Command::Eval(c) => cmd::eval::run(c),
         Command::Report(c) => cmd::report::run(c),
-        Command::Bench(c) => cmd::bench::run(c),
+        Command::Bench(c) => cmd::bench_args::run(c),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,16 +1,14 @@
 //! `recode generate`: batched text generation with a local model (GGUF file, HF directory or hub
-//! id), optional LoRA/DoRA adapter, the model's chat template, OpenAI-style logprobs, and
-//! `recode bench generate`, the generation throughput benchmark.
+//! id), optional LoRA/DoRA adapter, the model's chat template and OpenAI-style logprobs.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use recode_data::template::{ChatMessage, ChatTemplate, Ending};
-use recode_model::candle_core::{DType, Device};
+use recode_data::template::{ChatMessage, Ending};
 use recode_model::{generate, Completion, ForwardOpts, LoadedModel, SamplingParams};
 
-const DEFAULT_MODEL_ENV: &str = "RECODE_SMOLLM2_GGUF";
+use crate::cmd::common::{load_model, model_spec};
 
 /// Arguments of `recode generate`.
 #[derive(clap::Args, Debug)]
@@ -71,35 +69,6 @@ pub struct GenerateArgs {
     pub batch_size: usize,
 }
 
-/// The model to load: `--model` if given, else `$RECODE_SMOLLM2_GGUF` (what `scripts/setup.sh`
-/// installs), else an error saying so.
-pub fn model_spec(model: &Option<String>) -> anyhow::Result<String> {
-    match model {
-        Some(m) => Ok(m.clone()),
-        None => std::env::var(DEFAULT_MODEL_ENV).with_context(|| {
-            format!("no --model given and ${DEFAULT_MODEL_ENV} is not set (scripts/setup.sh downloads SmolLM2)")
-        }),
-    }
-}
-
-fn open(spec: &str, adapter: Option<&PathBuf>) -> anyhow::Result<LoadedModel> {
-    let t = std::time::Instant::now();
-    let mut m = recode_rl::lm::load_lm(spec, DType::F32, &Device::Cpu)
-        .with_context(|| format!("loading model {spec}"))?;
-    if let Some(dir) = adapter {
-        m.model
-            .load_adapters(dir)
-            .with_context(|| format!("loading adapter {}", dir.display()))?;
-        m.model.merge_adapters()?;
-    }
-    tracing::info!(
-        model = spec,
-        secs = t.elapsed().as_secs_f64(),
-        "model loaded"
-    );
-    Ok(m)
-}
-
 /// Reads prompts as chat message lists (or raw strings when `raw`).
 fn read_prompts(args: &GenerateArgs) -> anyhow::Result<Vec<Vec<ChatMessage>>> {
     let mut out = Vec::new();
@@ -158,13 +127,10 @@ fn tokenise(
     let template = if raw {
         None
     } else {
-        let src = tok
-            .chat_template
-            .as_deref()
-            .context("the model has no chat template; use --raw to send the prompt text as is")?;
-        let bos = tok.bos.as_ref().map(|b| b.0.as_str()).unwrap_or("");
-        let eos = tok.eos.first().map(|e| e.0.as_str()).unwrap_or("");
-        Some(ChatTemplate::new(src, bos, eos)?)
+        if tok.chat_template.is_none() {
+            bail!("the model has no chat template; use --raw to send the prompt text as is");
+        }
+        Some(recode_rl::task::chat_template_of(tok)?)
     };
     prompts
         .iter()
@@ -205,7 +171,7 @@ fn logprobs_json(m: &LoadedModel, c: &Completion) -> serde_json::Value {
 /// Runs `recode generate`.
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let spec = model_spec(&args.model)?;
-    let m = open(&spec, args.adapter.as_ref())?;
+    let m = load_model(&spec, args.adapter.as_deref())?;
     let prompts = read_prompts(&args)?;
     let ids = tokenise(&m, &prompts, args.raw)?;
     let params = SamplingParams {
@@ -290,207 +256,4 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         gen_tokens as f64 / secs.max(1e-9)
     );
     Ok(())
-}
-
-/// Arguments of `recode bench generate`.
-#[derive(clap::Args, Debug)]
-pub struct BenchGenerateArgs {
-    /// Model (default: $RECODE_SMOLLM2_GGUF).
-    #[arg(long)]
-    pub model: Option<String>,
-    /// Prompts in the sampled batch.
-    #[arg(long, default_value_t = 8)]
-    pub batch: usize,
-    /// New tokens per completion (eos ignored so every run generates exactly this many).
-    #[arg(long, default_value_t = 128)]
-    pub new_tokens: usize,
-    /// Python with torch + transformers + gguf for the peer (default: the venv that
-    /// scripts/setup-bench.sh makes, $RECODE_BENCH_VENV or ~/.cache/recode/venv-bench).
-    #[arg(long)]
-    pub peer_python: Option<PathBuf>,
-    /// Peer and report options.
-    #[command(flatten)]
-    pub output: crate::cmd::bench::BenchOutput,
-}
-
-/// Peak resident memory of this process in bytes (Linux VmHWM).
-fn peak_rss() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-const BENCH_PROMPTS: [&str; 8] = [
-    "Write a Python function that checks whether a string is a palindrome.",
-    "Explain the difference between a list and a tuple in Python.",
-    "Write a function to compute the nth Fibonacci number iteratively.",
-    "What does the `with` statement do in Python?",
-    "Write a Python class for a simple bank account with deposit and withdraw.",
-    "How do I read a CSV file with pandas and print the first rows?",
-    "Write a function that merges two sorted lists into one sorted list.",
-    "Describe what a Python generator is, with a short example.",
-];
-
-/// The peer side of `recode bench generate` (Hugging Face transformers on PyTorch CPU).
-const GENERATE_PEER_PY: &str = include_str!("../../../../python/bench/generate_peer.py");
-
-/// `recode bench generate`: prefill and decode throughput and peak RSS at batch N × M sampled
-/// tokens and at batch 1 greedy, for recode and, side by side on the same GGUF and the same
-/// token ids, Hugging Face transformers `generate` and, when llama-cpp-python is installed in the
-/// peer venv, llama.cpp (python/bench/generate_peer.py).
-pub fn bench_generate(args: BenchGenerateArgs) -> anyhow::Result<()> {
-    let spec = model_spec(&args.model)?;
-    let peer_python = if args.output.no_peer {
-        None
-    } else {
-        Some(crate::cmd::bench::bench_python(
-            args.peer_python.as_deref(),
-        )?)
-    };
-    let m = open(&spec, None)?;
-    let msgs: Vec<Vec<ChatMessage>> = (0..args.batch)
-        .map(|i| {
-            vec![ChatMessage::new(
-                "user",
-                BENCH_PROMPTS[i % BENCH_PROMPTS.len()],
-            )]
-        })
-        .collect();
-    let ids = tokenise(&m, &msgs, false)?;
-    let runs = [
-        ("sampled", ids.clone(), 1.0),
-        ("greedy_batch1", ids[..1].to_vec(), 0.0),
-    ];
-    let mut results = Vec::new();
-    for (name, prompts, temperature) in &runs {
-        let params = SamplingParams {
-            temperature: *temperature,
-            max_new_tokens: args.new_tokens,
-            ignore_eos: true,
-            seed: 1,
-            ..Default::default()
-        };
-        // Warm-up, as the peer does (first-call allocations are not what we measure).
-        let warm = SamplingParams {
-            max_new_tokens: 2,
-            ..params.clone()
-        };
-        generate(
-            &m.model,
-            &m.tokenizer,
-            prompts,
-            &warm,
-            ForwardOpts::INFERENCE,
-            None,
-        )?;
-        let (_, s) = generate(
-            &m.model,
-            &m.tokenizer,
-            prompts,
-            &params,
-            ForwardOpts::INFERENCE,
-            None,
-        )?;
-        let r = serde_json::json!({
-            "run": name,
-            "batch": prompts.len(),
-            "prompt_tokens": s.prompt_tokens,
-            "generated_tokens": s.generated_tokens,
-            "prefill_tok_s": s.prompt_tokens as f64 / s.prefill_secs,
-            "decode_tok_s": s.generated_tokens as f64 / s.decode_secs,
-        });
-        eprintln!("recode: {r}");
-        results.push(r);
-    }
-    let rss = peak_rss().unwrap_or(0);
-    drop(m);
-    let mut report = serde_json::json!({
-        "model": spec,
-        "threads": rayon_threads(),
-        "recode": results,
-        "recode_peak_rss_bytes": rss,
-    });
-    if let Some(python) = peer_python {
-        let dir = tempfile::tempdir()?;
-        let runs_path = dir.path().join("runs.json");
-        let runs_json: Vec<serde_json::Value> = runs
-            .iter()
-            .map(|(name, prompts, t)| {
-                serde_json::json!({"name": name, "prompts": prompts, "temperature": t,
-                                   "new_tokens": args.new_tokens, "seed": 1})
-            })
-            .collect();
-        std::fs::write(&runs_path, serde_json::to_vec(&runs_json)?)?;
-        let mut peers = vec![("transformers", "transformers")];
-        let has_llamacpp = std::process::Command::new(&python)
-            .args(["-c", "import llama_cpp"])
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if has_llamacpp {
-            peers.push(("llama.cpp", "llamacpp"));
-        } else {
-            eprintln!(
-                "llama-cpp-python is not installed in the peer venv: no llama.cpp column \
-                 (RECODE_BENCH_LLAMACPP=1 scripts/setup-bench.sh builds it)"
-            );
-        }
-        let rate =
-            |v: &serde_json::Value, run: usize, key: &str| v[run][key].as_f64().unwrap_or(f64::NAN);
-        for (label, peer_arg) in peers {
-            let peer = crate::cmd::bench::run_peer_script(
-                &python,
-                "generate_peer.py",
-                GENERATE_PEER_PY,
-                &[
-                    "--model".into(),
-                    spec.clone(),
-                    "--runs".into(),
-                    runs_path.display().to_string(),
-                    "--threads".into(),
-                    rayon_threads().to_string(),
-                    "--peer".into(),
-                    peer_arg.into(),
-                ],
-            );
-            // A dead peer is a finding of the run, not the end of it: its column says why.
-            let peer = match peer {
-                Ok(p) => p,
-                Err(e) => {
-                    eprintln!("\n{label} peer: no figures: {e:#}");
-                    report[peer_arg] = serde_json::json!({ "error": format!("{e:#}") });
-                    continue;
-                }
-            };
-            let ratios = serde_json::json!({
-                "prefill_batch8": rate(&report["recode"], 0, "prefill_tok_s") / rate(&peer["runs"], 0, "prefill_tok_s"),
-                "decode_batch8": rate(&report["recode"], 0, "decode_tok_s") / rate(&peer["runs"], 0, "decode_tok_s"),
-                "decode_batch1_greedy": rate(&report["recode"], 1, "decode_tok_s") / rate(&peer["runs"], 1, "decode_tok_s"),
-                "peak_rss": rss as f64 / peer["peak_rss_bytes"].as_f64().unwrap_or(f64::NAN),
-            });
-            eprintln!("\nrun             recode tok/s   {label} tok/s   ratio");
-            for (i, (name, _, _)) in runs.iter().enumerate() {
-                for key in ["prefill_tok_s", "decode_tok_s"] {
-                    let (a, b) = (rate(&report["recode"], i, key), rate(&peer["runs"], i, key));
-                    eprintln!("{name:<14} {key:<14} {a:>9.1} {b:>12.1} {:>10.2}x", a / b);
-                }
-            }
-            eprintln!(
-                "peak RSS       recode {:.2} GB, {label} {:.2} GB",
-                rss as f64 / 1e9,
-                peer["peak_rss_bytes"].as_f64().unwrap_or(0.0) / 1e9
-            );
-            report[peer_arg] = peer;
-            report[format!("ratio_recode_over_{peer_arg}")] = ratios;
-        }
-    }
-    crate::cmd::bench::emit_report("generate", report, &args.output)
-}
-
-fn rayon_threads() -> usize {
-    std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }

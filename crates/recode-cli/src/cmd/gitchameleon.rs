@@ -8,16 +8,14 @@ use std::time::Instant;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use recode_eval::gitchameleon::check::{check_refs, CheckReport, Scorer};
-use recode_eval::gitchameleon::exec::PoolSettings;
-use recode_eval::gitchameleon::plan::TIMEOUT_SECS;
 use recode_eval::gitchameleon::run::{run_eval, tasks, GcSummary};
 use recode_eval::gitchameleon::setup::{
-    dir_bytes, ensure_all, estimated_bytes, lookup, server_python, EnvManager, EnvState,
-    Interpreters,
+    dir_bytes, ensure_all, estimated_bytes, lookup, EnvManager, EnvState, Interpreters,
 };
 use recode_eval::gitchameleon::{env_specs, Dataset, EnvSpec, LibrarySelection, Problem};
 
-use super::eval::{CheckRefsArgs, ExecArgs, RunArgs, SetupArgs};
+use super::common::cores;
+use super::eval_args::{log_protections, plan_generation, CheckRefsArgs, RunArgs, SetupArgs};
 
 /// The data directory: `--data`, else `$RECODE_SHARED/data/gitchameleon`, else
 /// `../shared/data/gitchameleon`.
@@ -58,10 +56,15 @@ fn gib(bytes: u64) -> f64 {
 fn free_bytes(path: &Path) -> Option<u64> {
     let existing = path.ancestors().find(|p| p.exists())?;
     let c = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes()).ok()?;
-    // SAFETY: statvfs writes into the zeroed struct we own; the path is a valid C string.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    (unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0)
-        .then(|| st.f_bavail as u64 * st.f_frsize as u64)
+    // SAFETY: `statvfs` is a plain C struct of integers, for which all-zero bytes are a valid
+    // value; `c` is a NUL-terminated string that outlives the call, and statvfs only writes into
+    // the struct we own and pass by a unique pointer.
+    let (rc, st) = unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        let rc = libc::statvfs(c.as_ptr(), &mut st);
+        (rc, st)
+    };
+    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
 }
 
 /// System libraries some environments need at run time, checked by name in the linker cache.
@@ -195,11 +198,7 @@ pub fn setup(a: &SetupArgs) -> anyhow::Result<()> {
     for lib in missing_system_libraries(&envs) {
         eprintln!("warning: system library missing, its problems will be env_incomplete: {lib}");
     }
-    let jobs = a.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let jobs = a.jobs.unwrap_or_else(cores);
     let t = Instant::now();
     let pb = bar(envs.len(), "environments");
     let states = ensure_all(&mgr, &envs, jobs, &|s: &EnvState| {
@@ -248,26 +247,6 @@ pub fn setup(a: &SetupArgs) -> anyhow::Result<()> {
     anyhow::bail!(msg)
 }
 
-fn pool_settings(e: &ExecArgs) -> anyhow::Result<PoolSettings> {
-    let server_python = match &e.python {
-        Some(p) => p.clone(),
-        None => server_python().context("finding an interpreter for the sandbox's fork server")?,
-    };
-    Ok(PoolSettings {
-        server_python,
-        workers: e.workers.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        }),
-        memory_bytes: (e.mem_gb * (1u64 << 30) as f64) as u64,
-        read_only: e.read_only.clone(),
-        pass_env: e.sandbox_env.clone(),
-        allow_unsandboxed: e.unsafe_no_sandbox,
-        timeout_secs: TIMEOUT_SECS,
-    })
-}
-
 fn states(problems: &[Problem]) -> Vec<EnvState> {
     let mgr = EnvManager::from_env();
     let interps = Interpreters::default();
@@ -281,7 +260,7 @@ fn states(problems: &[Problem]) -> Vec<EnvState> {
 pub fn check(a: &CheckRefsArgs) -> anyhow::Result<()> {
     let (ds, problems) = load(Some(&a.data), a.library.as_deref())?;
     let truth = ds.ground_truth()?;
-    let scorer = Scorer::new(&ds, states(&problems), &pool_settings(&a.exec)?)
+    let scorer = Scorer::new(&ds, states(&problems), &a.exec.pool_settings()?)
         .context("starting the sandbox pool")?;
     let ids: Vec<u64> = problems.iter().map(|p| p.id).collect();
     let pb = bar(ids.len() * 2, "runs");
@@ -348,12 +327,12 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
         chosen.truncate(limit);
     }
     let tasks = tasks(&chosen, a.prompt_docs);
-    let (params, generator) = super::eval::plan_generation(a, &tasks)?;
+    let (params, generator) = plan_generation(a, &tasks)?;
     let owned: Vec<Problem> = chosen.iter().map(|p| (*p).clone()).collect();
-    let scorer = Scorer::new(&ds, states(&owned), &pool_settings(&a.exec)?)
+    let scorer = Scorer::new(&ds, states(&owned), &a.exec.pool_settings()?)
         .context("starting the sandbox pool")?;
     if let Some(pool) = scorer.pool() {
-        super::eval::log_protections(pool);
+        log_protections(pool);
     }
     let gen_bar = bar(tasks.len(), "problems generated");
     let exec_bar = bar(tasks.len() * a.n * 2, "runs");

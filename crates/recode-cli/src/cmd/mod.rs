@@ -1,8 +1,10 @@
 //! One module per subcommand group; each exposes clap types and a `run` function.
 
-pub mod bench;
+pub mod bench_args;
+pub mod common;
 pub mod data;
 pub mod eval;
+pub mod eval_args;
 pub mod generate;
 pub mod gitchameleon;
 pub mod report;

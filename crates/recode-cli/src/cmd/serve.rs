@@ -138,7 +138,7 @@ pub fn run(cmd: ServeCommand) -> Result<()> {
             Ok(())
         }
         ServeCommand::Model(a) => {
-            let spec = crate::cmd::generate::model_spec(&a.model)?;
+            let spec = crate::cmd::common::model_spec(&a.model)?;
             let id = a.served_model_name.unwrap_or_else(|| {
                 std::path::Path::new(&spec)
                     .file_name()

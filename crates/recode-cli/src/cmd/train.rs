@@ -7,14 +7,15 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use recode_model::candle_core::{DType, Device};
 use recode_model::LoadedModel;
 use recode_rl::checkpoint::latest_checkpoint;
-use recode_rl::lm::{adapter_config, load_lm, DecodeProgress, LmPolicy, LmSampler};
+use recode_rl::lm::{adapter_config, DecodeProgress, LmPolicy, LmSampler};
 use recode_rl::sft::{SftExample, SftTrainer};
 use recode_rl::task::{chat_template_of, prompt_items, sft_pair, RecodeRewarder};
 use recode_rl::trainer::validate;
 use recode_rl::{Algo, KlReference, PromptItem, RlError, TrainConfig, Trainer, ValidationMetrics};
+
+use crate::cmd::common::{load_model, model_spec};
 
 /// Flags shared by `recode train` and `recode sft`.
 #[derive(clap::Args, Debug)]
@@ -156,7 +157,7 @@ fn prepare(algo: Algo, a: &RunArgs) -> anyhow::Result<Option<Prepared>> {
     let (Some(data), Some(output)) = (&a.data, &a.output) else {
         bail!("needs --data and --output (or --print-config)");
     };
-    let spec = crate::cmd::generate::model_spec(&a.model)?;
+    let spec = model_spec(&a.model)?;
     let opts = recode_data::LoadOptions::default();
     let ds = recode_data::load(data, opts).with_context(|| format!("loading --data {data}"))?;
     let (train_rows, val_rows) = match &a.val_data {
@@ -174,10 +175,7 @@ fn prepare(algo: Algo, a: &RunArgs) -> anyhow::Result<Option<Prepared>> {
         None => (ds.rows, Vec::new()),
     };
     let val_rows = val_rows.into_iter().take(a.val_limit).collect();
-    let t = std::time::Instant::now();
-    let loaded = load_lm(&spec, DType::F32, &Device::Cpu)
-        .with_context(|| format!("loading model {spec}"))?;
-    tracing::info!(model = %spec, secs = t.elapsed().as_secs_f64(), "model loaded");
+    let loaded = load_model(&spec, None)?;
     std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
     recode_data::atomic::write_atomic(&output.join("config.toml"), cfg.to_toml().as_bytes())
         .with_context(|| format!("writing {}/config.toml", output.display()))?;
@@ -212,7 +210,7 @@ fn build_policy(p: &Prepared, init_adapter: Option<&PathBuf>) -> anyhow::Result<
     } else {
         // Full fine-tuning: a separately loaded frozen copy is the KL reference.
         let reference = if p.cfg.beta > 0.0 {
-            Some(load_lm(&p.spec, DType::F32, &Device::Cpu)?.model)
+            Some(load_model(&p.spec, None)?.model)
         } else {
             None
         };
@@ -456,13 +454,7 @@ pub fn run_merge(args: MergeArgs) -> anyhow::Result<()> {
     let (Some(adapter), Some(output)) = (&args.adapter, &args.output) else {
         bail!("recode merge needs --adapter DIR and --output FILE.safetensors");
     };
-    let spec = crate::cmd::generate::model_spec(&args.model)?;
-    let mut m = load_lm(&spec, DType::F32, &Device::Cpu)
-        .with_context(|| format!("loading model {spec}"))?;
-    m.model
-        .load_adapters(adapter)
-        .with_context(|| format!("loading adapter {}", adapter.display()))?;
-    m.model.merge_adapters()?;
+    let m = load_model(&model_spec(&args.model)?, Some(adapter))?;
     let tensors: std::collections::HashMap<String, _> =
         m.model.named_parameters().into_iter().collect();
     let tmp = output.with_extension("safetensors.tmp");
@@ -471,222 +463,4 @@ pub fn run_merge(args: MergeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("renaming {} to {}", tmp.display(), output.display()))?;
     eprintln!("wrote {} tensors to {}", tensors.len(), output.display());
     Ok(())
-}
-
-/// Arguments of `recode bench train`.
-#[derive(clap::Args, Debug)]
-pub struct BenchTrainArgs {
-    /// Model (default: $RECODE_SMOLLM2_GGUF); the peer loads the same GGUF.
-    #[arg(long)]
-    pub model: Option<String>,
-    /// ReCode JSONL whose first row is the prompt both trainers use (default: $RECODE_DATA, else
-    /// ../shared/data/recode/api_update.jsonl, else the hub dataset zjunlp/ReCode-Train-Data).
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// GRPO steps per trainer; the first is a warm-up and is not averaged.
-    #[arg(long, default_value_t = 3)]
-    pub steps: usize,
-    /// Completions per step (one prompt × G).
-    #[arg(long, default_value_t = 8)]
-    pub num_generations: usize,
-    /// New tokens per completion.
-    #[arg(long, default_value_t = 128)]
-    pub max_completion_length: usize,
-    /// LoRA rank on q,k,v,o (alpha = 2r).
-    #[arg(long, default_value_t = 16)]
-    pub lora_r: usize,
-    /// Python with torch + transformers + TRL + PEFT for the peer (default: the venv of
-    /// scripts/setup-bench.sh).
-    #[arg(long)]
-    pub peer_python: Option<PathBuf>,
-    /// Peer and report options.
-    #[command(flatten)]
-    pub output: crate::cmd::bench::BenchOutput,
-}
-
-/// The peer side of `recode bench train` (TRL GRPOTrainer + PEFT).
-const TRAIN_PEER_PY: &str = include_str!("../../../../python/bench/train_peer.py");
-
-/// Peak RSS of the largest waited-for child process, bytes.
-fn children_peak_rss() -> u64 {
-    // SAFETY: getrusage only writes the struct we pass.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    if rc == 0 {
-        usage.ru_maxrss as u64 * 1024
-    } else {
-        0
-    }
-}
-
-/// Mean of `xs` after the first (warm-up) entry, or of all when there is only one.
-fn mean_after_warmup(xs: &[f64]) -> f64 {
-    let tail = if xs.len() > 1 { &xs[1..] } else { xs };
-    tail.iter().sum::<f64>() / tail.len().max(1) as f64
-}
-
-/// `recode bench train`: seconds per GRPO step (split into generate / score / learn) and peak
-/// RSS of `recode train` vs TRL's GRPOTrainer with PEFT, same model, prompt, G, lengths and
-/// LoRA, run one after the other from this command.
-pub fn bench_train(args: BenchTrainArgs) -> anyhow::Result<()> {
-    let spec = crate::cmd::generate::model_spec(&args.model)?;
-    let peer_python = if args.output.no_peer {
-        None
-    } else {
-        Some(crate::cmd::bench::bench_python(
-            args.peer_python.as_deref(),
-        )?)
-    };
-    anyhow::ensure!(args.steps >= 1, "--steps must be at least 1");
-    let data = match &args.data {
-        Some(p) => p.clone(),
-        None => recode_data::datasets::RECODE_TRAIN.default_file(std::path::Path::new("."))?,
-    };
-    let text =
-        std::fs::read_to_string(&data).with_context(|| format!("reading {}", data.display()))?;
-    let first = text
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .with_context(|| format!("{}: no rows", data.display()))?;
-    let dir = tempfile::tempdir()?;
-    let row = dir.path().join("row.jsonl");
-    std::fs::write(&row, format!("{first}\n"))?;
-    let exe = std::env::current_exe().context("locating the recode binary")?;
-    let status = std::process::Command::new(&exe)
-        .args(["data", "export", "--format", "trl-jsonl"])
-        .arg(&row)
-        .arg(dir.path().join("row.trl.jsonl"))
-        .status()?;
-    anyhow::ensure!(status.success(), "recode data export failed");
-
-    let g = args.num_generations;
-    let run_dir = dir.path().join("recode-run");
-    let sets = [
-        format!("max_steps={}", args.steps),
-        format!("num_generations={g}"),
-        format!("per_device_train_batch_size={g}"),
-        "gradient_accumulation_steps=1".into(),
-        format!("max_completion_length={}", args.max_completion_length),
-        "use_dora=false".into(),
-        format!("lora_r={}", args.lora_r),
-        format!("lora_alpha={}", 2 * args.lora_r),
-        "lora_dropout=0.0".into(),
-        r#"lora_target_modules=["q_proj","k_proj","v_proj","o_proj"]"#.into(),
-        "temperature=1.0".into(),
-        "learning_rate=5e-5".into(),
-        "beta=0.001".into(),
-        format!("save_steps={}", args.steps + 1000),
-        "eval_steps=0".into(),
-    ];
-    eprintln!(
-        "recode train: {} steps, 1 prompt x {g} x {} tokens",
-        args.steps, args.max_completion_length
-    );
-    let mut cmd = std::process::Command::new(&exe);
-    cmd.args([
-        "train",
-        "--algo",
-        "grpo",
-        "--quiet",
-        "--val-fraction",
-        "0",
-        "--model",
-        &spec,
-    ])
-    .arg("--data")
-    .arg(&row)
-    .arg("--output")
-    .arg(&run_dir);
-    for s in &sets {
-        cmd.args(["--set", s]);
-    }
-    let t = std::time::Instant::now();
-    let status = cmd.status().context("starting recode train")?;
-    let recode_wall = t.elapsed().as_secs_f64();
-    anyhow::ensure!(status.success(), "recode train failed ({status})");
-    let recode_rss = children_peak_rss();
-    let metrics = std::fs::read_to_string(run_dir.join("metrics.jsonl"))?;
-    let steps: Vec<recode_rl::StepMetrics> = metrics
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()
-        .context("parsing recode's metrics.jsonl")?;
-    let col =
-        |f: &dyn Fn(&recode_rl::StepMetrics) -> f64| -> Vec<f64> { steps.iter().map(f).collect() };
-    let step_s = col(&|m| m.timing.generate_s + m.timing.score_s + m.timing.learn_s);
-    let recode = serde_json::json!({
-        "step_s": mean_after_warmup(&step_s),
-        "generate_s": mean_after_warmup(&col(&|m| m.timing.generate_s)),
-        "score_s": mean_after_warmup(&col(&|m| m.timing.score_s)),
-        "learn_s": mean_after_warmup(&col(&|m| m.timing.learn_s)),
-        "completion_len_mean": mean_after_warmup(&col(&|m| m.rollout.completion_len_mean)),
-        "steps": step_s,
-        "wall_s": recode_wall,
-        "peak_rss_bytes": recode_rss,
-    });
-    eprintln!("recode: {recode}");
-    let mut report = serde_json::json!({"model": spec, "recode": recode});
-    if let Some(python) = peer_python {
-        let peer = crate::cmd::bench::run_peer_script(
-            &python,
-            "train_peer.py",
-            TRAIN_PEER_PY,
-            &[
-                "--model".into(),
-                spec.clone(),
-                "--data".into(),
-                dir.path().join("row.trl.jsonl").display().to_string(),
-                "--steps".into(),
-                args.steps.to_string(),
-                "--num-generations".into(),
-                g.to_string(),
-                "--max-completion-length".into(),
-                args.max_completion_length.to_string(),
-                "--lora-r".into(),
-                args.lora_r.to_string(),
-                "--lora-alpha".into(),
-                (2 * args.lora_r).to_string(),
-                "--threads".into(),
-                std::thread::available_parallelism()
-                    .map_or(1, |n| n.get())
-                    .to_string(),
-            ],
-        )?;
-        let peer_steps: Vec<f64> = peer["steps"]
-            .as_array()
-            .map(|v| v.iter().filter_map(|s| s["step_s"].as_f64()).collect())
-            .unwrap_or_default();
-        let peer_gen: Vec<f64> = peer["steps"]
-            .as_array()
-            .map(|v| v.iter().filter_map(|s| s["generate_s"].as_f64()).collect())
-            .unwrap_or_default();
-        let (ours, theirs) = (
-            report["recode"]["step_s"].as_f64().unwrap_or(f64::NAN),
-            mean_after_warmup(&peer_steps),
-        );
-        let peer_rss = peer["peak_rss_bytes"].as_f64().unwrap_or(f64::NAN);
-        eprintln!("\n               s/step  generate_s  peak RSS GB");
-        eprintln!(
-            "recode        {ours:>7.1}  {:>10.1}  {:>10.2}",
-            report["recode"]["generate_s"].as_f64().unwrap_or(0.0),
-            recode_rss as f64 / 1e9
-        );
-        eprintln!(
-            "TRL + PEFT    {theirs:>7.1}  {:>10.1}  {:>10.2}",
-            mean_after_warmup(&peer_gen),
-            peer_rss / 1e9
-        );
-        eprintln!(
-            "speed-up {:.2}x, memory {:.0}% of TRL's",
-            theirs / ours,
-            100.0 * recode_rss as f64 / peer_rss
-        );
-        report["trl"] = peer;
-        report["trl"]["step_s_mean"] = serde_json::json!(theirs);
-        report["trl"]["generate_s_mean"] = serde_json::json!(mean_after_warmup(&peer_gen));
-        report["speedup_over_trl"] = serde_json::json!(theirs / ours);
-        report["memory_fraction_of_trl"] = serde_json::json!(recode_rss as f64 / peer_rss);
-    }
-    crate::cmd::bench::emit_report("train", report, &args.output)
 }

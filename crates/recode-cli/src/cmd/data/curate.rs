@@ -13,6 +13,8 @@ use recode_curate::{
 };
 use recode_venv::EnvManager;
 
+use crate::cmd::common::SandboxArgs;
+
 /// Arguments of `recode data mine`.
 #[derive(Args)]
 pub struct MineArgs {
@@ -135,9 +137,9 @@ pub struct VerifyArgs {
     /// Accepted rows kept per change id.
     #[arg(long, default_value_t = 3)]
     pub max_per_change: usize,
-    /// Run snippets WITHOUT isolation where the machine permits no sandbox.
-    #[arg(long)]
-    pub unsafe_no_sandbox: bool,
+    /// Sandbox switch.
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
 }
 
 struct Bar(indicatif::ProgressBar);
@@ -162,7 +164,7 @@ pub fn run_verify(a: VerifyArgs) -> Result<()> {
         timeout_secs: a.timeout,
         memory_bytes: a.memory_mib << 20,
         max_per_change: a.max_per_change,
-        allow_unsandboxed: a.unsafe_no_sandbox,
+        allow_unsandboxed: a.sandbox.unsafe_no_sandbox,
         ..VerifyOptions::default()
     };
     let bar = indicatif::ProgressBar::new(0).with_style(
@@ -267,9 +269,9 @@ pub struct SynthArgs {
     /// Interpreter for --repair's verification (`3.11`).
     #[arg(long)]
     pub python: Option<String>,
-    /// Run --repair's snippets WITHOUT isolation where the machine permits no sandbox.
-    #[arg(long)]
-    pub unsafe_no_sandbox: bool,
+    /// Sandbox switch (for --repair's snippets).
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
     /// Output: candidates (JSONL); unparsable answers go to <stem>.rejects.jsonl beside it.
     #[arg(long, short)]
     pub output: PathBuf,
@@ -318,7 +320,7 @@ pub fn run_synth(a: SynthArgs) -> Result<()> {
     if a.repair && !out.candidates.is_empty() {
         let vopts = VerifyOptions {
             python: a.python,
-            allow_unsandboxed: a.unsafe_no_sandbox,
+            allow_unsandboxed: a.sandbox.unsafe_no_sandbox,
             max_per_change: usize::MAX,
             ..VerifyOptions::default()
         };

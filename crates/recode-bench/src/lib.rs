@@ -1,0 +1,215 @@
+//! Side-by-side benchmarks: each runs one capability of recode and a peer doing the same work
+//! (a Python script, Hugging Face transformers, TRL, a plain `python` per program) and reports
+//! both sets of figures and their ratio as one JSON object.
+//!
+//! One module per benchmark ([`data`], [`reward`], [`generate`], [`train`], [`eval`]), each with
+//! an options struct of plain fields and a `run` that returns the report; [`emit_report`]
+//! finishes it (names it, prints it, writes `--out`). The peer scripts live in `peers/` beside
+//! this crate and are embedded at build time, so the `recode` binary carries them.
+//!
+//! This crate knows no command line: `recode bench …` (recode-cli) parses the arguments into
+//! the options and calls it.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+
+pub mod data;
+pub mod eval;
+pub mod generate;
+mod peer;
+pub mod reward;
+pub mod train;
+
+pub use peer::{bench_python, dev_python, run_peer_script};
+
+/// What can stop a benchmark; peers that die are errors too (except in `bench generate`, whose
+/// report records a dead peer's error instead).
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The dev interpreter (light peers) is absent.
+    #[error("{} not found: run scripts/setup.sh (dev venv), pass --python, or --no-peer", python.display())]
+    NoDevPython {
+        /// Interpreter looked for.
+        python: PathBuf,
+    },
+    /// The peer virtualenv (PyTorch, transformers, TRL) is absent.
+    #[error(
+        "no peer environment at {}: run scripts/setup-bench.sh (PyTorch, transformers, TRL), \
+         pass --peer-python, or --no-peer for recode alone",
+        venv.display()
+    )]
+    NoPeerVenv {
+        /// Virtualenv looked for.
+        venv: PathBuf,
+    },
+    /// A file or directory could not be created, read or written.
+    #[error("{what} {}", path.display())]
+    Io {
+        /// What was being done (`writing`, `reading`, `temp dir for`).
+        what: &'static str,
+        /// File or directory concerned.
+        path: PathBuf,
+        /// Underlying OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A process (peer interpreter, pair generator, the recode binary) could not be started.
+    #[error("starting {}", program.display())]
+    Spawn {
+        /// Program that failed to start.
+        program: PathBuf,
+        /// Underlying OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A peer script exited unsuccessfully; `hint` explains a signal (SIGILL: a build for other
+    /// CPU features).
+    #[error("peer {name} failed ({status}){hint}")]
+    PeerFailed {
+        /// Script name.
+        name: String,
+        /// Its exit status.
+        status: ExitStatus,
+        /// Why, when a signal killed it (empty otherwise).
+        hint: &'static str,
+    },
+    /// A peer script's last stdout line is not JSON.
+    #[error("peer {name} printed no JSON: {output:.300}")]
+    PeerOutput {
+        /// Script name.
+        name: String,
+        /// What it printed.
+        output: String,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A peer's JSON lacks a figure the report needs.
+    #[error("peer {name} output has no {key}: {output}")]
+    PeerField {
+        /// Script name.
+        name: String,
+        /// Missing key.
+        key: &'static str,
+        /// What it printed.
+        output: serde_json::Value,
+    },
+    /// A peer counted differently from recode on the same input (the comparison would be void).
+    #[error("peer and recode disagree: {peer} vs {recode}")]
+    PeerDisagrees {
+        /// The peer's figures.
+        peer: serde_json::Value,
+        /// recode's figures.
+        recode: String,
+    },
+    /// A helper command (pair generator, `recode data export`, `recode train`) failed.
+    #[error("{what} failed ({status})")]
+    CommandFailed {
+        /// The command.
+        what: String,
+        /// Its exit status.
+        status: ExitStatus,
+    },
+    /// An option is out of range.
+    #[error("{option}: {reason}")]
+    Option {
+        /// The option (flag name).
+        option: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The input file has no rows.
+    #[error("{}: no rows", path.display())]
+    NoRows {
+        /// File concerned.
+        path: PathBuf,
+    },
+    /// A line of a JSON lines file (generated pairs, metrics.jsonl) is not the expected JSON.
+    #[error("{}:{line}: not the expected JSON", path.display())]
+    JsonLine {
+        /// File concerned.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The model has no chat template to render the benchmark's prompts with.
+    #[error("{model}: the model has no chat template")]
+    NoChatTemplate {
+        /// Model spec.
+        model: String,
+    },
+    /// The HTTP part of `bench reward` got no successful answer.
+    #[error("HTTP benchmark: no successful request ({errors} errors; first: {first_error})")]
+    NoHttpSuccess {
+        /// Failed requests.
+        errors: usize,
+        /// The first failure.
+        first_error: String,
+    },
+    /// Loading, checking or writing data failed.
+    #[error(transparent)]
+    Data(#[from] recode_data::DataError),
+    /// Scoring failed.
+    #[error(transparent)]
+    Reward(#[from] recode_reward::batch::BatchError),
+    /// The model failed to tokenise or generate.
+    #[error(transparent)]
+    Model(#[from] recode_model::ModelError),
+    /// The model failed to load.
+    #[error(transparent)]
+    Rl(#[from] recode_rl::RlError),
+    /// The CodeUpdateArena file could not be loaded.
+    #[error(transparent)]
+    Arena(#[from] recode_eval::arena::LoadError),
+    /// The executor pool failed to start.
+    #[error(transparent)]
+    Executor(#[from] recode_eval::executor::ExecError),
+    /// The in-process reward server failed.
+    #[error(transparent)]
+    Server(#[from] recode_server::ServerError),
+    /// JSON could not be written.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+/// Result of this crate.
+pub type Result<T, E = BenchError> = std::result::Result<T, E>;
+
+/// Finishes a benchmark: names it (`"bench"`), marks whether a peer ran (`"peer_free"`; a
+/// peer-free run is also announced on stderr), prints the JSON on stdout (the last thing the
+/// command prints there) and writes the same text to `out` when given.
+pub fn emit_report(
+    bench: &str,
+    mut report: serde_json::Value,
+    no_peer: bool,
+    out: Option<&Path>,
+) -> Result<()> {
+    report["bench"] = bench.into();
+    report["peer_free"] = no_peer.into();
+    if no_peer {
+        eprintln!("peer-free run (--no-peer): recode's figures only, no peer and no ratio");
+    }
+    let text = serde_json::to_string_pretty(&report)?;
+    println!("{text}");
+    if let Some(p) = out {
+        recode_data::atomic::write_atomic(p, text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Worker threads the benchmarks report and give their peers: `$RAYON_NUM_THREADS`, else the
+/// number of cores.
+fn threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(cores)
+}
+
+/// The number of cores (1 when unknown).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
