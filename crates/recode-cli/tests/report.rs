@@ -9,7 +9,7 @@ use std::path::Path;
 use common::{ok, recode};
 
 use recode_eval::run::{GroupScores, Summary};
-use recode_eval::svg::fmt_value;
+use recode_report::fmt_value;
 use recode_rl::advantage::FilterStats;
 use recode_rl::sft::SftMetrics;
 use recode_rl::trainer::{RolloutMetrics, StepTiming};
@@ -19,7 +19,7 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// The `<svg>` element whose aria-label is `title`.
+/// The chart (its `<figure>` and `<svg>`) whose aria-label is `title`.
 fn chart<'a>(html: &'a str, title: &str) -> &'a str {
     let start = html
         .find(&format!("aria-label=\"{title}\""))
@@ -28,14 +28,36 @@ fn chart<'a>(html: &'a str, title: &str) -> &'a str {
     &html[start..end]
 }
 
-/// Number of points of the polyline of `series` in `svg`.
+/// The colour `series` is drawn in: the fill of its legend swatch (the `<rect>` just before
+/// the legend's `<text>` naming it).
+fn series_color<'a>(svg: &'a str, series: &str) -> &'a str {
+    let name = format!(">\n{series}\n</text>");
+    let swatch = svg
+        .match_indices(&name)
+        .filter_map(|(at, _)| {
+            let text = svg[..at].rfind("<text")?;
+            let rect = svg[..text].rfind("<rect")?;
+            svg[rect..text]
+                .ends_with("/>\n")
+                .then_some(&svg[rect..text])
+        })
+        .find(|r| !r.contains("<text"))
+        .unwrap_or_else(|| panic!("no legend entry {series:?}"));
+    let fill = swatch.find("fill=\"").unwrap() + "fill=\"".len();
+    &swatch[fill..fill + 7]
+}
+
+/// Number of points of the polyline of `series` in `svg` (data lines are 2 px wide).
 fn polyline_points(svg: &str, series: &str) -> usize {
-    let key = format!("data-series=\"{series}\" points=\"");
+    let key = format!(
+        "stroke=\"{}\" stroke-width=\"2\" points=\"",
+        series_color(svg, series)
+    );
     let at = svg
         .find(&key)
         .unwrap_or_else(|| panic!("no polyline {series:?}"));
     let pts = &svg[at + key.len()..];
-    pts[..pts.find('"').unwrap()].split(' ').count()
+    pts[..pts.find('"').unwrap()].split_whitespace().count()
 }
 
 fn validation(step: u64) -> ValidationMetrics {
@@ -164,10 +186,8 @@ fn rl_run_report_plots_every_curve() {
     for k in ["generate", "score", "learn", "total"] {
         assert_eq!(polyline_points(time, k), n);
     }
-    assert!(
-        !time.contains("data-series=\"step\""),
-        "no SFT step time line"
-    );
+    // generate, score, learn and total: no SFT step time line.
+    assert_eq!(time.matches("stroke-width=\"2\"").count(), 4);
     // Validation: step 0 from validation_start.json, then every third step.
     let val_points = 1 + metrics.iter().filter(|m| m.validation.is_some()).count();
     let val = chart(&html, "validation reward components");
@@ -338,7 +358,7 @@ fn compare_and_single_eval_reports() {
     assert_eq!(html.matches("<svg").count(), 4);
     // Bars in both charts: per package numpy ×2, pandas ×1, torch ×1; per update type ×2.
     assert_eq!(html.matches("<rect").count(), 2 * 4 + 2 * 2);
-    assert!(html.contains("trained · torch: 80.0"));
+    assert!(html.contains(">\ntorch\n</text>"), "category labels");
 
     // summary.json paths with explicit labels.
     let out2 = root.path().join("cmp2.html");

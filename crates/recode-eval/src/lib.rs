@@ -25,9 +25,7 @@ pub mod paired;
 pub mod passk;
 pub mod prompt;
 mod pyname;
-pub mod report;
 pub mod run;
 pub mod setup;
-pub mod svg;
 
 pub use pyname::test_name;
