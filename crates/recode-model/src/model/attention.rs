@@ -1,0 +1,258 @@
+//! Self-attention of one decoder layer: rotary tables, the grouped-query attention paths (lean,
+//! composed/fused, raw-buffer single-token decode) and the normalisation/softmax helpers.
+
+use candle_core::{DType, Device, Tensor, D};
+
+use super::kv::{KvUse, LayerKv, SharedKv};
+use super::linear::Linear;
+use crate::decode;
+use crate::error::Result;
+use crate::forward::{is_cpu_f32_inference, Ctx};
+use crate::lean;
+
+/// RMS norm; fused kernel in inference (except f64, which it lacks), differentiable composition (computed in f32 or f64) otherwise.
+pub(super) fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, grad: bool) -> Result<Tensor> {
+    if !grad && x.dtype() != DType::F64 {
+        let x = x.contiguous()?;
+        return Ok(candle_nn::ops::rms_norm(&x, &w.detach(), eps as f32)?);
+    }
+    let dt = x.dtype();
+    let up = if dt == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
+    };
+    let xf = x.to_dtype(up)?;
+    let ms = xf.sqr()?.mean_keepdim(D::Minus1)?;
+    let normed = xf.broadcast_div(&(ms + eps)?.sqrt()?)?.to_dtype(dt)?;
+    Ok(normed.broadcast_mul(w)?)
+}
+
+/// Softmax over the last dimension.
+fn softmax_last(x: &Tensor, grad: bool) -> Result<Tensor> {
+    if grad {
+        let max = x.max_keepdim(D::Minus1)?.detach();
+        let e = x.broadcast_sub(&max)?.exp()?;
+        Ok(e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?)
+    } else {
+        Ok(candle_nn::ops::softmax_last_dim(x)?)
+    }
+}
+
+/// Log-softmax over the last dimension (differentiable; the shift is detached).
+pub fn log_softmax_last(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let diff = x.broadcast_sub(&max)?;
+    let lse = diff.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    Ok(diff.broadcast_sub(&lse)?)
+}
+
+/// RoPE tables for one forward pass (per row positions, so left padding works).
+#[derive(Debug, Clone)]
+pub(super) struct Rope {
+    /// `[B, T, D/2]` for the fused kernel.
+    cos: Tensor,
+    sin: Tensor,
+    /// `-sin`, for the backward rotation of the lean kernel.
+    neg_sin: Tensor,
+}
+
+impl Rope {
+    pub(super) fn new(
+        inv_freq: &[f64],
+        positions: &[Vec<u32>],
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let b = positions.len();
+        let t = positions.first().map_or(0, Vec::len);
+        let h = inv_freq.len();
+        let mut cos = Vec::with_capacity(b * t * h);
+        let mut sin = Vec::with_capacity(b * t * h);
+        for row in positions {
+            for &p in row {
+                for &f in inv_freq {
+                    let a = p as f64 * f;
+                    cos.push(a.cos());
+                    sin.push(a.sin());
+                }
+            }
+        }
+        let cos = Tensor::from_vec(cos, (b, t, h), device)?.to_dtype(dtype)?;
+        let sin = Tensor::from_vec(sin, (b, t, h), device)?.to_dtype(dtype)?;
+        let neg_sin = sin.neg()?;
+        Ok(Self { cos, sin, neg_sin })
+    }
+
+    /// Rotates `x` of shape `[B, H, T, D]` (rotate-half convention of HF).
+    fn apply(&self, x: &Tensor, grad: bool) -> Result<Tensor> {
+        if !grad {
+            return Ok(candle_nn::rotary_emb::rope(
+                &x.contiguous()?,
+                &self.cos,
+                &self.sin,
+            )?);
+        }
+        let half = x.dim(D::Minus1)? / 2;
+        let cos = Tensor::cat(&[&self.cos, &self.cos], D::Minus1)?.unsqueeze(1)?;
+        let sin = Tensor::cat(&[&self.sin, &self.sin], D::Minus1)?.unsqueeze(1)?;
+        let x1 = x.narrow(D::Minus1, 0, half)?;
+        let x2 = x.narrow(D::Minus1, half, half)?;
+        let rot = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+        Ok((x.broadcast_mul(&cos)? + rot.broadcast_mul(&sin)?)?)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Attention {
+    pub(super) q: Linear,
+    pub(super) k: Linear,
+    pub(super) v: Linear,
+    pub(super) o: Linear,
+    pub(super) n_heads: usize,
+    pub(super) n_kv: usize,
+    pub(super) head_dim: usize,
+}
+
+impl Attention {
+    pub(super) fn forward(
+        &self,
+        x: &Tensor,
+        rope: &Rope,
+        mask: &Tensor,
+        kv: KvUse<'_>,
+        c: &Ctx,
+    ) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let (h, kvh, d) = (self.n_heads, self.n_kv, self.head_dim);
+        if c.lean && !matches!(kv, KvUse::Cache(..)) {
+            let q = self.q.forward(x, &c.slot(0))?;
+            let k = self.k.forward(x, &c.slot(1))?;
+            let v = self.v.forward(x, &c.slot(2))?;
+            let q = lean::rope(&q, h, &rope.cos, &rope.sin, &rope.neg_sin)?;
+            let k = lean::rope(&k, kvh, &rope.cos, &rope.sin, &rope.neg_sin)?;
+            // Keys [B, KVH, L, D] (dim 2), values [B, L, KVH*D] (dim 1).
+            let (k, v) = with_shared(kv, k, v, 2, 1)?;
+            let y = lean::attention(&q, &k, &v, mask)?;
+            return self.o.forward(&y, &c.slot(3));
+        }
+        let kv = match kv {
+            KvUse::Cache(slot, cap) if t == 1 && is_cpu_f32_inference(x, c) => {
+                return self.decode_one(x, rope, mask, slot, cap, c);
+            }
+            other => other,
+        };
+        let o = &c.o;
+        let q = self
+            .q
+            .forward(x, &c.slot(0))?
+            .reshape((b, t, h, d))?
+            .transpose(1, 2)?;
+        let k = self
+            .k
+            .forward(x, &c.slot(1))?
+            .reshape((b, t, kvh, d))?
+            .transpose(1, 2)?;
+        let v = self
+            .v
+            .forward(x, &c.slot(2))?
+            .reshape((b, t, kvh, d))?
+            .transpose(1, 2)?;
+        let q = rope.apply(&q, o.grad)?;
+        let k = rope.apply(&k, o.grad)?;
+        let (k, v) = match kv {
+            KvUse::Cache(slot, cap) => LayerKv::append(slot, &k, &v, cap)?,
+            // Keys and values both [B, KVH, L, D].
+            other => with_shared(other, k, v.contiguous()?, 2, 2)?,
+        };
+        let l = k.dim(2)?;
+        let rep = h / kvh;
+        // Group the query heads that share a KV head: [B, KVH, rep*T, D] (no K/V copies).
+        let q = q.contiguous()?.reshape((b, kvh, rep * t, d))?;
+        let scale = 1.0 / (d as f64).sqrt();
+        let scores = (q.matmul(&k.t()?)? * scale)?
+            .reshape((b, h, t, l))?
+            .broadcast_add(mask)?;
+        let p = softmax_last(&scores, o.grad)?.reshape((b, kvh, rep * t, l))?;
+        let y = p
+            .matmul(&v)?
+            .reshape((b, h, t, d))?
+            .transpose(1, 2)?
+            .reshape((b, t, h * d))?;
+        self.o.forward(&y, &c.slot(3))
+    }
+}
+
+/// Applies a shared prefix to one layer's keys `k` and values `v` (their position dims `kd`,
+/// `vd`): records them for [`KvUse::Record`], puts the prefix's (broadcast over the rows) in
+/// front for [`KvUse::After`], leaves them alone otherwise.
+fn with_shared(
+    kv: KvUse<'_>,
+    k: Tensor,
+    v: Tensor,
+    kd: usize,
+    vd: usize,
+) -> Result<(Tensor, Tensor)> {
+    match kv {
+        KvUse::Record(slot) => {
+            *slot = Some(SharedKv {
+                k: k.clone(),
+                v: v.clone(),
+            });
+            Ok((k, v))
+        }
+        KvUse::After(p) => {
+            let rows = |x: &Tensor, like: &Tensor| -> Result<Tensor> {
+                let mut dims = x.dims().to_vec();
+                dims[0] = like.dim(0)?;
+                Ok(x.broadcast_as(dims)?)
+            };
+            let k = Tensor::cat(&[&rows(&p.k, &k)?, &k], kd)?.contiguous()?;
+            let v = Tensor::cat(&[&rows(&p.v, &v)?, &v], vd)?.contiguous()?;
+            Ok((k, v))
+        }
+        KvUse::Own | KvUse::Cache(..) => Ok((k, v)),
+    }
+}
+
+impl Attention {
+    /// One new token per sequence (`x` `[B, 1, hidden]`, CPU f32, no gradient): the projections
+    /// as usual, then rotary embedding, cache append and attention with the raw-buffer kernels
+    /// of [`crate::decode`] instead of a dozen generic tensor ops.
+    fn decode_one(
+        &self,
+        x: &Tensor,
+        rope: &Rope,
+        bias: &Tensor,
+        slot: &mut Option<LayerKv>,
+        capacity: usize,
+        c: &Ctx,
+    ) -> Result<Tensor> {
+        let b = x.dim(0)?;
+        let (h, kvh, d) = (self.n_heads, self.n_kv, self.head_dim);
+        let flat = |t: Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
+        let (cos, sin) = (flat(rope.cos.clone())?, flat(rope.sin.clone())?);
+        let mut q = flat(self.q.forward(x, &c.slot(0))?)?;
+        let mut k = flat(self.k.forward(x, &c.slot(1))?)?;
+        let v = self.v.forward(x, &c.slot(2))?.reshape((b, kvh, 1, d))?;
+        decode::rope_rows(&mut q, d, &cos, &sin);
+        decode::rope_rows(&mut k, d, &cos, &sin);
+        let k = Tensor::from_vec(k, (b, kvh, 1, d), x.device())?;
+        LayerKv::append(slot, &k, &v, capacity)?;
+        let kv = slot.as_ref().expect("LayerKv::append fills the slot");
+        let bias = flat(bias.clone())?;
+        let shape = decode::DecodeShape {
+            batch: b,
+            heads: h,
+            kv_heads: kvh,
+            head_dim: d,
+            capacity: kv.k.dim(2)?,
+            len: kv.len,
+        };
+        let y = lean::read::<f32, _>(&kv.k, |ks| {
+            lean::read::<f32, _>(&kv.v, |vs| decode::attend(&q, ks, vs, &bias, shape))
+        })??;
+        let y = Tensor::from_vec(y, (b, 1, h * d), x.device())?;
+        self.o.forward(&y, &c.slot(3))
+    }
+}

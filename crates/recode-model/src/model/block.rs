@@ -1,0 +1,113 @@
+//! One decoder layer: pre-norm attention and SwiGLU MLP with residual connections.
+
+use candle_core::Tensor;
+
+use super::attention::{rms_norm, Attention, Rope};
+use super::kv::KvUse;
+use super::linear::Linear;
+use crate::adapter::PROJECTIONS;
+use crate::error::Result;
+use crate::forward::Ctx;
+use crate::lean;
+
+#[derive(Debug, Clone)]
+pub(super) struct Mlp {
+    pub(super) gate: Linear,
+    pub(super) up: Linear,
+    pub(super) down: Linear,
+}
+
+impl Mlp {
+    fn forward(&self, x: &Tensor, c: &Ctx) -> Result<Tensor> {
+        let g = self.gate.forward(x, &c.slot(4))?;
+        let u = self.up.forward(x, &c.slot(5))?;
+        let a = if c.lean {
+            lean::swiglu(&g, &u)?
+        } else {
+            (g.silu()? * u)?
+        };
+        self.down.forward(&a, &c.slot(6))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Block {
+    pub(super) attn: Attention,
+    pub(super) mlp: Mlp,
+    pub(super) ln1: Tensor,
+    pub(super) ln2: Tensor,
+}
+
+impl Block {
+    /// One decoder layer on `x` `[B, T, H]` (layer `i`, for the dropout seeds).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn forward(
+        &self,
+        i: usize,
+        x: &Tensor,
+        rope: &Rope,
+        bias: &Tensor,
+        kv: KvUse<'_>,
+        c: &Ctx,
+        eps: f64,
+    ) -> Result<Tensor> {
+        let c = c.slot(i as u64);
+        let norm = |x: &Tensor, w: &Tensor| -> Result<Tensor> {
+            let w = c.param(w);
+            if c.lean {
+                lean::rms_norm(x, &w, eps)
+            } else {
+                rms_norm(x, &w, eps, c.o.grad)
+            }
+        };
+        let hn = norm(x, &self.ln1)?;
+        let a = self.attn.forward(&hn, rope, bias, kv, &c)?;
+        let x = (x + a)?;
+        let hn = norm(&x, &self.ln2)?;
+        Ok((&x + self.mlp.forward(&hn, &c)?)?)
+    }
+
+    /// The tensors of this layer that a gradient forward may train.
+    pub(super) fn parameters(&self) -> Vec<Tensor> {
+        let mut out = vec![self.ln1.clone(), self.ln2.clone()];
+        for name in PROJECTIONS {
+            let l = self.projection(name).expect("known projection");
+            out.push(l.weight.clone());
+            out.extend(l.bias.iter().cloned());
+            out.extend(l.unmerged.iter().cloned());
+            if let Some(ad) = &l.adapter {
+                out.push(ad.a.as_tensor().clone());
+                out.push(ad.b.as_tensor().clone());
+                out.extend(ad.magnitude.iter().map(|m| m.as_tensor().clone()));
+            }
+        }
+        out
+    }
+
+    /// The projection named `q_proj` … `down_proj`.
+    pub(super) fn projection_mut(&mut self, name: &str) -> Option<&mut Linear> {
+        Some(match name {
+            "q_proj" => &mut self.attn.q,
+            "k_proj" => &mut self.attn.k,
+            "v_proj" => &mut self.attn.v,
+            "o_proj" => &mut self.attn.o,
+            "gate_proj" => &mut self.mlp.gate,
+            "up_proj" => &mut self.mlp.up,
+            "down_proj" => &mut self.mlp.down,
+            _ => return None,
+        })
+    }
+
+    pub(super) fn projection(&self, name: &str) -> Option<&Linear> {
+        Some(match name {
+            "q_proj" => &self.attn.q,
+            "k_proj" => &self.attn.k,
+            "v_proj" => &self.attn.v,
+            "o_proj" => &self.attn.o,
+            "gate_proj" => &self.mlp.gate,
+            "up_proj" => &self.mlp.up,
+            "down_proj" => &self.mlp.down,
+            _ => return None,
+        })
+    }
+}

@@ -1,0 +1,150 @@
+//! Keys and values kept across calls: the inference [`KvCache`] (per-layer growable buffers) and
+//! the shared-prefix keys and values of a cache-free forward, with the attention mask rows.
+
+use candle_core::{DType, Tensor};
+
+use crate::error::{ModelError, Result};
+
+/// Keys and values of one layer, stored in a pre-allocated buffer that grows by doubling.
+#[derive(Debug, Clone)]
+pub(super) struct LayerKv {
+    pub(super) k: Tensor,
+    pub(super) v: Tensor,
+    pub(super) len: usize,
+}
+
+impl LayerKv {
+    pub(super) fn append(
+        slot: &mut Option<LayerKv>,
+        k: &Tensor,
+        v: &Tensor,
+        capacity: usize,
+    ) -> Result<(Tensor, Tensor)> {
+        let t = k.dim(2)?;
+        let k = k.contiguous()?;
+        let v = v.contiguous()?;
+        let kv = match slot {
+            Some(kv) => kv,
+            None => {
+                let (b, h, _, d) = k.dims4()?;
+                let cap = capacity.max(t);
+                let k0 = Tensor::zeros((b, h, cap, d), k.dtype(), k.device())?;
+                let v0 = Tensor::zeros((b, h, cap, d), v.dtype(), v.device())?;
+                slot.insert(LayerKv {
+                    k: k0,
+                    v: v0,
+                    len: 0,
+                })
+            }
+        };
+        let cap = kv.k.dim(2)?;
+        if kv.len + t > cap {
+            let extra = (kv.len + t).max(2 * cap) - cap;
+            let (b, h, _, d) = kv.k.dims4()?;
+            let zk = Tensor::zeros((b, h, extra, d), k.dtype(), k.device())?;
+            let zv = Tensor::zeros((b, h, extra, d), v.dtype(), v.device())?;
+            kv.k = Tensor::cat(&[&kv.k, &zk], 2)?;
+            kv.v = Tensor::cat(&[&kv.v, &zv], 2)?;
+        }
+        kv.k.slice_set(&k, 2, kv.len)?;
+        kv.v.slice_set(&v, 2, kv.len)?;
+        kv.len += t;
+        Ok((kv.k.narrow(2, 0, kv.len)?, kv.v.narrow(2, 0, kv.len)?))
+    }
+}
+
+/// Inference KV cache for a batch: per-layer keys/values, the attention mask of every cached
+/// position, and the next RoPE position of each row.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    pub(super) layers: Vec<Option<LayerKv>>,
+    pub(super) mask: Vec<Vec<u8>>,
+    pub(super) next_pos: Vec<u32>,
+    pub(super) capacity: usize,
+}
+
+impl KvCache {
+    /// An empty cache for `n_layers` layers, pre-allocating `capacity` positions on first use.
+    pub fn new(n_layers: usize, capacity: usize) -> Self {
+        Self {
+            layers: vec![None; n_layers],
+            mask: Vec::new(),
+            next_pos: Vec::new(),
+            capacity,
+        }
+    }
+
+    /// Number of cached positions (including padding).
+    pub fn len(&self) -> usize {
+        self.mask.first().map_or(0, Vec::len)
+    }
+
+    /// Whether nothing is cached yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Rows in the cached batch.
+    pub fn batch_size(&self) -> usize {
+        self.mask.len()
+    }
+
+    /// Keeps only the given rows, in the given order (rows may repeat): used to fan one prefill
+    /// out to n samples and to drop finished sequences.
+    pub fn select_rows(&mut self, rows: &[usize]) -> Result<()> {
+        if let Some(&bad) = rows.iter().find(|&&r| r >= self.batch_size()) {
+            return Err(ModelError::Input(format!(
+                "select_rows: row {bad} out of range for batch {}",
+                self.batch_size()
+            )));
+        }
+        if rows.is_empty() {
+            return Err(ModelError::Input("select_rows: no rows".into()));
+        }
+        let device = self
+            .layers
+            .iter()
+            .flatten()
+            .next()
+            .map(|kv| kv.k.device().clone());
+        if let Some(device) = device {
+            let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+            let idx = Tensor::new(idx.as_slice(), &device)?;
+            for kv in self.layers.iter_mut().flatten() {
+                kv.k = kv.k.index_select(&idx, 0)?;
+                kv.v = kv.v.index_select(&idx, 0)?;
+            }
+        }
+        self.mask = rows.iter().map(|&r| self.mask[r].clone()).collect();
+        self.next_pos = rows.iter().map(|&r| self.next_pos[r]).collect();
+        Ok(())
+    }
+}
+
+/// Converts a `[B, T]` mask tensor (any integer or float dtype, 1 = token, 0 = padding) to rows.
+pub(super) fn mask_rows(mask: &Tensor) -> Result<Vec<Vec<u8>>> {
+    let m = mask.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+    Ok(m.into_iter()
+        .map(|r| r.into_iter().map(|x| u8::from(x != 0.0)).collect())
+        .collect())
+}
+
+/// Keys (rotated) and values of a prefix that every row of a forward pass shares, computed once
+/// with batch 1, in the layout of the attention path that made them.
+#[derive(Debug, Clone)]
+pub(super) struct SharedKv {
+    pub(super) k: Tensor,
+    pub(super) v: Tensor,
+}
+
+/// Where a layer's attention gets its keys and values besides the call's own tokens.
+pub(super) enum KvUse<'a> {
+    /// The call's own tokens only.
+    Own,
+    /// An inference cache (appended to) and its initial capacity.
+    Cache(&'a mut Option<LayerKv>, usize),
+    /// The call is the shared prefix: keep its keys and values for [`KvUse::After`].
+    Record(&'a mut Option<SharedKv>),
+    /// The call continues a shared prefix: attend to it first (its gradient flows back to it).
+    After(&'a SharedKv),
+}
