@@ -10,6 +10,8 @@
 //! minijinja templates with HTML auto-escaping ([`render_training_report`],
 //! [`render_eval_report`]).
 
+#![warn(missing_docs)]
+
 mod bar;
 mod chart;
 mod error;

@@ -161,3 +161,42 @@ pub fn validation_points(rows: &[Row], start: Option<&Value>) -> Vec<Row> {
         .filter(|(_, v)| v.is_object() && num(v, "num_prompts") != Some(0.0))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_file_line_and_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.jsonl");
+        let err = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            load_metrics(&path).unwrap_err()
+        };
+        let at = |line: usize| format!("{}:{line}", path.display());
+        let e = err("{\"step\": 1}\n\n{\"step\": 2,\n");
+        assert!(matches!(e, ReportError::InvalidJson { line: Some(3), .. }));
+        assert_eq!(e.to_string(), format!("{}: invalid JSON", at(3)));
+        assert!(std::error::Error::source(&e).is_some());
+        let e = err("[1]\n");
+        assert_eq!(e.to_string(), format!("{}: expected a JSON object", at(1)));
+        let e = err("{\"step\": 1}\n{\"loss\": 1}\n");
+        assert!(matches!(e, ReportError::MissingStep { line: 2, .. }));
+        assert!(matches!(err("\n"), ReportError::NoMetrics { .. }));
+        // A resumed run writes a step twice: the last line wins; rows are in step order.
+        std::fs::write(
+            &path,
+            "{\"step\": 2, \"a\": 1}\n{\"step\": 1}\n{\"step\": 2, \"a\": 3}\n",
+        )
+        .unwrap();
+        let rows = load_metrics(&path).unwrap();
+        assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(num(&rows[1].1, "a"), Some(3.0));
+        let missing = dir.path().join("nope");
+        assert!(matches!(
+            RunData::load(&missing),
+            Err(ReportError::NoRunDirectory { .. })
+        ));
+    }
+}
