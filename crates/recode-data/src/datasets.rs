@@ -125,12 +125,11 @@ impl DataSet {
             return if path.is_file() {
                 Ok(path.to_string_lossy().into_owned())
             } else {
-                Err(DataError::Invalid(format!(
-                    "{}={}: no such file ({})",
-                    self.var,
-                    path.display(),
-                    self.what
-                )))
+                Err(DataError::MissingDataFile {
+                    var: self.var,
+                    path,
+                    what: self.what,
+                })
             };
         }
         let cache = std::env::var_os("RECODE_CACHE")
@@ -149,20 +148,16 @@ impl DataSet {
     /// The local file a default stands for ([`Self::default_spec`], a hub id fetched once).
     pub fn default_file(&self, checkout: &Path) -> Result<PathBuf> {
         let spec = self.default_spec(checkout)?;
-        let mut files = crate::hub::resolve(&spec).map_err(|e| {
-            let e = match e {
-                DataError::Hub(message) => message,
-                other => other.to_string(),
-            };
-            DataError::Hub(format!(
-                "{}: {e}; set {} to a local file (README, section Data)",
-                self.what, self.var
-            ))
+        let mut files = crate::hub::resolve(&spec).map_err(|e| DataError::DefaultUnreachable {
+            what: self.what,
+            var: self.var,
+            source: Box::new(e),
         })?;
         files.truncate(1);
-        files
-            .pop()
-            .ok_or_else(|| DataError::Hub(format!("{}: {spec} holds no data file", self.what)))
+        files.pop().ok_or_else(|| DataError::DefaultEmpty {
+            what: self.what,
+            spec,
+        })
     }
 
     /// For tests: its copy in the shared folder, or `None` once the running test has said it is

@@ -204,9 +204,10 @@ fn write_verl(
         Arc::new(schema),
         columns.into_iter().map(|(_, a)| a).collect(),
     )
-    .map_err(|e| DataError::Format {
+    .map_err(|source| DataError::Arrow {
         path: out.to_path_buf(),
-        message: format!("building the verl table: {e}"),
+        context: "building the verl table",
+        source,
     })?;
     crate::parquet_io::write_batch(out, &batch)
 }

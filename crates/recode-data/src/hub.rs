@@ -49,17 +49,18 @@ fn download(spec: &str) -> Result<Vec<PathBuf>> {
     let cache_dir = cache.path().join(repo_desc.folder_name());
     let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v == "true");
     if offline {
-        return cached_files(&cache_dir, revision).ok_or_else(|| {
-            DataError::Hub(format!(
-                "{spec}: HF_HUB_OFFLINE is set and {} holds no cached data files",
-                cache_dir.display()
-            ))
+        return cached_files(&cache_dir, revision).ok_or_else(|| DataError::HubOffline {
+            spec: spec.to_string(),
+            cache_dir: cache_dir.clone(),
         });
     }
     let api = ApiBuilder::from_env()
         .with_progress(true)
         .build()
-        .map_err(|e| DataError::Hub(format!("{spec}: {e}")))?;
+        .map_err(|e| DataError::HubClient {
+            spec: spec.to_string(),
+            source: Box::new(e),
+        })?;
     let repo = api.repo(repo_desc);
     let info = match repo.info() {
         Ok(info) => info,
@@ -69,25 +70,26 @@ fn download(spec: &str) -> Result<Vec<PathBuf>> {
                 tracing::warn!(dataset = spec, error = %e, "hub unreachable; using the cached copy");
                 return Ok(files);
             }
-            return Err(DataError::Hub(format!(
-                "{spec}: listing files: {e} (and no cached copy in {})",
-                cache_dir.display()
-            )));
+            return Err(DataError::HubListing {
+                spec: spec.to_string(),
+                cache_dir,
+                source: Box::new(e),
+            });
         }
     };
     let names: Vec<String> = info.siblings.into_iter().map(|s| s.rfilename).collect();
-    let chosen = data_files(names.iter().map(String::as_str)).ok_or_else(|| {
-        DataError::Hub(format!(
-            "{spec}: no .jsonl, .parquet or .json data file in the dataset"
-        ))
-    })?;
+    let chosen =
+        data_files(names.iter().map(String::as_str)).ok_or_else(|| DataError::HubNoDataFile {
+            spec: spec.to_string(),
+        })?;
     let mut files = Vec::new();
     for name in chosen {
         tracing::info!(dataset = spec, file = %name, "fetching from the hub (cached)");
-        files.push(
-            repo.get(name)
-                .map_err(|e| DataError::Hub(format!("{spec}/{name}: {e}")))?,
-        );
+        files.push(repo.get(name).map_err(|e| DataError::HubFetch {
+            spec: spec.to_string(),
+            file: name.to_string(),
+            source: Box::new(e),
+        })?);
     }
     Ok(files)
 }
@@ -136,9 +138,9 @@ fn cached_files(repo_dir: &Path, revision: &str) -> Option<Vec<PathBuf>> {
 
 #[cfg(not(feature = "hub"))]
 fn download(spec: &str) -> Result<Vec<PathBuf>> {
-    Err(DataError::Hub(format!(
-        "{spec}: this build has no hub support (feature `hub`); pass a local path"
-    )))
+    Err(DataError::HubUnsupported {
+        spec: spec.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -12,34 +12,31 @@ use crate::dataset::{Dataset, LoadOptions, Row};
 use crate::error::{DataError, Result};
 use crate::example::{UpdateExample, FIELDS};
 
-fn format_err(path: &Path, message: impl Into<String>) -> DataError {
-    DataError::Format {
-        path: path.to_path_buf(),
-        message: message.into(),
-    }
-}
-
 /// Reads a Parquet file whose columns include the six ReCode fields as strings.
 pub fn read_parquet(path: &Path, opts: LoadOptions) -> Result<Dataset> {
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .and_then(|b| b.build())
-        .map_err(|e| format_err(path, format!("not a readable Parquet file: {e}")))?;
+        .map_err(|source| DataError::NotParquet {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let mut ds = Dataset::default();
     let mut row_base = 0usize;
     for batch in reader {
-        let batch = batch.map_err(|e| format_err(path, format!("reading Parquet: {e}")))?;
+        let batch = batch.map_err(|source| DataError::Arrow {
+            path: path.to_path_buf(),
+            context: "reading Parquet",
+            source,
+        })?;
         let mut columns = Vec::with_capacity(FIELDS.len());
         for name in FIELDS {
-            let col = batch.column_by_name(name).ok_or_else(|| {
-                format_err(
-                    path,
-                    format!(
-                        "missing column `{name}` (ReCode rows need {})",
-                        FIELDS.join(", ")
-                    ),
-                )
-            })?;
+            let col = batch
+                .column_by_name(name)
+                .ok_or_else(|| DataError::MissingColumn {
+                    path: path.to_path_buf(),
+                    column: name,
+                })?;
             columns.push(string_column(path, name, col)?);
         }
         for i in 0..batch.num_rows() {
@@ -60,7 +57,7 @@ pub fn read_parquet(path: &Path, opts: LoadOptions) -> Result<Dataset> {
 
 type Getter<'a> = Box<dyn Fn(usize) -> Option<String> + 'a>;
 
-fn string_column<'a>(path: &Path, name: &str, col: &'a ArrayRef) -> Result<Getter<'a>> {
+fn string_column<'a>(path: &Path, name: &'static str, col: &'a ArrayRef) -> Result<Getter<'a>> {
     fn get<A: Array>(a: &A, i: usize, v: impl Fn(&A, usize) -> String) -> Option<String> {
         (!a.is_null(i)).then(|| v(a, i))
     }
@@ -84,10 +81,11 @@ fn string_column<'a>(path: &Path, name: &str, col: &'a ArrayRef) -> Result<Gette
             Box::new(move |i| get(a, i, |a, i| a.value(i).to_string()))
         }
         other => {
-            return Err(format_err(
-                path,
-                format!("field `{name}`: column type is {other}, expected a string column"),
-            ))
+            return Err(DataError::ColumnType {
+                path: path.to_path_buf(),
+                column: name,
+                found: other.to_string(),
+            })
         }
     })
 }
@@ -121,7 +119,12 @@ pub fn write_examples<'a>(
             )) as ArrayRef
         })
         .collect();
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-        .map_err(|e| format_err(path, e.to_string()))?;
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|source| {
+        DataError::Arrow {
+            path: path.to_path_buf(),
+            context: "building the Parquet table",
+            source,
+        }
+    })?;
     write_batch(path, &batch)
 }

@@ -51,9 +51,7 @@ pub struct Split {
 /// Splits `examples` with validation fraction `val` (0 ≤ val < 1) and `seed`.
 pub fn split(examples: &[UpdateExample], val: f64, seed: u64) -> Result<Split> {
     if !(0.0..1.0).contains(&val) {
-        return Err(DataError::Invalid(format!(
-            "--val must be a fraction in [0, 1), got {val}"
-        )));
+        return Err(DataError::SplitFraction { value: val });
     }
     let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, ex) in examples.iter().enumerate() {

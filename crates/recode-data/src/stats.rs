@@ -263,10 +263,10 @@ pub fn token_lengths(
     tokenizer_path: &std::path::Path,
     template: &crate::template::ChatTemplate,
 ) -> crate::error::Result<TokenLengths> {
-    let tok = tokenizers::Tokenizer::from_file(tokenizer_path).map_err(|e| {
-        crate::error::DataError::Format {
+    let tok = tokenizers::Tokenizer::from_file(tokenizer_path).map_err(|source| {
+        crate::error::DataError::Tokenizer {
             path: tokenizer_path.to_path_buf(),
-            message: format!("not a usable tokenizer.json: {e}"),
+            source,
         }
     })?;
     let count = |text: &str| tok.encode(text, false).map(|e| e.len()).unwrap_or(0);

@@ -72,7 +72,7 @@ impl ChatTemplate {
             "26 Jul 2024".to_string()
         });
         env.add_template_owned(NAME, source.to_string())
-            .map_err(|e| DataError::Template(format!("does not compile: {e:#}")))?;
+            .map_err(|source| DataError::TemplateCompile { source })?;
         Ok(Self {
             env,
             bos_token: bos_token.to_string(),
@@ -144,23 +144,17 @@ impl ChatTemplate {
                 bos_token => self.bos_token,
                 eos_token => self.eos_token,
             })
-            .map_err(|e| DataError::Template(format!("render failed: {e:#}")))?;
+            .map_err(|source| DataError::TemplateRender { source })?;
         if ending != Ending::ContinueFinal {
             return Ok(text);
         }
         // As Hugging Face does: cut after the last occurrence of the final message's
         // (stripped) content, dropping the end-of-turn markup the template added.
-        let last = messages
-            .last()
-            .ok_or_else(|| DataError::Template("continue_final_message with no messages".into()))?;
+        let last = messages.last().ok_or(DataError::NoFinalMessage)?;
         let needle = last.content.trim();
         match text.rfind(needle) {
             Some(at) => Ok(text[..at + needle.len()].to_string()),
-            None => Err(DataError::Template(
-                "continue_final_message: the final message's content does not appear in the \
-                 rendered text (the template rewrites it)"
-                    .into(),
-            )),
+            None => Err(DataError::FinalMessageRewritten),
         }
     }
 }
