@@ -10,6 +10,8 @@
 //! This crate knows no command line: `recode bench …` (recode-cli) parses the arguments into
 //! the options and calls it.
 
+#![warn(missing_docs)]
+
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 
@@ -151,16 +153,16 @@ pub enum BenchError {
     },
     /// Loading, checking or writing data failed.
     #[error(transparent)]
-    Data(#[from] recode_data::DataError),
+    Data(Box<recode_data::DataError>),
     /// Scoring failed.
     #[error(transparent)]
     Reward(#[from] recode_reward::batch::BatchError),
     /// The model failed to tokenise or generate.
     #[error(transparent)]
-    Model(#[from] recode_model::ModelError),
+    Model(Box<recode_model::ModelError>),
     /// The model failed to load.
     #[error(transparent)]
-    Rl(#[from] recode_rl::RlError),
+    Rl(Box<recode_rl::RlError>),
     /// The CodeUpdateArena file could not be loaded.
     #[error(transparent)]
     Arena(#[from] recode_eval::arena::LoadError),
@@ -174,6 +176,23 @@ pub enum BenchError {
     #[error(transparent)]
     Json(#[from] serde_json::Error),
 }
+
+/// `?` on the library errors that are boxed in [`BenchError`] (they are large; boxing keeps
+/// every `Result` of this crate small).
+macro_rules! from_boxed {
+    ($($variant:ident: $error:ty),*) => {$(
+        impl From<$error> for BenchError {
+            fn from(e: $error) -> Self {
+                BenchError::$variant(Box::new(e))
+            }
+        }
+    )*};
+}
+from_boxed!(
+    Data: recode_data::DataError,
+    Model: recode_model::ModelError,
+    Rl: recode_rl::RlError
+);
 
 /// Result of this crate.
 pub type Result<T, E = BenchError> = std::result::Result<T, E>;

@@ -262,13 +262,11 @@ fn mean_after_warmup(xs: &[f64]) -> f64 {
 /// Peak RSS of the largest waited-for child process, bytes (0 if the kernel will not say).
 fn children_peak_rss() -> u64 {
     // SAFETY: `rusage` is a plain C struct of integers, for which all-zero bytes are a valid
-    // value; getrusage only writes into the struct we own and pass by a unique pointer that
-    // lives for the whole call, and RUSAGE_CHILDREN is a valid `who`.
-    let (rc, usage) = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        let rc = libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
-        (rc, usage)
-    };
+    // value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_CHILDREN is a valid `who`; getrusage only writes into `usage`, which we own
+    // and pass by a unique pointer that lives for the whole call.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
     if rc == 0 {
         usage.ru_maxrss as u64 * 1024
     } else {

@@ -1,11 +1,13 @@
 //! What several commands share: the model to load (`--model`, else `$RECODE_SMOLLM2_GGUF`) and
-//! loading it, and the sandbox and executor-pool options of the commands that run programs.
+//! loading it (as weights to train or generate with, or as an evaluation generator), and the
+//! sandbox and executor-pool options of the commands that run programs.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
 use recode_eval::executor::ExecConfig;
+use recode_eval::generate::{GenError, LocalGenerator};
 use recode_eval::gitchameleon::exec::PoolSettings;
 use recode_eval::gitchameleon::plan::TIMEOUT_SECS;
 use recode_eval::setup::{default_venv_dir, ready_python};
@@ -43,6 +45,24 @@ pub fn load_model(spec: &str, adapter: Option<&Path>) -> anyhow::Result<LoadedMo
         "model loaded"
     );
     Ok(m)
+}
+
+/// The local model as a completion source for evaluation and serving (`recode-eval`'s loader:
+/// the model's chat template, an optional merged adapter, `batch` prompts per call); logs the
+/// load time.
+pub fn load_generator(
+    spec: &str,
+    adapter: Option<&Path>,
+    batch: usize,
+) -> Result<LocalGenerator, GenError> {
+    let t = Instant::now();
+    let g = LocalGenerator::load(spec, adapter, batch)?;
+    tracing::info!(
+        model = spec,
+        secs = t.elapsed().as_secs_f64(),
+        "model loaded"
+    );
+    Ok(g)
 }
 
 /// The number of cores: the default number of workers, jobs and fork servers.

@@ -3,14 +3,13 @@
 //! generator, and the log line naming the sandbox's protections.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::Context;
 use recode_eval::executor::ExecutorPool;
-use recode_eval::generate::{GenParams, Generator, LocalGenerator, OpenAiClient};
+use recode_eval::generate::{GenParams, Generator, OpenAiClient};
 use recode_eval::run::{load_generations, missing_generations, Task};
 
-use crate::cmd::common::{model_spec, ExecArgs};
+use crate::cmd::common::{load_generator, model_spec, ExecArgs};
 
 /// Subcommands of `recode eval`.
 #[derive(clap::Subcommand)]
@@ -242,12 +241,6 @@ fn open_generator(a: &RunArgs) -> anyhow::Result<Box<dyn Generator>> {
         return Ok(Box::new(client));
     }
     let spec = model_spec(&a.model)?;
-    let t = Instant::now();
-    let g = LocalGenerator::load(&spec, a.adapter.as_deref(), a.batch_size)?;
-    tracing::info!(
-        model = spec,
-        secs = t.elapsed().as_secs_f64(),
-        "model loaded"
-    );
+    let g = load_generator(&spec, a.adapter.as_deref(), a.batch_size)?;
     Ok(Box::new(g))
 }

@@ -57,14 +57,12 @@ fn free_bytes(path: &Path) -> Option<u64> {
     let existing = path.ancestors().find(|p| p.exists())?;
     let c = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes()).ok()?;
     // SAFETY: `statvfs` is a plain C struct of integers, for which all-zero bytes are a valid
-    // value; `c` is a NUL-terminated string that outlives the call, and statvfs only writes into
-    // the struct we own and pass by a unique pointer.
-    let (rc, st) = unsafe {
-        let mut st: libc::statvfs = std::mem::zeroed();
-        let rc = libc::statvfs(c.as_ptr(), &mut st);
-        (rc, st)
-    };
-    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+    // value.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated string that outlives the call; statvfs only writes into
+    // `st`, which we own and pass by a unique pointer.
+    (unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0)
+        .then(|| st.f_bavail as u64 * st.f_frsize as u64)
 }
 
 /// System libraries some environments need at run time, checked by name in the linker cache.

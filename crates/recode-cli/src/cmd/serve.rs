@@ -146,7 +146,7 @@ pub fn run(cmd: ServeCommand) -> Result<()> {
                     .unwrap_or_else(|| spec.clone())
             });
             eprintln!("loading {spec}");
-            let generator = LocalGenerator::load(&spec, a.adapter.as_deref(), 1)
+            let generator = crate::cmd::common::load_generator(&spec, a.adapter.as_deref(), 1)
                 .with_context(|| format!("loading {spec}"))?;
             let backend = Arc::new(LocalChat {
                 generator,
