@@ -73,68 +73,28 @@ impl CausalLM {
     /// Builds the model from HF-named tensors (consumed), checking every name and shape.
     pub fn from_tensors(
         config: ModelConfig,
-        mut tensors: NamedTensors,
+        tensors: NamedTensors,
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
         config.validate()?;
         let c = &config;
-        let mut take = |name: &str, shape: &[usize]| -> Result<Tensor> {
-            let t = tensors
-                .remove(name)
-                .ok_or_else(|| ModelError::Weights(format!("missing tensor `{name}`")))?;
-            if t.dims() != shape {
-                return Err(ModelError::Weights(format!(
-                    "tensor `{name}` has shape {:?}, expected {shape:?}",
-                    t.dims()
-                )));
-            }
-            Ok(t.to_dtype(dtype)?.to_device(device)?)
+        let mut src = TensorSource {
+            tensors,
+            dtype,
+            device,
         };
-        let (hs, im) = (c.hidden_size, c.intermediate_size);
-        let qd = c.num_attention_heads * c.head_dim;
-        let kd = c.num_key_value_heads * c.head_dim;
-        let embed = take("model.embed_tokens.weight", &[c.vocab_size, hs])?;
-        let mut blocks = Vec::with_capacity(c.num_hidden_layers);
-        for i in 0..c.num_hidden_layers {
-            let p = format!("model.layers.{i}");
-            let mut lin = |name: &str, out: usize, inp: usize, bias: bool| -> Result<Linear> {
-                let w = take(&format!("{p}.{name}.weight"), &[out, inp])?;
-                let b = if bias {
-                    Some(take(&format!("{p}.{name}.bias"), &[out])?)
-                } else {
-                    None
-                };
-                Ok(Linear::new(w, b))
-            };
-            let ab = c.attention_bias;
-            let attn = Attention {
-                q: lin("self_attn.q_proj", qd, hs, ab)?,
-                k: lin("self_attn.k_proj", kd, hs, ab)?,
-                v: lin("self_attn.v_proj", kd, hs, ab)?,
-                o: lin("self_attn.o_proj", hs, qd, false)?,
-                n_heads: c.num_attention_heads,
-                n_kv: c.num_key_value_heads,
-                head_dim: c.head_dim,
-            };
-            let mlp = Mlp {
-                gate: lin("mlp.gate_proj", im, hs, false)?,
-                up: lin("mlp.up_proj", im, hs, false)?,
-                down: lin("mlp.down_proj", hs, im, false)?,
-            };
-            blocks.push(Block {
-                attn,
-                mlp,
-                ln1: take(&format!("{p}.input_layernorm.weight"), &[hs])?,
-                ln2: take(&format!("{p}.post_attention_layernorm.weight"), &[hs])?,
-            });
-        }
-        let norm = take("model.norm.weight", &[hs])?;
+        let hs = c.hidden_size;
+        let embed = src.take("model.embed_tokens.weight", &[c.vocab_size, hs])?;
+        let blocks = (0..c.num_hidden_layers)
+            .map(|i| src.block(c, i))
+            .collect::<Result<Vec<_>>>()?;
+        let norm = src.take("model.norm.weight", &[hs])?;
         let lm_head = if c.tie_word_embeddings {
             None
         } else {
             Some(Linear::new(
-                take("lm_head.weight", &[c.vocab_size, hs])?,
+                src.take("lm_head.weight", &[c.vocab_size, hs])?,
                 None,
             ))
         };
@@ -332,30 +292,8 @@ impl CausalLM {
                 return self.hidden_states_shared(input_ids, s, c);
             }
         }
-        let new_mask = match attention_mask {
-            Some(m) => {
-                if m.dims() != [b, t] {
-                    return Err(ModelError::Input(format!(
-                        "attention_mask has shape {:?}, expected [{b}, {t}]",
-                        m.dims()
-                    )));
-                }
-                mask_rows(m)?
-            }
-            None => vec![vec![1u8; t]; b],
-        };
-        let (mut full_mask, mut next_pos) = match cache.as_deref() {
-            Some(c) if !c.is_empty() => {
-                if c.batch_size() != b {
-                    return Err(ModelError::Input(format!(
-                        "batch of {b} rows does not match the cache's {} rows",
-                        c.batch_size()
-                    )));
-                }
-                (c.mask.clone(), c.next_pos.clone())
-            }
-            _ => (vec![Vec::new(); b], vec![0u32; b]),
-        };
+        let new_mask = new_mask_rows(attention_mask, b, t)?;
+        let (mut full_mask, mut next_pos) = cached_layout(cache.as_deref(), b)?;
         let (bias, rope) = self.layout(&mut full_mask, &mut next_pos, &new_mask)?;
         let mut x = self.embed_ids(input_ids, c)?;
         let eps = self.config.rms_norm_eps;
@@ -502,5 +440,110 @@ impl CausalLM {
         let hr = self.final_norm(&xr, c)?;
         let hp = hp.broadcast_as((b, s, self.config.hidden_size))?;
         Ok(Tensor::cat(&[&hp, &hr], 1)?)
+    }
+}
+
+/// The mask rows of a call's new tokens (`[B, T]`, 1 = token, 0 = left padding; `None`: all ones).
+fn new_mask_rows(attention_mask: Option<&Tensor>, b: usize, t: usize) -> Result<Vec<Vec<u8>>> {
+    Ok(match attention_mask {
+        Some(m) => {
+            if m.dims() != [b, t] {
+                return Err(ModelError::Input(format!(
+                    "attention_mask has shape {:?}, expected [{b}, {t}]",
+                    m.dims()
+                )));
+            }
+            mask_rows(m)?
+        }
+        None => vec![vec![1u8; t]; b],
+    })
+}
+
+/// The mask rows and next RoPE positions of what `cache` holds for a batch of `b` rows (empty
+/// rows at position 0 without a cache or with an empty one).
+fn cached_layout(cache: Option<&KvCache>, b: usize) -> Result<(Vec<Vec<u8>>, Vec<u32>)> {
+    Ok(match cache {
+        Some(c) if !c.is_empty() => {
+            if c.batch_size() != b {
+                return Err(ModelError::Input(format!(
+                    "batch of {b} rows does not match the cache's {} rows",
+                    c.batch_size()
+                )));
+            }
+            (c.mask.clone(), c.next_pos.clone())
+        }
+        _ => (vec![Vec::new(); b], vec![0u32; b]),
+    })
+}
+
+/// The HF-named tensors a model is built from, taken one by one with their shapes checked.
+struct TensorSource<'a> {
+    tensors: NamedTensors,
+    dtype: DType,
+    device: &'a Device,
+}
+
+impl TensorSource<'_> {
+    /// Removes tensor `name`, checks that it has `shape`, and converts it to the model's dtype
+    /// and device.
+    fn take(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let t = self
+            .tensors
+            .remove(name)
+            .ok_or_else(|| ModelError::Weights(format!("missing tensor `{name}`")))?;
+        if t.dims() != shape {
+            return Err(ModelError::Weights(format!(
+                "tensor `{name}` has shape {:?}, expected {shape:?}",
+                t.dims()
+            )));
+        }
+        Ok(t.to_dtype(self.dtype)?.to_device(self.device)?)
+    }
+
+    /// The projection `{prefix}.{name}` `[out, inp]`, with its bias `[out]` when `bias`.
+    fn linear(
+        &mut self,
+        prefix: &str,
+        name: &str,
+        out: usize,
+        inp: usize,
+        bias: bool,
+    ) -> Result<Linear> {
+        let w = self.take(&format!("{prefix}.{name}.weight"), &[out, inp])?;
+        let b = if bias {
+            Some(self.take(&format!("{prefix}.{name}.bias"), &[out])?)
+        } else {
+            None
+        };
+        Ok(Linear::new(w, b))
+    }
+
+    /// Decoder layer `i` of a model with hyper-parameters `c`.
+    fn block(&mut self, c: &ModelConfig, i: usize) -> Result<Block> {
+        let (hs, im) = (c.hidden_size, c.intermediate_size);
+        let qd = c.num_attention_heads * c.head_dim;
+        let kd = c.num_key_value_heads * c.head_dim;
+        let p = format!("model.layers.{i}");
+        let ab = c.attention_bias;
+        let attn = Attention {
+            q: self.linear(&p, "self_attn.q_proj", qd, hs, ab)?,
+            k: self.linear(&p, "self_attn.k_proj", kd, hs, ab)?,
+            v: self.linear(&p, "self_attn.v_proj", kd, hs, ab)?,
+            o: self.linear(&p, "self_attn.o_proj", hs, qd, false)?,
+            n_heads: c.num_attention_heads,
+            n_kv: c.num_key_value_heads,
+            head_dim: c.head_dim,
+        };
+        let mlp = Mlp {
+            gate: self.linear(&p, "mlp.gate_proj", im, hs, false)?,
+            up: self.linear(&p, "mlp.up_proj", im, hs, false)?,
+            down: self.linear(&p, "mlp.down_proj", hs, im, false)?,
+        };
+        Ok(Block {
+            attn,
+            mlp,
+            ln1: self.take(&format!("{p}.input_layernorm.weight"), &[hs])?,
+            ln2: self.take(&format!("{p}.post_attention_layernorm.weight"), &[hs])?,
+        })
     }
 }
