@@ -41,6 +41,13 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RlError + '_ {
     }
 }
 
+fn json_err(path: &Path) -> impl FnOnce(serde_json::Error) -> RlError + '_ {
+    move |source| RlError::Json {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 fn fsync_dir(dir: &Path) -> Result<(), RlError> {
     File::open(dir).and_then(|f| f.sync_all()).map_err(io(dir))
 }
@@ -189,27 +196,30 @@ pub fn latest_checkpoint(run_dir: &Path) -> Option<PathBuf> {
 
 /// Saves named tensors as a safetensors file.
 pub fn save_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<(), RlError> {
-    candle_core::safetensors::save(tensors, path)
-        .map_err(|e| RlError::Checkpoint(format!("{}: {e}", path.display())))
+    candle_core::safetensors::save(tensors, path).map_err(|source| RlError::Safetensors {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Loads a safetensors file onto `device`.
 pub fn load_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>, RlError> {
-    candle_core::safetensors::load(path, device)
-        .map_err(|e| RlError::Checkpoint(format!("{}: {e}", path.display())))
+    candle_core::safetensors::load(path, device).map_err(|source| RlError::Safetensors {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Writes `value` as pretty JSON to `path`.
 pub fn save_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), RlError> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| RlError::Checkpoint(format!("{}: {e}", path.display())))?;
+    let text = serde_json::to_string_pretty(value).map_err(json_err(path))?;
     fs::write(path, text).map_err(io(path))
 }
 
 /// Reads JSON from `path`.
 pub fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, RlError> {
     let text = fs::read_to_string(path).map_err(io(path))?;
-    serde_json::from_str(&text).map_err(|e| RlError::Checkpoint(format!("{}: {e}", path.display())))
+    serde_json::from_str(&text).map_err(json_err(path))
 }
 
 /// Appends one JSON object per line and flushes after each (crash leaves whole lines).
@@ -253,8 +263,7 @@ impl MetricsWriter {
 
     /// Writes one record as a JSON line and flushes it.
     pub fn write<T: serde::Serialize>(&mut self, record: &T) -> Result<(), RlError> {
-        let mut line = serde_json::to_string(record)
-            .map_err(|e| RlError::Checkpoint(format!("{}: {e}", self.path.display())))?;
+        let mut line = serde_json::to_string(record).map_err(json_err(&self.path))?;
         line.push('\n');
         self.file
             .write_all(line.as_bytes())
@@ -296,9 +305,7 @@ mod tests {
         clean_stale_tmp(dir.path()).unwrap();
         assert!(!tmp.exists());
         // A failing fill leaves no checkpoint behind.
-        let r = write_atomic_dir(dir.path(), "checkpoint-40", |_| {
-            Err(RlError::Checkpoint("boom".into()))
-        });
+        let r = write_atomic_dir(dir.path(), "checkpoint-40", |_| Err(RlError::NoOutputDir));
         assert!(r.is_err());
         assert!(latest_checkpoint(dir.path())
             .unwrap()

@@ -25,11 +25,11 @@ impl std::str::FromStr for Component {
         if s == "edit_es_star" {
             return Ok(Component::EditEsStar);
         }
-        s.parse::<RewardKind>().map(Component::Score).map_err(|_| {
-            RlError::Config(format!(
-                "reward_funcs: unknown component `{s}` ({COMPONENT_NAMES})"
-            ))
-        })
+        s.parse::<RewardKind>()
+            .map(Component::Score)
+            .map_err(|_| RlError::UnknownComponent {
+                name: s.to_string(),
+            })
     }
 }
 

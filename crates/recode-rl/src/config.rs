@@ -14,7 +14,7 @@
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-use crate::RlError;
+use crate::{ConfigLayer, RlError};
 
 /// Which RL algorithm's preset to start from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,9 +36,9 @@ impl std::str::FromStr for Algo {
             "grpo" => Ok(Algo::Grpo),
             "dapo" => Ok(Algo::Dapo),
             "sft" => Ok(Algo::Sft),
-            other => Err(RlError::Config(format!(
-                "unknown algo `{other}` (expected grpo, dapo or sft)"
-            ))),
+            other => Err(RlError::UnknownAlgo {
+                value: other.to_string(),
+            }),
         }
     }
 }
@@ -339,63 +339,94 @@ impl TrainConfig {
 
     /// Checks relations between keys that serde cannot (divisibility, ranges).
     pub fn validate(&self) -> Result<(), RlError> {
-        let bad = |m: String| Err(RlError::Config(m));
+        let bad = |key: &'static str, problem: String| Err(RlError::InvalidConfig { key, problem });
         let gen_batch = self.per_device_train_batch_size * self.gradient_accumulation_steps;
         if gen_batch == 0 {
             return bad(
+                "per_device_train_batch_size",
                 "per_device_train_batch_size and gradient_accumulation_steps must be >= 1".into(),
             );
         }
         // SFT has no groups: the generation keys do not apply to it.
         if self.algo != Algo::Sft && self.num_generations < 2 {
-            return bad("num_generations must be >= 2 (a group needs a baseline)".into());
+            return bad(
+                "num_generations",
+                "num_generations must be >= 2 (a group needs a baseline)".into(),
+            );
         }
         if self.algo != Algo::Sft && !gen_batch.is_multiple_of(self.num_generations) {
-            return bad(format!(
+            return bad(
+                "num_generations",
+                format!(
                 "per_device_train_batch_size * gradient_accumulation_steps = {gen_batch} must be a positive multiple of num_generations = {}",
                 self.num_generations
             ));
         }
         if self.num_iterations == 0 || self.max_steps == 0 {
-            return bad("num_iterations and max_steps must be >= 1".into());
+            return bad(
+                "num_iterations",
+                "num_iterations and max_steps must be >= 1".into(),
+            );
         }
         if !(0.0..1.0).contains(&self.epsilon) || self.epsilon_high < 0.0 {
-            return bad("epsilon must be in [0, 1) and epsilon_high >= 0".into());
+            return bad(
+                "epsilon",
+                "epsilon must be in [0, 1) and epsilon_high >= 0".into(),
+            );
         }
         if let Some(c) = self.delta {
             if c <= 1.0 + self.epsilon_high {
-                return bad(format!(
-                    "delta (dual-clip c) = {c} must exceed 1 + epsilon_high"
-                ));
+                return bad(
+                    "delta",
+                    format!("delta (dual-clip c) = {c} must exceed 1 + epsilon_high"),
+                );
             }
         }
         if self.beta < 0.0 || !(0.0..=1.0).contains(&self.warmup_ratio) {
-            return bad("beta must be >= 0 and warmup_ratio in [0, 1]".into());
+            return bad(
+                "beta",
+                "beta must be >= 0 and warmup_ratio in [0, 1]".into(),
+            );
         }
         if self.temperature <= 0.0 || !(0.0..=1.0).contains(&self.top_p) || self.top_p == 0.0 {
-            return bad("temperature must be > 0 and top_p in (0, 1]".into());
+            return bad(
+                "temperature",
+                "temperature must be > 0 and top_p in (0, 1]".into(),
+            );
         }
         if self.overlong_buffer_len > self.max_completion_length {
-            return bad("overlong_buffer_len must be <= max_completion_length".into());
+            return bad(
+                "overlong_buffer_len",
+                "overlong_buffer_len must be <= max_completion_length".into(),
+            );
         }
         if self.dynamic_sampling && self.max_num_gen_batches == 0 {
-            return bad("max_num_gen_batches must be >= 1 with dynamic_sampling".into());
+            return bad(
+                "max_num_gen_batches",
+                "max_num_gen_batches must be >= 1 with dynamic_sampling".into(),
+            );
         }
         if !self.reward_weights.is_empty() && self.reward_weights.len() != self.reward_funcs.len() {
-            return bad(format!(
-                "reward_weights has {} entries but reward_funcs has {}",
-                self.reward_weights.len(),
-                self.reward_funcs.len()
-            ));
+            return bad(
+                "reward_weights",
+                format!(
+                    "reward_weights has {} entries but reward_funcs has {}",
+                    self.reward_weights.len(),
+                    self.reward_funcs.len()
+                ),
+            );
         }
         for f in &self.reward_funcs {
             f.parse::<crate::component::Component>()?;
         }
         if !["paper", "fixed"].contains(&self.reward_mode.as_str()) {
-            return bad(format!(
-                "reward_mode must be paper or fixed, got `{}`",
-                self.reward_mode
-            ));
+            return bad(
+                "reward_mode",
+                format!(
+                    "reward_mode must be paper or fixed, got `{}`",
+                    self.reward_mode
+                ),
+            );
         }
         Ok(())
     }
@@ -442,22 +473,26 @@ pub fn resolve(
     let preset = TrainConfig::preset(algo);
     let mut table = match toml::Value::try_from(&preset) {
         Ok(toml::Value::Table(t)) => t,
-        _ => return Err(RlError::Config("preset is not a TOML table".into())),
+        _ => return Err(preset_not_a_table()),
     };
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| RlError::Config(format!("{}: {e}", path.display())))?;
-        let layer: toml::Table = toml::from_str(&text)
-            .map_err(|e| RlError::Config(format!("{}: {}", path.display(), one_line(&e))))?;
+        let text = std::fs::read_to_string(path).map_err(|source| RlError::ConfigRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let in_file = |source| RlError::ConfigToml {
+            layer: ConfigLayer::File(path.to_path_buf()),
+            source: Box::new(source),
+        };
+        let layer: toml::Table = toml::from_str(&text).map_err(in_file)?;
         // Check keys and types of the file alone so errors point at the file.
-        check_layer(&layer, &preset)
-            .map_err(|e| RlError::Config(format!("{}: {e}", path.display())))?;
+        check_layer(&layer, &preset)?.map_err(in_file)?;
         if let Some(a) = layer.get("algo").and_then(|v| v.as_str()) {
             if a.parse::<Algo>()? != algo {
-                return Err(RlError::Config(format!(
-                    "{}: algo = \"{a}\" conflicts with --algo",
-                    path.display()
-                )));
+                return Err(RlError::AlgoConflict {
+                    path: path.to_path_buf(),
+                    file_algo: a.to_string(),
+                });
             }
         }
         table.extend(layer);
@@ -465,17 +500,23 @@ pub fn resolve(
     for item in overrides {
         let (key, raw) = item
             .split_once('=')
-            .ok_or_else(|| RlError::Config(format!("--set `{item}`: expected key=value")))?;
+            .ok_or_else(|| RlError::SetSyntax { item: item.clone() })?;
         let key = key.trim();
         let value = parse_value(raw.trim());
         let mut layer = toml::Table::new();
         layer.insert(key.to_string(), value);
-        check_layer(&layer, &preset).map_err(|e| RlError::Config(format!("--set {item}: {e}")))?;
+        check_layer(&layer, &preset)?.map_err(|source| RlError::ConfigToml {
+            layer: ConfigLayer::Set(item.clone()),
+            source: Box::new(source),
+        })?;
         table.extend(layer);
     }
-    let cfg: TrainConfig = toml::Value::Table(table)
-        .try_into()
-        .map_err(|e: toml::de::Error| RlError::Config(one_line(&e)))?;
+    let cfg: TrainConfig =
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|source| RlError::ConfigMerge {
+                source: Box::new(source),
+            })?;
     cfg.validate()?;
     Ok(cfg)
 }
@@ -489,21 +530,32 @@ fn parse_value(raw: &str) -> toml::Value {
     }
 }
 
-/// Deserialises `layer` over `base` to report unknown keys and type errors by key.
-fn check_layer(layer: &toml::Table, base: &TrainConfig) -> Result<(), String> {
+/// Deserialises `layer` over `base` to report unknown keys and type errors by key (the inner
+/// result: the layer's fault; the outer one: the preset's).
+fn check_layer(
+    layer: &toml::Table,
+    base: &TrainConfig,
+) -> Result<Result<(), toml::de::Error>, RlError> {
     let mut merged = match toml::Value::try_from(base) {
         Ok(toml::Value::Table(t)) => t,
-        _ => return Err("preset is not a TOML table".into()),
+        _ => return Err(preset_not_a_table()),
     };
     merged.extend(layer.clone());
-    toml::Value::Table(merged)
+    Ok(toml::Value::Table(merged)
         .try_into::<TrainConfig>()
-        .map(|_| ())
-        .map_err(|e| one_line(&e))
+        .map(|_| ()))
+}
+
+/// A preset that does not serialise to a TOML table (a bug, not a user error).
+fn preset_not_a_table() -> RlError {
+    RlError::InvalidConfig {
+        key: "algo",
+        problem: "the preset is not a TOML table".into(),
+    }
 }
 
 /// Flattens a toml error (which may span several lines with a caret) to one line.
-fn one_line(e: &toml::de::Error) -> String {
+pub(crate) fn one_line(e: &toml::de::Error) -> String {
     e.to_string()
         .lines()
         .map(str::trim)
@@ -661,5 +713,32 @@ mod tests {
         assert!(resolve(Algo::Sft, None, &odd).is_ok());
         let zero = ["per_device_train_batch_size=0".to_string()];
         assert!(resolve(Algo::Sft, None, &zero).is_err());
+    }
+
+    #[test]
+    fn errors_tell_the_cause_apart_by_variant() {
+        let set = |kv: &str| resolve(Algo::Grpo, None, &[kv.to_string()]).unwrap_err();
+        assert!(matches!(
+            set("num_generation=4"),
+            RlError::ConfigToml { layer: ConfigLayer::Set(item), .. } if item == "num_generation=4"
+        ));
+        assert!(matches!(set("noequals"), RlError::SetSyntax { .. }));
+        assert!(matches!(
+            set("delta=1.1"),
+            RlError::InvalidConfig { key: "delta", .. }
+        ));
+        assert!(matches!(
+            set("reward_funcs=[\"bleu\"]"),
+            RlError::UnknownComponent { name } if name == "bleu"
+        ));
+        let missing = Path::new("/nonexistent/recode.toml");
+        assert!(matches!(
+            resolve(Algo::Grpo, Some(missing), &[]).unwrap_err(),
+            RlError::ConfigRead { path, .. } if path == missing
+        ));
+        assert!(matches!(
+            "ppo".parse::<Algo>().unwrap_err(),
+            RlError::UnknownAlgo { value } if value == "ppo"
+        ));
     }
 }

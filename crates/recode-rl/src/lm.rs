@@ -61,7 +61,15 @@ pub fn adapter_config(cfg: &TrainConfig) -> AdapterConfig {
 }
 
 fn model_err(e: recode_model::ModelError) -> RlError {
-    RlError::Model(e.to_string())
+    RlError::from(e)
+}
+
+/// A model error about the file or directory `path`.
+fn model_at(path: &Path) -> impl Fn(recode_model::ModelError) -> RlError + '_ {
+    move |source| RlError::ModelAt {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    }
 }
 
 /// File a full fine-tuning checkpoint writes next to its `model.safetensors`: the model whose
@@ -91,19 +99,24 @@ pub fn load_lm(spec: &str, dtype: DType, device: &Device) -> Result<LoadedModel,
     let Some(base) = full_checkpoint_base(spec)? else {
         return load_model(spec, dtype, device).map_err(model_err);
     };
-    let at = |e: String| RlError::Model(format!("{spec}: {e}"));
-    let loaded = load_model(&base, dtype, device).map_err(|e| at(format!("base {base}: {e}")))?;
-    let weights =
-        crate::checkpoint::load_tensors(&Path::new(spec).join("model.safetensors"), device)?;
+    let loaded = load_model(&base, dtype, device).map_err(|source| RlError::CheckpointBase {
+        checkpoint: spec.into(),
+        base: base.clone(),
+        source: Box::new(source),
+    })?;
+    let weights_file = Path::new(spec).join("model.safetensors");
+    let weights = crate::checkpoint::load_tensors(&weights_file, device)?;
     let expected = loaded.model.named_parameters().len();
     if weights.len() != expected {
-        return Err(at(format!(
-            "model.safetensors holds {} tensors, the base {base} has {expected}",
-            weights.len()
-        )));
+        return Err(RlError::WeightCount {
+            path: weights_file,
+            base,
+            found: weights.len(),
+            expected,
+        });
     }
     let model = CausalLM::from_tensors(loaded.model.config().clone(), weights, dtype, device)
-        .map_err(|e| at(e.to_string()))?;
+        .map_err(model_at(Path::new(spec)))?;
     Ok(LoadedModel {
         model,
         tokenizer: loaded.tokenizer,
@@ -131,10 +144,7 @@ impl LmPolicy {
         base_source: &str,
         reference: KlReference,
     ) -> Result<Self, RlError> {
-        let load = |m: &mut CausalLM| {
-            m.load_adapters(dir)
-                .map_err(|e| RlError::Model(format!("{}: {e}", dir.display())))
-        };
+        let load = |m: &mut CausalLM| m.load_adapters(dir).map_err(model_at(dir));
         // The clone shares the (frozen) base tensors; only the adapter is loaded twice.
         let frozen = match reference {
             KlReference::Init => {
@@ -314,7 +324,7 @@ impl Policy for LmPolicy {
         };
         self.model
             .save_adapters(dir, cfg, &self.base_source)
-            .map_err(|e| RlError::Model(format!("{}: {e}", dir.display())))
+            .map_err(model_at(dir))
     }
 }
 

@@ -120,13 +120,13 @@ impl AdamW {
             ] {
                 let t = tensors
                     .get(&key)
-                    .ok_or_else(|| RlError::Checkpoint(format!("optimizer state lacks `{key}`")))?;
+                    .ok_or_else(|| RlError::OptimizerStateMissing { key: key.clone() })?;
                 if t.shape() != var.shape() {
-                    return Err(RlError::Checkpoint(format!(
-                        "optimizer state `{key}` has shape {:?}, variable has {:?}",
-                        t.shape(),
-                        var.shape()
-                    )));
+                    return Err(RlError::OptimizerStateShape {
+                        key,
+                        state: t.dims().to_vec(),
+                        variable: var.dims().to_vec(),
+                    });
                 }
                 *slot = t.to_dtype(var.dtype())?.to_device(var.device())?;
             }

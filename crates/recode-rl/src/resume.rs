@@ -125,14 +125,17 @@ pub fn checkpoint_config(ckpt: &Path) -> Result<(TrainConfig, u64), RlError> {
         path: path.clone(),
         source,
     })?;
-    let cfg: TrainConfig = toml::from_str(&text)
-        .map_err(|e| RlError::Checkpoint(format!("{}: {}", path.display(), e.message())))?;
+    let cfg: TrainConfig = toml::from_str(&text).map_err(|source| RlError::CheckpointConfig {
+        path: path.clone(),
+        source: Box::new(source),
+    })?;
     let state: serde_json::Value = checkpoint::load_json(&ckpt.join(STATE_FILE))?;
     let step = state
         .get("step")
         .and_then(serde_json::Value::as_u64)
-        .ok_or_else(|| {
-            RlError::Checkpoint(format!("{}: lacks `step`", ckpt.join(STATE_FILE).display()))
+        .ok_or_else(|| RlError::MissingEntry {
+            path: ckpt.join(STATE_FILE),
+            key: "step".into(),
         })?;
     Ok((cfg, step))
 }

@@ -81,12 +81,10 @@ impl<P: Policy> SftTrainer<P> {
     pub fn new(cfg: TrainConfig, policy: P, data: Vec<SftExample>) -> Result<Self, RlError> {
         cfg.validate()?;
         if data.is_empty() {
-            return Err(RlError::Config("no SFT examples".into()));
+            return Err(RlError::NoSftExamples);
         }
         if let Some(i) = data.iter().position(|e| e.completion.is_empty()) {
-            return Err(RlError::Data(format!(
-                "SFT example {i} has an empty completion"
-            )));
+            return Err(RlError::EmptyCompletion { index: i });
         }
         let opt = AdamW::new(policy.trainable_vars(), AdamWParams::from(&cfg))?;
         Ok(SftTrainer {
@@ -234,10 +232,7 @@ impl<P: Policy> SftTrainer<P> {
 
     /// Writes `checkpoint-<step>` atomically (weights, optimizer, exported adapter, state).
     pub fn save_checkpoint(&self) -> Result<PathBuf, RlError> {
-        let dir = self
-            .output
-            .as_ref()
-            .ok_or_else(|| RlError::Checkpoint("no output directory set".into()))?;
+        let dir = self.output.as_ref().ok_or(RlError::NoOutputDir)?;
         checkpoint::write_atomic_dir(
             dir,
             &format!("{}{}", checkpoint::CHECKPOINT_PREFIX, self.step),
@@ -287,7 +282,7 @@ pub fn nll_gradients<P: Policy>(
         .sum_all()?
         .to_scalar::<f64>()?;
     if tokens <= 0.0 {
-        return Err(RlError::Data("SFT batch has no completion tokens".into()));
+        return Err(RlError::NoCompletionTokens);
     }
     let n = batch.input_ids.dim(0)?;
     let mut acc = vec![None; vars.len()];

@@ -18,8 +18,9 @@ pub fn chat_template_of(tok: &Tokenizer) -> Result<ChatTemplate, RlError> {
         Some(src) => {
             let bos = tok.bos.as_ref().map(|b| b.0.as_str()).unwrap_or("");
             let eos = tok.eos.first().map(|e| e.0.as_str()).unwrap_or("");
-            ChatTemplate::new(src, bos, eos)
-                .map_err(|e| RlError::Model(format!("the model's chat template: {e}")))
+            ChatTemplate::new(src, bos, eos).map_err(|source| RlError::ChatTemplate {
+                source: Box::new(source),
+            })
         }
         None => {
             tracing::warn!("the model has no chat template; using ChatML");
@@ -40,10 +41,11 @@ const REQUIRED: [&str; 5] = [
 fn check_row(row: &Row, source: &str) -> Result<(), RlError> {
     for f in REQUIRED {
         if row.example.field(f).is_none_or(|v| v.trim().is_empty()) {
-            return Err(RlError::Data(format!(
-                "{source}:{}: field `{f}` is null or empty (run `recode data clean` first)",
-                row.line
-            )));
+            return Err(RlError::EmptyField {
+                file: source.to_string(),
+                line: row.line,
+                field: f,
+            });
         }
     }
     Ok(())
@@ -65,10 +67,16 @@ pub fn prompt_items(
             check_row(row, source)?;
             let text = template
                 .render(&training_messages(&row.example), Ending::ContinueFinal)
-                .map_err(|e| RlError::Data(format!("{source}:{}: {e}", row.line)))?;
-            let mut tokens = tok
-                .encode(&text)
-                .map_err(|e| RlError::Data(format!("{source}:{}: {e}", row.line)))?;
+                .map_err(|e| RlError::RenderRow {
+                    file: source.to_string(),
+                    line: row.line,
+                    source: Box::new(e),
+                })?;
+            let mut tokens = tok.encode(&text).map_err(|e| RlError::TokenizeRow {
+                file: source.to_string(),
+                line: row.line,
+                source: Box::new(e),
+            })?;
             if tokens.len() > max_prompt_length {
                 tokens.drain(..tokens.len() - max_prompt_length);
                 truncated += 1;
@@ -105,7 +113,7 @@ pub fn sft_completion(ex: &UpdateExample) -> String {
 pub fn sft_pair(ex: &UpdateExample, template: &ChatTemplate) -> Result<(String, String), RlError> {
     let prompt = template
         .render(&training_messages(ex), Ending::ContinueFinal)
-        .map_err(|e| RlError::Data(e.to_string()))?;
+        .map_err(|e| RlError::Render(Box::new(e)))?;
     debug_assert!(prompt.ends_with(ASSISTANT_PREFIX));
     Ok((prompt, sft_completion(ex)))
 }
@@ -125,7 +133,7 @@ impl RecodeRewarder {
         let mode = cfg
             .reward_mode
             .parse::<Mode>()
-            .map_err(|e| RlError::Config(format!("reward_mode: {e}")))?;
+            .map_err(|source| RlError::RewardMode { source })?;
         let components = cfg
             .reward_funcs
             .iter()

@@ -121,11 +121,8 @@ impl RolloutSource<BigramPolicy> for BigramSampler {
     ) -> Result<Vec<Completion>, RlError> {
         let table: Vec<Vec<f64>> = policy.table.as_tensor().to_dtype(DType::F64)?.to_vec2()?;
         let mut out = Vec::with_capacity(prompts.len() * n);
-        for p in prompts {
-            let start = *p
-                .tokens
-                .last()
-                .ok_or_else(|| RlError::Rollout("empty prompt".into()))?;
+        for (pi, p) in prompts.iter().enumerate() {
+            let start = *p.tokens.last().ok_or(RlError::EmptyPrompt { index: pi })?;
             for _ in 0..n {
                 let (mut prev, mut toks, mut truncated) = (start, Vec::new(), true);
                 for _ in 0..params.max_new_tokens {

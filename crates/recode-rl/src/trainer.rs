@@ -68,7 +68,7 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
     ) -> Result<Self, RlError> {
         cfg.validate()?;
         if prompts.is_empty() {
-            return Err(RlError::Config("no training prompts".into()));
+            return Err(RlError::NoPrompts);
         }
         let n_comp = rewarder.component_names().len();
         let weights = if cfg.reward_weights.is_empty() {
@@ -76,10 +76,10 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
         } else if cfg.reward_weights.len() == n_comp {
             cfg.reward_weights.clone()
         } else {
-            return Err(RlError::Config(format!(
-                "reward_weights has {} entries, the rewarder has {n_comp} components",
-                cfg.reward_weights.len()
-            )));
+            return Err(RlError::RewardWeights {
+                weights: cfg.reward_weights.len(),
+                components: n_comp,
+            });
         };
         let opt = AdamW::new(policy.trainable_vars(), AdamWParams::from(&cfg))?;
         let rng = ChaCha8Rng::seed_from_u64(cfg.seed);
@@ -188,10 +188,7 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
             self.rollout = Some(self.collect_rollouts(&mut timing)?);
         }
         let t0 = Instant::now();
-        let rollout = self
-            .rollout
-            .as_ref()
-            .ok_or_else(|| RlError::Rollout("no rollout batch".into()))?;
+        let rollout = self.rollout.as_ref().ok_or(RlError::NoRolloutBatch)?;
         let lr = lr_at(self.step as usize, &self.cfg);
         let (loss, stats, grad_norm) = learn(&self.policy, &mut self.opt, rollout, &self.cfg, lr)?;
         timing.learn_s = t0.elapsed().as_secs_f64();

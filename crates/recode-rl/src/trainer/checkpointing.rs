@@ -60,10 +60,7 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
 
     /// Writes `checkpoint-<step>` atomically into the output directory.
     pub fn save_checkpoint(&self) -> Result<PathBuf, RlError> {
-        let dir = self
-            .output
-            .as_ref()
-            .ok_or_else(|| RlError::Checkpoint("no output directory set".into()))?;
+        let dir = self.output.as_ref().ok_or(RlError::NoOutputDir)?;
         // The cached batch is only needed when the next step would reuse it (μ > 1).
         let keep_rollout = !self.step.is_multiple_of(self.cfg.num_iterations as u64);
         let rollout = self.rollout.as_ref().filter(|_| keep_rollout);
@@ -134,9 +131,10 @@ fn load_rollout(
 ) -> Result<RolloutBatch, RlError> {
     let t = checkpoint::load_tensors(path, dev)?;
     let get = |k: &str| {
-        t.get(k)
-            .cloned()
-            .ok_or_else(|| RlError::Checkpoint(format!("{}: lacks `{k}`", path.display())))
+        t.get(k).cloned().ok_or_else(|| RlError::MissingEntry {
+            path: path.to_path_buf(),
+            key: k.to_string(),
+        })
     };
     Ok(RolloutBatch {
         batch: TokenBatch {
@@ -159,11 +157,13 @@ pub(crate) fn restore_weights<P: Policy>(
     optimizer_step: u64,
 ) -> Result<(), RlError> {
     let dev = policy.device().clone();
-    let weights = checkpoint::load_tensors(&ckpt.join("model.safetensors"), &dev)?;
+    let weights_file = ckpt.join("model.safetensors");
+    let weights = checkpoint::load_tensors(&weights_file, &dev)?;
     for (name, var) in policy.trainable_vars() {
-        let t = weights
-            .get(&name)
-            .ok_or_else(|| RlError::Checkpoint(format!("{}: lacks `{name}`", ckpt.display())))?;
+        let t = weights.get(&name).ok_or_else(|| RlError::MissingEntry {
+            path: weights_file.clone(),
+            key: name.clone(),
+        })?;
         var.set(&t.to_dtype(var.dtype())?)?;
     }
     let opt_state = checkpoint::load_tensors(&ckpt.join("optimizer.safetensors"), &dev)?;

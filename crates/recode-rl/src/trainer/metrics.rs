@@ -120,15 +120,19 @@ impl ValidationMetrics {
         }
         let dir = run_dir.join("validation");
         let path = dir.join(format!("step-{step}.jsonl"));
-        let err = |e: String| RlError::Checkpoint(format!("{}: {e}", path.display()));
-        std::fs::create_dir_all(&dir).map_err(|e| err(e.to_string()))?;
+        std::fs::create_dir_all(&dir).map_err(|source| RlError::Io {
+            path: dir.clone(),
+            source,
+        })?;
         let mut text = String::new();
         for s in &self.samples {
-            text.push_str(&serde_json::to_string(s).map_err(|e| err(e.to_string()))?);
+            text.push_str(&serde_json::to_string(s).map_err(|source| RlError::Json {
+                path: path.clone(),
+                source,
+            })?);
             text.push('\n');
         }
-        recode_data::atomic::write_atomic(&path, text.as_bytes())
-            .map_err(|e| err(e.to_string()))?;
+        recode_data::atomic::write_atomic(&path, text.as_bytes())?;
         Ok(Some(path))
     }
 }

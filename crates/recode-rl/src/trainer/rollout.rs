@@ -134,10 +134,9 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
     ) -> Result<RolloutBatch, RlError> {
         let (kept, metrics) = self.sample_groups(timing)?;
         if kept.is_empty() {
-            return Err(RlError::Rollout(format!(
-                "no group with differing rewards in {} generation batches (all groups constant)",
-                metrics.filter.gen_batches
-            )));
+            return Err(RlError::NoVaryingGroup {
+                gen_batches: metrics.filter.gen_batches,
+            });
         }
         self.prepare_batch(&kept, metrics, timing)
     }
@@ -225,11 +224,10 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
             .generate(&self.policy, &prompts, g, params, &mut self.rng)?;
         timing.generate_s += t0.elapsed().as_secs_f64();
         if comps.len() != prompts.len() * g {
-            return Err(RlError::Rollout(format!(
-                "rollout source returned {} completions, expected {}",
-                comps.len(),
-                prompts.len() * g
-            )));
+            return Err(RlError::CompletionCount {
+                got: comps.len(),
+                expected: prompts.len() * g,
+            });
         }
         let t1 = Instant::now();
         let mut batch = Vec::with_capacity(prompts.len());
