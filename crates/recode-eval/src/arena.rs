@@ -22,14 +22,15 @@ pub enum LoadError {
         source: std::io::Error,
     },
     /// A line is not valid JSON.
-    #[error("{path}:{line}: invalid JSON: {message}")]
+    #[error("{path}:{line}: invalid JSON: {source}")]
     Json {
         /// File being read.
         path: PathBuf,
         /// 1-based line number.
         line: usize,
-        /// Parser message.
-        message: String,
+        /// The parser's error (names the column).
+        #[source]
+        source: serde_json::Error,
     },
     /// A required field is missing or has the wrong type.
     #[error("{path}:{line}: field `{field}`: {problem}")]
@@ -225,7 +226,7 @@ fn parse_line(text: &str, path: &Path, line: usize) -> Result<Line, LoadError> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| LoadError::Json {
         path: path.to_path_buf(),
         line,
-        message: e.to_string(),
+        source: e,
     })?;
     let field_err = |field: &str, problem: &str| LoadError::Field {
         path: path.to_path_buf(),

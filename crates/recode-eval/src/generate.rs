@@ -15,19 +15,87 @@ use recode_model::{ForwardOpts, LoadedModel, SamplingParams};
 /// Errors of a completion source.
 #[derive(Debug, thiserror::Error)]
 pub enum GenError {
-    /// The local model failed to load or run.
-    #[error("model: {0}")]
-    Model(String),
-    /// The prompt could not be rendered through the chat template.
-    #[error("chat template: {0}")]
-    Template(String),
-    /// The endpoint failed (after retries) or answered something unusable.
-    #[error("endpoint {url}: {message}")]
-    Endpoint {
+    /// The local model failed to load.
+    #[error("model: loading {spec}: {source}")]
+    LoadModel {
+        /// The model spec (file, directory or hub id).
+        spec: String,
+        /// Underlying error.
+        #[source]
+        source: Box<recode_model::ModelError>,
+    },
+    /// An adapter failed to load or merge.
+    #[error("model: adapter {}: {source}", path.display())]
+    Adapter {
+        /// The adapter directory.
+        path: std::path::PathBuf,
+        /// Underlying error.
+        #[source]
+        source: Box<recode_model::ModelError>,
+    },
+    /// A rendered prompt could not be tokenised.
+    #[error("model: tokenising: {source}")]
+    Tokenize {
+        /// Underlying error.
+        #[source]
+        source: Box<recode_model::ModelError>,
+    },
+    /// Generation failed.
+    #[error("model: generation: {source}")]
+    Generate {
+        /// Underlying error.
+        #[source]
+        source: Box<recode_model::ModelError>,
+    },
+    /// The model's tokenizer has no chat template.
+    #[error("chat template: {spec} has no chat template in its tokenizer")]
+    NoChatTemplate {
+        /// The model spec.
+        spec: String,
+    },
+    /// The chat template does not compile or the prompt does not render through it.
+    #[error("chat template: {source}")]
+    Template {
+        /// Underlying error.
+        #[source]
+        source: Box<recode_data::DataError>,
+    },
+    /// The endpoint's reply is not JSON.
+    #[error("endpoint {url}: invalid JSON reply: {source}")]
+    EndpointJson {
         /// Request URL.
         url: String,
-        /// What went wrong.
-        message: String,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The endpoint's reply has no `choices[0].message.content`.
+    #[error("endpoint {url}: reply without choices[0].message.content: {reply}")]
+    EndpointNoContent {
+        /// Request URL.
+        url: String,
+        /// The reply.
+        reply: String,
+    },
+    /// The endpoint answered with an HTTP error that is not worth retrying.
+    #[error("endpoint {url}: HTTP {status}: {body}")]
+    EndpointStatus {
+        /// Request URL.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// Start of the reply body.
+        body: String,
+    },
+    /// The endpoint kept failing (HTTP 408/429/5xx or transport errors) until the retries ran out.
+    #[error("endpoint {url}: {last} (after {attempts} attempts)")]
+    EndpointRetries {
+        /// Request URL.
+        url: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure.
+        last: String,
     },
 }
 
@@ -72,23 +140,34 @@ impl LocalGenerator {
     /// Loads `spec` (GGUF file, HF directory or hub id) on CPU in f32 and, if given, merges a
     /// PEFT adapter directory.
     pub fn load(spec: &str, adapter: Option<&Path>, batch: usize) -> Result<Self, GenError> {
-        let mut model = recode_model::load_model(spec, DType::F32, &Device::Cpu)
-            .map_err(|e| GenError::Model(format!("loading {spec}: {e}")))?;
+        let mut model = recode_model::load_model(spec, DType::F32, &Device::Cpu).map_err(|e| {
+            GenError::LoadModel {
+                spec: spec.to_string(),
+                source: Box::new(e),
+            }
+        })?;
         if let Some(dir) = adapter {
             model
                 .model
                 .load_adapters(dir)
                 .and_then(|_| model.model.merge_adapters())
-                .map_err(|e| GenError::Model(format!("adapter {}: {e}", dir.display())))?;
+                .map_err(|e| GenError::Adapter {
+                    path: dir.to_path_buf(),
+                    source: Box::new(e),
+                })?;
         }
         let tok = &model.tokenizer;
-        let src = tok.chat_template.as_deref().ok_or_else(|| {
-            GenError::Template(format!("{spec} has no chat template in its tokenizer"))
-        })?;
+        let src = tok
+            .chat_template
+            .as_deref()
+            .ok_or_else(|| GenError::NoChatTemplate {
+                spec: spec.to_string(),
+            })?;
         let bos = tok.bos.as_ref().map(|b| b.0.as_str()).unwrap_or("");
         let eos = tok.eos.first().map(|e| e.0.as_str()).unwrap_or("");
-        let template =
-            ChatTemplate::new(src, bos, eos).map_err(|e| GenError::Template(e.to_string()))?;
+        let template = ChatTemplate::new(src, bos, eos).map_err(|e| GenError::Template {
+            source: Box::new(e),
+        })?;
         let description = match adapter {
             Some(a) => format!("{spec} + adapter {}", a.display()),
             None => spec.to_string(),
@@ -110,7 +189,9 @@ impl LocalGenerator {
         };
         self.template
             .render(messages, ending)
-            .map_err(|e| GenError::Template(e.to_string()))
+            .map_err(|e| GenError::Template {
+                source: Box::new(e),
+            })
     }
 }
 
@@ -130,7 +211,9 @@ impl LocalGenerator {
                 self.model
                     .tokenizer
                     .encode(&text)
-                    .map_err(|e| GenError::Model(format!("tokenising: {e}")))
+                    .map_err(|e| GenError::Tokenize {
+                        source: Box::new(e),
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let (outs, stats) = recode_model::generate(
@@ -141,7 +224,9 @@ impl LocalGenerator {
             ForwardOpts::INFERENCE,
             None,
         )
-        .map_err(|e| GenError::Model(format!("generation: {e}")))?;
+        .map_err(|e| GenError::Generate {
+            source: Box::new(e),
+        })?;
         tracing::debug!(
             tokens = stats.generated_tokens,
             secs = stats.prefill_secs + stats.decode_secs,
@@ -249,13 +334,6 @@ impl OpenAiClient {
         &self.url
     }
 
-    fn err(&self, message: String) -> GenError {
-        GenError::Endpoint {
-            url: self.url.clone(),
-            message,
-        }
-    }
-
     /// One chat completion (with retries); returns the message content.
     pub fn chat(
         &self,
@@ -283,33 +361,41 @@ impl OpenAiClient {
             }
             let retryable = match req.send_json(body.clone()) {
                 Ok(resp) => {
-                    let v: serde_json::Value = resp
-                        .into_json()
-                        .map_err(|e| self.err(format!("invalid JSON reply: {e}")))?;
+                    let v: serde_json::Value =
+                        resp.into_json().map_err(|source| GenError::EndpointJson {
+                            url: self.url.clone(),
+                            source,
+                        })?;
                     return v
                         .pointer("/choices/0/message/content")
                         .and_then(|c| c.as_str())
                         .map(str::to_string)
-                        .ok_or_else(|| {
-                            self.err(format!("reply without choices[0].message.content: {v}"))
+                        .ok_or_else(|| GenError::EndpointNoContent {
+                            url: self.url.clone(),
+                            reply: v.to_string(),
                         });
                 }
                 Err(ureq::Error::Status(code, resp)) => {
                     let text = resp.into_string().unwrap_or_default();
-                    let msg = format!(
-                        "HTTP {code}: {}",
-                        text.chars().take(300).collect::<String>()
-                    );
+                    let body = text.chars().take(300).collect::<String>();
                     if code == 408 || code == 429 || code >= 500 {
-                        msg
+                        format!("HTTP {code}: {body}")
                     } else {
-                        return Err(self.err(msg));
+                        return Err(GenError::EndpointStatus {
+                            url: self.url.clone(),
+                            status: code,
+                            body,
+                        });
                     }
                 }
                 Err(e) => e.to_string(),
             };
             if attempt >= self.retries {
-                return Err(self.err(format!("{retryable} (after {} attempts)", attempt + 1)));
+                return Err(GenError::EndpointRetries {
+                    url: self.url.clone(),
+                    attempts: attempt + 1,
+                    last: retryable,
+                });
             }
             let delay = self.backoff * 2u32.saturating_pow(attempt);
             tracing::warn!("{}: {retryable}; retrying in {delay:?}", self.url);

