@@ -87,10 +87,9 @@ pub fn run(o: &Options) -> Result<serde_json::Value> {
     if !same {
         return Err(BenchError::PeerDisagrees {
             peer,
-            recode: format!(
-                "rows={} dups={} new_code_syntax_errors={}",
-                report.rows, report.exact_duplicates, report.new_code_syntax_errors
-            ),
+            rows: report.rows,
+            exact_duplicates: report.exact_duplicates,
+            new_code_syntax_errors: report.new_code_syntax_errors,
         });
     }
     eprintln!("python json + ast (core counts only):       {peer_s:.4} s");
