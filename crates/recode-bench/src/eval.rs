@@ -182,18 +182,22 @@ pub fn run(o: &Options) -> Result<serde_json::Value> {
 fn load_spread(data: &Path, n: usize) -> Result<PreparedSet> {
     let mut records = load_arena(data)?;
     let total: usize = records.iter().map(|r| r.examples.len()).sum();
-    let n = n.min(total).max(1);
-    // Example i is kept when it opens one of n equal buckets of the file: exactly n picks.
     let mut index = 0;
     for r in records.iter_mut() {
         r.examples.retain(|_| {
-            let i = index;
             index += 1;
-            i == 0 || (i * n) / total != ((i - 1) * n) / total
+            opens_bucket(index - 1, n, total)
         });
     }
     records.retain(|r| !r.examples.is_empty());
     Ok(prepare(records, SplitMode::Paper))
+}
+
+/// Whether example `i` of `total` opens one of `n` equal buckets of the file (`n` clamped to
+/// 1..=total): exactly `n` examples are picked, spread evenly.
+fn opens_bucket(i: usize, n: usize, total: usize) -> bool {
+    let n = n.min(total).max(1);
+    i == 0 || (i * n) / total != ((i - 1) * n) / total
 }
 
 /// Runs `python -I -c script args…` with `input` on stdin, killing it after `limit` seconds;
@@ -264,4 +268,29 @@ fn in_lanes(
         }
     }
     verdicts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{in_lanes, opens_bucket};
+
+    /// The spread picks exactly n examples (all when n exceeds the file), the first among them.
+    #[test]
+    fn the_spread_picks_exactly_n_examples_evenly() {
+        for (n, total) in [(1, 7), (3, 10), (40, 1000), (10, 10), (50, 7)] {
+            let picked: Vec<usize> = (0..total).filter(|&i| opens_bucket(i, n, total)).collect();
+            assert_eq!(picked.len(), n.min(total), "n={n} total={total}");
+            assert_eq!(picked[0], 0);
+        }
+        let picked: Vec<usize> = (0..10).filter(|&i| opens_bucket(i, 3, 10)).collect();
+        assert_eq!(picked, [0, 4, 7]);
+    }
+
+    /// Lanes see every index once and the verdicts come back in program order.
+    #[test]
+    fn lanes_return_verdicts_in_program_order() {
+        let v = in_lanes(7, 3, &|idx| idx.iter().map(|i| format!("p{i}")).collect());
+        let want: Vec<String> = (0..7).map(|i| format!("p{i}")).collect();
+        assert_eq!(v, want);
+    }
 }

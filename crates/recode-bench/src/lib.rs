@@ -60,3 +60,25 @@ fn threads() -> usize {
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
+
+#[cfg(test)]
+mod tests {
+    /// The report written to `out` is the JSON printed, named and marked peer-free or not.
+    #[test]
+    fn the_report_names_the_benchmark_and_its_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("report.json");
+        super::emit_report(
+            "data",
+            serde_json::json!({"recode": {"seconds": 1.5}}),
+            true,
+            Some(&out),
+        )
+        .unwrap();
+        let written: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        assert_eq!(written["bench"], "data");
+        assert_eq!(written["peer_free"], true);
+        assert_eq!(written["recode"]["seconds"], 1.5);
+    }
+}

@@ -300,3 +300,40 @@ fn http_throughput(pairs: &[Pair], h: &HttpOptions) -> Result<serde_json::Value>
         "max_ms": ms(report.max),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::read_pairs;
+    use crate::BenchError;
+
+    /// Blank lines are skipped; a malformed line is an error naming its file and line.
+    #[test]
+    fn pairs_are_read_and_a_bad_line_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pairs.jsonl");
+        std::fs::write(
+            &path,
+            "{\"completion\": \"a\", \"target\": \"b\", \"extra\": 1}\n\n{\"completion\": \"c\", \"target\": \"d\"}\n",
+        )
+        .unwrap();
+        let pairs = read_pairs(&path).unwrap();
+        assert_eq!(pairs.len(), 2);
+        assert_eq!(
+            (pairs[1].completion.as_str(), pairs[1].target.as_str()),
+            ("c", "d")
+        );
+        std::fs::write(
+            &path,
+            "{\"completion\": \"a\", \"target\": \"b\"}\n{\"completion\": 3}\n",
+        )
+        .unwrap();
+        match read_pairs(&path) {
+            Err(BenchError::JsonLine { line, path: p, .. }) => {
+                assert_eq!(line, 2);
+                assert_eq!(p, path);
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("a malformed line was accepted"),
+        }
+    }
+}

@@ -273,3 +273,16 @@ fn children_peak_rss() -> u64 {
         0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::mean_after_warmup;
+
+    /// The warm-up step is left out of the mean unless it is the only one.
+    #[test]
+    fn the_first_step_is_a_warm_up() {
+        assert_eq!(mean_after_warmup(&[10.0, 2.0, 4.0]), 3.0);
+        assert_eq!(mean_after_warmup(&[5.0]), 5.0);
+        assert_eq!(mean_after_warmup(&[]), 0.0);
+    }
+}
