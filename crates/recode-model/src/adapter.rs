@@ -3,6 +3,8 @@
 //! layout (`adapter_model.safetensors` + `adapter_config.json`), so adapters trained here load in
 //! PEFT and vice versa.
 
+use std::path::Path;
+
 use candle_core::{Tensor, Var, D};
 
 use crate::error::{ModelError, Result};
@@ -69,28 +71,114 @@ impl AdapterConfig {
         }
     }
 
+    /// Checks rank, dropout and target modules.
     pub(crate) fn validate(&self) -> Result<()> {
+        let bad = |field, value: String, expected: String| ModelError::AdapterSetting {
+            field,
+            value,
+            expected,
+        };
         if self.r == 0 {
-            return Err(ModelError::Adapter("rank r must be > 0".into()));
+            return Err(bad("r", "0".into(), "> 0".into()));
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(ModelError::Adapter(format!(
-                "dropout must be in [0, 1), got {}",
-                self.dropout
-            )));
+            return Err(bad(
+                "dropout",
+                self.dropout.to_string(),
+                "a value in [0, 1)".into(),
+            ));
         }
         for m in &self.target_modules {
             if !PROJECTIONS.contains(&m.as_str()) {
-                return Err(ModelError::Adapter(format!(
-                    "unknown target module `{m}` (known: {})",
-                    PROJECTIONS.join(", ")
-                )));
+                return Err(bad(
+                    "target_modules",
+                    format!("`{m}`"),
+                    format!("names among {}", PROJECTIONS.join(", ")),
+                ));
             }
         }
         if self.target_modules.is_empty() {
-            return Err(ModelError::Adapter("no target modules".into()));
+            return Err(bad(
+                "target_modules",
+                "[]".into(),
+                "at least one module".into(),
+            ));
         }
         Ok(())
+    }
+
+    /// The config in PEFT's `adapter_config.json` form, for a base model named `base_model`.
+    pub(crate) fn to_peft_json(&self, base_model: &str) -> serde_json::Value {
+        serde_json::json!({
+            "peft_type": "LORA",
+            "task_type": "CAUSAL_LM",
+            "base_model_name_or_path": base_model,
+            "r": self.r,
+            "lora_alpha": self.alpha,
+            "lora_dropout": self.dropout,
+            "target_modules": self.target_modules,
+            "use_dora": self.kind == AdapterKind::Dora,
+            "use_rslora": self.use_rslora,
+            "bias": "none",
+            "fan_in_fan_out": false,
+            "inference_mode": true,
+            "init_lora_weights": true,
+            "modules_to_save": null,
+        })
+    }
+
+    /// Reads PEFT's `adapter_config.json` value `v` (read from `path`, named in errors): a LoRA
+    /// adapter, with or without DoRA.
+    pub(crate) fn from_peft_json(v: &serde_json::Value, path: &Path) -> Result<Self> {
+        if let Some(t) = v.get("peft_type").and_then(|t| t.as_str()) {
+            if t != "LORA" {
+                return Err(ModelError::unsupported(
+                    format!("{}: peft_type", path.display()),
+                    t,
+                    "LORA (with or without DoRA)",
+                ));
+            }
+        }
+        let r = v
+            .get("r")
+            .and_then(|x| x.as_u64())
+            .ok_or_else(|| ModelError::json_field(path, "r", "an integer"))?
+            as usize;
+        let alpha = v
+            .get("lora_alpha")
+            .and_then(|x| x.as_f64())
+            .ok_or_else(|| ModelError::json_field(path, "lora_alpha", "a number"))?;
+        let target_modules: Vec<String> = match v.get("target_modules") {
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
+            _ => {
+                return Err(ModelError::json_field(
+                    path,
+                    "target_modules",
+                    "a list of names",
+                ))
+            }
+        };
+        Ok(Self {
+            kind: if v.get("use_dora").and_then(|x| x.as_bool()).unwrap_or(false) {
+                AdapterKind::Dora
+            } else {
+                AdapterKind::Lora
+            },
+            r,
+            alpha,
+            dropout: v
+                .get("lora_dropout")
+                .and_then(|x| x.as_f64())
+                .unwrap_or(0.0) as f32,
+            target_modules,
+            use_rslora: v
+                .get("use_rslora")
+                .and_then(|x| x.as_bool())
+                .unwrap_or(false),
+        })
     }
 }
 

@@ -84,12 +84,7 @@ fn get_usize(v: &Value, key: &str, path: &Path) -> Result<usize> {
     v.get(key)
         .and_then(Value::as_u64)
         .map(|x| x as usize)
-        .ok_or_else(|| {
-            ModelError::Config(format!(
-                "{}: missing or non-integer field `{key}`",
-                path.display()
-            ))
-        })
+        .ok_or_else(|| ModelError::json_field(path, key, "an integer"))
 }
 
 impl ModelConfig {
@@ -106,10 +101,11 @@ impl ModelConfig {
             "llama" => Arch::Llama,
             "qwen2" => Arch::Qwen2,
             other => {
-                return Err(ModelError::Config(format!(
-                    "{}: unsupported model_type `{other}` (supported: llama, qwen2)",
-                    path.display()
-                )))
+                return Err(ModelError::unsupported(
+                    format!("{}: model_type", path.display()),
+                    other,
+                    "llama, qwen2",
+                ))
             }
         };
         let hidden_size = get_usize(v, "hidden_size", path)?;
@@ -130,10 +126,11 @@ impl ModelConfig {
             .and_then(Value::as_bool)
             .unwrap_or(false);
         if sliding {
-            return Err(ModelError::Config(format!(
-                "{}: use_sliding_window=true is not supported",
-                path.display()
-            )));
+            return Err(ModelError::unsupported(
+                format!("{}: use_sliding_window", path.display()),
+                "true",
+                "false",
+            ));
         }
         let cfg = Self {
             arch,
@@ -178,25 +175,29 @@ impl ModelConfig {
             .get("general.architecture")
             .and_then(|v| v.to_string().ok())
             .cloned()
-            .ok_or_else(|| ModelError::Config("GGUF: missing general.architecture".into()))?;
+            .ok_or_else(|| ModelError::GgufMissingKey {
+                key: "general.architecture".into(),
+            })?;
         let arch = match arch_name.as_str() {
             "llama" => Arch::Llama,
             "qwen2" => Arch::Qwen2,
             other => {
-                return Err(ModelError::Config(format!(
-                    "GGUF: unsupported architecture `{other}` (supported: llama, qwen2)"
-                )))
+                return Err(ModelError::unsupported(
+                    "general.architecture",
+                    other,
+                    "llama, qwen2",
+                ))
             }
         };
         let int = |key: &str| -> Result<usize> {
             let full = format!("{arch_name}.{key}");
             let v = md
                 .get(&full)
-                .ok_or_else(|| ModelError::Config(format!("GGUF: missing metadata `{full}`")))?;
+                .ok_or_else(|| ModelError::GgufMissingKey { key: full.clone() })?;
             v.to_u32()
                 .map(|x| x as usize)
                 .or_else(|_| v.to_u64().map(|x| x as usize))
-                .map_err(|e| ModelError::Config(format!("GGUF: metadata `{full}`: {e}")))
+                .map_err(|e| ModelError::gguf_metadata(&full, e))
         };
         let float = |key: &str, default: f64| -> f64 {
             md.get(&format!("{arch_name}.{key}"))
@@ -209,7 +210,7 @@ impl ModelConfig {
             Some(v) => v
                 .to_vec()
                 .map(|t| t.len())
-                .map_err(|e| ModelError::Config(format!("GGUF: tokenizer.ggml.tokens: {e}")))?,
+                .map_err(|e| ModelError::gguf_metadata("tokenizer.ggml.tokens", e))?,
             None => int("vocab_size")?,
         };
         let head_dim = int("attention.key_length").unwrap_or(hidden_size / num_attention_heads);
@@ -242,24 +243,22 @@ impl ModelConfig {
                 .num_attention_heads
                 .is_multiple_of(self.num_key_value_heads)
         {
-            return Err(ModelError::Config(format!(
-                "num_attention_heads ({}) must be a positive multiple of num_key_value_heads ({})",
-                self.num_attention_heads, self.num_key_value_heads
-            )));
+            return Err(ModelError::HeadCounts {
+                heads: self.num_attention_heads,
+                kv_heads: self.num_key_value_heads,
+            });
         }
         if !self.head_dim.is_multiple_of(2) || self.head_dim == 0 {
-            return Err(ModelError::Config(format!(
-                "head_dim ({}) must be even",
-                self.head_dim
-            )));
+            return Err(ModelError::HeadDim {
+                head_dim: self.head_dim,
+            });
         }
         if let RopeScaling::FreqFactors { factors } = &self.rope_scaling {
             if factors.len() != self.head_dim / 2 {
-                return Err(ModelError::Config(format!(
-                    "{} RoPE frequency factors for head_dim {} (need head_dim / 2)",
-                    factors.len(),
-                    self.head_dim
-                )));
+                return Err(ModelError::RopeFactors {
+                    factors: factors.len(),
+                    head_dim: self.head_dim,
+                });
             }
         }
         Ok(())
@@ -476,12 +475,9 @@ fn parse_rope_scaling(rs: &Value, path: &Path) -> Result<RopeScaling> {
         .and_then(Value::as_str)
         .unwrap_or("default");
     let f = |k: &str| -> Result<f64> {
-        rs.get(k).and_then(Value::as_f64).ok_or_else(|| {
-            ModelError::Config(format!(
-                "{}: rope_scaling.{k} missing or not a number",
-                path.display()
-            ))
-        })
+        rs.get(k)
+            .and_then(Value::as_f64)
+            .ok_or_else(|| ModelError::json_field(path, format!("rope_scaling.{k}"), "a number"))
     };
     match kind {
         "default" => Ok(RopeScaling::None),

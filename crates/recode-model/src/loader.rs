@@ -41,9 +41,9 @@ pub fn load_model(spec: &str, dtype: DType, device: &Device) -> Result<LoadedMod
     } else if spec.contains('/') && !spec.starts_with('.') && !spec.starts_with('/') {
         hub_download(spec, None)?
     } else {
-        return Err(ModelError::Config(format!(
-            "{spec}: no such file or directory (and not a hub id like `org/name`)"
-        )));
+        return Err(ModelError::ModelNotFound {
+            spec: spec.to_string(),
+        });
     };
     let config = ModelConfig::from_hf_json(&dir.join("config.json"))?;
     let tensors = load_safetensors(&safetensors_files(&dir)?, dtype, device)?;

@@ -81,15 +81,20 @@ impl PackedWeight {
         };
         let bsize = head + qb;
         if data.len() != rows * nb * bsize {
-            return Err(ModelError::Weights(format!(
-                "{kind:?} tensor [{rows}, {cols}] has {} bytes, expected {}",
-                data.len(),
-                rows * nb * bsize
-            )));
+            return Err(ModelError::PackedSize {
+                kind: format!("{kind:?}"),
+                rows,
+                cols,
+                bytes: data.len(),
+                expected: rows * nb * bsize,
+            });
         }
         if let Some(order) = row_order {
             if order.len() != rows || order.iter().any(|&r| r >= rows) {
-                return Err(ModelError::Weights("bad row permutation".into()));
+                return Err(ModelError::PackedPermutation {
+                    len: order.len(),
+                    rows,
+                });
             }
         }
         let mut w = Self {
@@ -168,10 +173,11 @@ impl PackedWeight {
         let dims = x.dims().to_vec();
         let inner = *dims.last().unwrap_or(&0);
         if inner != self.cols {
-            return Err(ModelError::Input(format!(
-                "packed matmul: input has {inner} features, weight has {}",
-                self.cols
-            )));
+            return Err(ModelError::Features {
+                what: "packed matmul",
+                input: inner,
+                weight: self.cols,
+            });
         }
         let m = x.elem_count() / inner.max(1);
         let xs = x
@@ -241,9 +247,9 @@ impl PackedWeight {
             i += n;
             #[cfg(target_arch = "x86_64")]
             match simd {
-                // SAFETY: the CPU supports the kernel's instruction set (checked at run time by
-                // `supported`); the slices hold exactly `n` rows.
                 Simd::Avx512 => {
+                    // SAFETY: the CPU supports AVX-512F (checked at run time by `supported`);
+                    // `xs` holds exactly `n` rows of `cols` inputs and `d` `n` outputs.
                     unsafe {
                         match n {
                             8 => avx512::row::<8>(self.kind, w, xs, cols, d),
@@ -254,8 +260,10 @@ impl PackedWeight {
                     }
                     continue;
                 }
-                // SAFETY: as above.
                 Simd::Avx2 => {
+                    // SAFETY: the CPU supports AVX2 and FMA (checked at run time by
+                    // `supported`); `xs` holds exactly `n` rows of `cols` inputs and `d` `n`
+                    // outputs.
                     unsafe {
                         match n {
                             8 => avx2::row::<8>(self.kind, w, xs, cols, d),
@@ -344,6 +352,10 @@ mod avx2 {
     use super::{PackedKind, RowRef, BLOCK};
     use std::arch::x86_64::*;
 
+    /// Horizontal sum of the eight lanes of `v`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn hsum(v: __m256) -> f32 {

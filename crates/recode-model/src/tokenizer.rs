@@ -32,8 +32,14 @@ impl std::fmt::Debug for Tokenizer {
     }
 }
 
-fn tok_err(e: impl std::fmt::Display) -> ModelError {
-    ModelError::Tokenizer(e.to_string())
+/// A [`ModelError::Tokenize`] from the `tokenizers` crate's error.
+fn tok_err(source: tokenizers::Error) -> ModelError {
+    ModelError::Tokenize { source }
+}
+
+/// A [`ModelError::GgufMetadata`] for `key` (a metadata value of the wrong type).
+fn meta_err(key: &'static str) -> impl Fn(candle_core::Error) -> ModelError {
+    move |e| ModelError::gguf_metadata(key, e)
 }
 
 /// The `tokenizer.ggml.pre` names recode implements (llama.cpp's names for these pre-tokenizers).
@@ -111,30 +117,42 @@ impl Tokenizer {
         let md = &content.metadata;
         let get = |k: &str| {
             md.get(k)
-                .ok_or_else(|| ModelError::Tokenizer(format!("GGUF: missing metadata `{k}`")))
+                .ok_or_else(|| ModelError::GgufMissingKey { key: k.to_string() })
         };
-        let model = get("tokenizer.ggml.model")?.to_string().map_err(tok_err)?;
+        let model = get("tokenizer.ggml.model")?
+            .to_string()
+            .map_err(meta_err("tokenizer.ggml.model"))?;
         if model != "gpt2" {
-            return Err(ModelError::Tokenizer(format!(
-                "GGUF: tokenizer model `{model}` is not supported (only gpt2 byte-level BPE)"
-            )));
+            return Err(ModelError::unsupported(
+                "tokenizer.ggml.model",
+                model.as_str(),
+                "gpt2 (byte-level BPE)",
+            ));
         }
         let tokens: Vec<String> = get("tokenizer.ggml.tokens")?
             .to_vec()
-            .map_err(tok_err)?
+            .map_err(meta_err("tokenizer.ggml.tokens"))?
             .iter()
-            .map(|v| v.to_string().cloned().map_err(tok_err))
+            .map(|v| {
+                v.to_string()
+                    .cloned()
+                    .map_err(meta_err("tokenizer.ggml.tokens"))
+            })
             .collect::<Result<_>>()?;
         let merges: Vec<String> = get("tokenizer.ggml.merges")?
             .to_vec()
-            .map_err(tok_err)?
+            .map_err(meta_err("tokenizer.ggml.merges"))?
             .iter()
-            .map(|v| v.to_string().cloned().map_err(tok_err))
+            .map(|v| {
+                v.to_string()
+                    .cloned()
+                    .map_err(meta_err("tokenizer.ggml.merges"))
+            })
             .collect::<Result<_>>()?;
         let types: Vec<i32> = match md.get("tokenizer.ggml.token_type") {
             Some(v) => v
                 .to_vec()
-                .map_err(tok_err)?
+                .map_err(meta_err("tokenizer.ggml.token_type"))?
                 .iter()
                 .map(|x| x.to_i32().unwrap_or(1))
                 .collect(),
@@ -179,7 +197,10 @@ impl Tokenizer {
                 "byte_fallback": false, "ignore_merges": tokenization.ignore_merges, "vocab": vocab,
                 "merges": merges},
         });
-        let inner: tokenizers::Tokenizer = spec.to_string().parse().map_err(tok_err)?;
+        let inner: tokenizers::Tokenizer = spec
+            .to_string()
+            .parse()
+            .map_err(|source| ModelError::TokenizerBuild { file: None, source })?;
         let name = |i: u32| tokens.get(i as usize).map(|t| (t.clone(), i));
         let mut eos: Vec<(String, u32)> = eos_id.and_then(name).into_iter().collect();
         // ChatML models end turns with <|im_end|>; stop on it too.
@@ -202,8 +223,12 @@ impl Tokenizer {
     /// Loads `tokenizer.json` (+ `tokenizer_config.json` for bos/eos/chat template) from a model dir.
     pub fn from_dir(dir: &Path) -> Result<Self> {
         let tpath = dir.join("tokenizer.json");
-        let inner = tokenizers::Tokenizer::from_file(&tpath)
-            .map_err(|e| ModelError::Tokenizer(format!("{}: {e}", tpath.display())))?;
+        let inner = tokenizers::Tokenizer::from_file(&tpath).map_err(|source| {
+            ModelError::TokenizerBuild {
+                file: Some(tpath.clone()),
+                source,
+            }
+        })?;
         let cpath = dir.join("tokenizer_config.json");
         let cfg = if cpath.exists() {
             read_json(&cpath)?

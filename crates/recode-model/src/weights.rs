@@ -23,9 +23,7 @@ pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
         let map = v
             .get("weight_map")
             .and_then(|m| m.as_object())
-            .ok_or_else(|| {
-                ModelError::Weights(format!("{}: missing `weight_map` object", index.display()))
-            })?;
+            .ok_or_else(|| ModelError::json_field(&index, "weight_map", "an object"))?;
         let mut files: Vec<PathBuf> = map
             .values()
             .filter_map(|f| f.as_str())
@@ -48,10 +46,9 @@ pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     files.sort();
     if files.is_empty() {
-        return Err(ModelError::Weights(format!(
-            "{}: no *.safetensors files",
-            dir.display()
-        )));
+        return Err(ModelError::NoWeightFiles {
+            dir: dir.to_path_buf(),
+        });
     }
     Ok(files)
 }
@@ -60,8 +57,12 @@ pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
 pub fn load_safetensors(files: &[PathBuf], dtype: DType, device: &Device) -> Result<NamedTensors> {
     let mut out = NamedTensors::new();
     for f in files {
-        let ts = candle_core::safetensors::load(f, device)
-            .map_err(|e| ModelError::Weights(format!("{}: {e}", f.display())))?;
+        let ts = candle_core::safetensors::load(f, device).map_err(|source| {
+            ModelError::Safetensors {
+                path: f.clone(),
+                source: Box::new(source),
+            }
+        })?;
         for (k, t) in ts {
             out.insert(k, t.to_dtype(dtype)?);
         }
@@ -125,23 +126,29 @@ pub struct GgufModel {
 /// Reads a GGUF file's header and metadata only (cheap; used for the tokenizer).
 pub fn read_gguf_content(path: &Path) -> Result<gguf_file::Content> {
     let mut f = std::fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
-    gguf_file::Content::read(&mut f).map_err(|e| {
-        ModelError::Weights(format!("{}: not a readable GGUF file: {e}", path.display()))
+    gguf_file::Content::read(&mut f).map_err(|source| ModelError::GgufFile {
+        path: path.to_path_buf(),
+        source: Box::new(source),
     })
 }
 
 /// Loads a GGUF file, dequantising every tensor to `dtype` and renaming it to HF conventions.
 pub fn load_gguf(path: &Path, dtype: DType, device: &Device) -> Result<GgufModel> {
     let mut f = std::fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
-    let content = gguf_file::Content::read(&mut f).map_err(|e| {
-        ModelError::Weights(format!("{}: not a readable GGUF file: {e}", path.display()))
+    let content = gguf_file::Content::read(&mut f).map_err(|source| ModelError::GgufFile {
+        path: path.to_path_buf(),
+        source: Box::new(source),
     })?;
     let has_output = content.tensor_infos.contains_key("output.weight");
     let mut config = ModelConfig::from_gguf(&content, has_output)?;
     let mut read = |name: &str| {
         content
             .tensor(&mut f, name, device)
-            .map_err(|e| ModelError::Weights(format!("{}: tensor {name}: {e}", path.display())))
+            .map_err(|source| ModelError::GgufTensorRead {
+                path: path.to_path_buf(),
+                name: name.to_string(),
+                source: Box::new(source),
+            })
     };
     if content.tensor_infos.contains_key(GGUF_ROPE_FREQS) {
         let factors = read(GGUF_ROPE_FREQS)?

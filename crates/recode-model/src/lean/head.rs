@@ -95,9 +95,10 @@ pub(crate) fn head_logprobs(
     let targets = targets.to_dtype(DType::U32)?.contiguous()?;
     let tgv: Arc<Vec<u32>> = Arc::new(targets.to_vec1()?);
     if let Some(&bad) = tgv.iter().find(|&&t| t as usize >= v) {
-        return Err(ModelError::Input(format!(
-            "token id {bad} out of range for a vocabulary of {v}"
-        )));
+        return Err(ModelError::TokenOutOfRange {
+            token: bad,
+            vocab: v,
+        });
     }
     let logits_of = move |h: &Tensor, w: &Tensor, s: usize, m: usize| -> CResult<Tensor> {
         let z = h.narrow(0, s, m)?.matmul(&w.t()?)?;

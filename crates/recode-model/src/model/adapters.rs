@@ -33,9 +33,7 @@ impl CausalLM {
                 continue;
             }
             if lin.unmerged.is_some() {
-                return Err(ModelError::Adapter(
-                    "unmerge the current adapters before adding new ones".into(),
-                ));
+                return Err(ModelError::AdaptersMerged);
             }
             let (out, inp) = (lin.out_features(), lin.in_features());
             let dev = lin.weight.device().clone();
@@ -160,9 +158,7 @@ impl CausalLM {
     pub fn save_adapters(&self, dir: &Path, cfg: &AdapterConfig, base_model: &str) -> Result<()> {
         let vars = self.adapter_vars();
         if vars.is_empty() {
-            return Err(ModelError::Adapter(
-                "the model has no adapters to save".into(),
-            ));
+            return Err(ModelError::NoAdapters);
         }
         std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
         let mut map = HashMap::new();
@@ -170,29 +166,18 @@ impl CausalLM {
             map.insert(k, v.as_tensor().detach().to_dtype(DType::F32)?);
         }
         let path = dir.join("adapter_model.safetensors");
-        candle_core::safetensors::save(&map, &path)
-            .map_err(|e| ModelError::Adapter(format!("{}: {e}", path.display())))?;
-        let json = serde_json::json!({
-            "peft_type": "LORA",
-            "task_type": "CAUSAL_LM",
-            "base_model_name_or_path": base_model,
-            "r": cfg.r,
-            "lora_alpha": cfg.alpha,
-            "lora_dropout": cfg.dropout,
-            "target_modules": cfg.target_modules,
-            "use_dora": cfg.kind == AdapterKind::Dora,
-            "use_rslora": cfg.use_rslora,
-            "bias": "none",
-            "fan_in_fan_out": false,
-            "inference_mode": true,
-            "init_lora_weights": true,
-            "modules_to_save": null,
-        });
-        let cpath = dir.join("adapter_config.json");
-        let text = serde_json::to_string_pretty(&json).map_err(|source| ModelError::Json {
-            path: cpath.clone(),
-            source,
+        candle_core::safetensors::save(&map, &path).map_err(|source| ModelError::Safetensors {
+            path,
+            source: Box::new(source),
         })?;
+        let cpath = dir.join("adapter_config.json");
+        let text =
+            serde_json::to_string_pretty(&cfg.to_peft_json(base_model)).map_err(|source| {
+                ModelError::Json {
+                    path: cpath.clone(),
+                    source,
+                }
+            })?;
         std::fs::write(&cpath, text).map_err(|e| ModelError::io(&cpath, e))?;
         Ok(())
     }
@@ -200,81 +185,40 @@ impl CausalLM {
     /// Loads a PEFT LoRA/DoRA adapter directory, replacing the current adapters; returns its config.
     pub fn load_adapters(&mut self, dir: &Path) -> Result<AdapterConfig> {
         let cpath = dir.join("adapter_config.json");
-        let v = read_json(&cpath)?;
-        let field = |k: &str| {
-            v.get(k).ok_or_else(|| {
-                ModelError::Adapter(format!("{}: missing field `{k}`", cpath.display()))
-            })
-        };
-        if let Some(t) = v.get("peft_type").and_then(|t| t.as_str()) {
-            if t != "LORA" {
-                return Err(ModelError::Adapter(format!(
-                    "{}: peft_type `{t}` is not supported (only LORA, with or without DoRA)",
-                    cpath.display()
-                )));
-            }
-        }
-        let r = field("r")?.as_u64().ok_or_else(|| {
-            ModelError::Adapter(format!("{}: `r` is not an integer", cpath.display()))
-        })? as usize;
-        let alpha = field("lora_alpha")?.as_f64().ok_or_else(|| {
-            ModelError::Adapter(format!("{}: `lora_alpha` is not a number", cpath.display()))
-        })?;
-        let target_modules: Vec<String> = match field("target_modules")? {
-            serde_json::Value::Array(a) => a
-                .iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect(),
-            other => {
-                return Err(ModelError::Adapter(format!(
-                    "{}: `target_modules` must be a list of names, got {other}",
-                    cpath.display()
-                )))
-            }
-        };
-        let cfg = AdapterConfig {
-            kind: if v.get("use_dora").and_then(|x| x.as_bool()).unwrap_or(false) {
-                AdapterKind::Dora
-            } else {
-                AdapterKind::Lora
-            },
-            r,
-            alpha,
-            dropout: v
-                .get("lora_dropout")
-                .and_then(|x| x.as_f64())
-                .unwrap_or(0.0) as f32,
-            target_modules,
-            use_rslora: v
-                .get("use_rslora")
-                .and_then(|x| x.as_bool())
-                .unwrap_or(false),
-        };
+        let cfg = AdapterConfig::from_peft_json(&read_json(&cpath)?, &cpath)?;
         self.add_adapters(&cfg, 0)?;
         let wpath = dir.join("adapter_model.safetensors");
         let device = self.device().clone();
         let dtype = self.dtype();
-        let mut tensors = candle_core::safetensors::load(&wpath, &device)
-            .map_err(|e| ModelError::Adapter(format!("{}: {e}", wpath.display())))?;
+        let mut tensors = candle_core::safetensors::load(&wpath, &device).map_err(|source| {
+            ModelError::Safetensors {
+                path: wpath.clone(),
+                source: Box::new(source),
+            }
+        })?;
         for (name, var) in self.adapter_vars() {
-            let t = tensors.remove(&name).ok_or_else(|| {
-                ModelError::Adapter(format!("{}: missing tensor `{name}`", wpath.display()))
-            })?;
+            let t = tensors
+                .remove(&name)
+                .ok_or_else(|| ModelError::MissingTensor {
+                    name: name.clone(),
+                    file: Some(wpath.clone()),
+                })?;
             if t.dims() != var.dims() {
-                return Err(ModelError::Adapter(format!(
-                    "{}: tensor `{name}` has shape {:?}, expected {:?}",
-                    wpath.display(),
-                    t.dims(),
-                    var.dims()
-                )));
+                return Err(ModelError::TensorShape {
+                    name,
+                    actual: t.dims().to_vec(),
+                    expected: var.dims().to_vec(),
+                    file: Some(wpath),
+                });
             }
             var.set(&t.to_dtype(dtype)?)?;
         }
         if let Some(extra) = tensors.keys().next() {
-            return Err(ModelError::Adapter(format!(
-                "{}: unexpected tensor `{extra}` (not a q/k/v/o/gate/up/down LoRA tensor of this model)",
-                wpath.display()
-            )));
+            return Err(ModelError::UnexpectedTensor {
+                name: extra.clone(),
+                file: wpath,
+                hint: "not a q/k/v/o/gate/up/down LoRA tensor of this model",
+            });
         }
         Ok(cfg)
     }

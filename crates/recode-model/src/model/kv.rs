@@ -93,10 +93,11 @@ impl KvCache {
     /// out to n samples and to drop finished sequences.
     pub fn select_rows(&mut self, rows: &[usize]) -> Result<()> {
         if let Some(&bad) = rows.iter().find(|&&r| r >= self.batch_size()) {
-            return Err(ModelError::Input(format!(
-                "select_rows: row {bad} out of range for batch {}",
-                self.batch_size()
-            )));
+            return Err(ModelError::RowOutOfRange {
+                what: "select_rows",
+                row: bad,
+                rows: self.batch_size(),
+            });
         }
         if rows.is_empty() {
             return Err(ModelError::Input("select_rows: no rows".into()));

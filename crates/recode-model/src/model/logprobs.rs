@@ -196,10 +196,11 @@ impl Scoring<'_> {
     fn check(&self, b: usize, t: usize) -> Result<()> {
         if let Some(m) = self.score_mask {
             if m.dims() != [b, t] {
-                return Err(ModelError::Input(format!(
-                    "score_mask has shape {:?}, expected [{b}, {t}]",
-                    m.dims()
-                )));
+                return Err(ModelError::InputShape {
+                    name: "score_mask",
+                    actual: m.dims().to_vec(),
+                    expected: format!("[{b}, {t}]"),
+                });
             }
         }
         if t < 2 {
@@ -208,10 +209,11 @@ impl Scoring<'_> {
             ));
         }
         if self.temperature <= 0.0 {
-            return Err(ModelError::Input(format!(
-                "temperature must be > 0, got {}",
-                self.temperature
-            )));
+            return Err(ModelError::InvalidOption {
+                name: "temperature",
+                value: self.temperature.to_string(),
+                expected: "> 0",
+            });
         }
         Ok(())
     }

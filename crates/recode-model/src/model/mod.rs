@@ -272,11 +272,10 @@ impl CausalLM {
         c: &Ctx,
     ) -> Result<Tensor> {
         let o = c.o;
-        let (b, t) = input_ids.dims2().map_err(|_| {
-            ModelError::Input(format!(
-                "input_ids must be [B, T], got {:?}",
-                input_ids.dims()
-            ))
+        let (b, t) = input_ids.dims2().map_err(|_| ModelError::InputShape {
+            name: "input_ids",
+            actual: input_ids.dims().to_vec(),
+            expected: "[B, T]".into(),
         })?;
         if t == 0 || b == 0 {
             return Err(ModelError::Input("empty input_ids".into()));
@@ -448,10 +447,11 @@ fn new_mask_rows(attention_mask: Option<&Tensor>, b: usize, t: usize) -> Result<
     Ok(match attention_mask {
         Some(m) => {
             if m.dims() != [b, t] {
-                return Err(ModelError::Input(format!(
-                    "attention_mask has shape {:?}, expected [{b}, {t}]",
-                    m.dims()
-                )));
+                return Err(ModelError::InputShape {
+                    name: "attention_mask",
+                    actual: m.dims().to_vec(),
+                    expected: format!("[{b}, {t}]"),
+                });
             }
             mask_rows(m)?
         }
@@ -465,10 +465,10 @@ fn cached_layout(cache: Option<&KvCache>, b: usize) -> Result<(Vec<Vec<u8>>, Vec
     Ok(match cache {
         Some(c) if !c.is_empty() => {
             if c.batch_size() != b {
-                return Err(ModelError::Input(format!(
-                    "batch of {b} rows does not match the cache's {} rows",
-                    c.batch_size()
-                )));
+                return Err(ModelError::CacheRows {
+                    rows: b,
+                    cache_rows: c.batch_size(),
+                });
             }
             (c.mask.clone(), c.next_pos.clone())
         }
@@ -490,12 +490,17 @@ impl TensorSource<'_> {
         let t = self
             .tensors
             .remove(name)
-            .ok_or_else(|| ModelError::Weights(format!("missing tensor `{name}`")))?;
+            .ok_or_else(|| ModelError::MissingTensor {
+                name: name.to_string(),
+                file: None,
+            })?;
         if t.dims() != shape {
-            return Err(ModelError::Weights(format!(
-                "tensor `{name}` has shape {:?}, expected {shape:?}",
-                t.dims()
-            )));
+            return Err(ModelError::TensorShape {
+                name: name.to_string(),
+                actual: t.dims().to_vec(),
+                expected: shape.to_vec(),
+                file: None,
+            });
         }
         Ok(t.to_dtype(self.dtype)?.to_device(self.device)?)
     }

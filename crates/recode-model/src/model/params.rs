@@ -54,11 +54,12 @@ impl CausalLM {
                         n += 1;
                         Ok(Some(Arc::new(p)))
                     }
-                    Some(p) => Err(ModelError::Weights(format!(
-                        "packed `{name}` is [{}, {}], expected [{rows}, {cols}]",
-                        p.rows(),
-                        p.cols()
-                    ))),
+                    Some(p) => Err(ModelError::TensorShape {
+                        name: name.to_string(),
+                        actual: vec![p.rows(), p.cols()],
+                        expected: vec![rows, cols],
+                        file: None,
+                    }),
                     None => Ok(None),
                 }
             };
