@@ -2,6 +2,7 @@
 //! GGUF metadata (vocab, merges, special tokens) so a GGUF file is self-sufficient. Also exposes the
 //! chat template text and the bos/eos tokens.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::quantized::gguf_file;
@@ -111,6 +112,57 @@ fn pre_tokenization(pre: Option<&str>) -> Result<PreTokenization> {
     })
 }
 
+/// The string array at metadata `key` (`tokenizer.ggml.tokens`, `tokenizer.ggml.merges`).
+fn gguf_strings(md: &HashMap<String, gguf_file::Value>, key: &'static str) -> Result<Vec<String>> {
+    md.get(key)
+        .ok_or_else(|| ModelError::GgufMissingKey { key: key.into() })?
+        .to_vec()
+        .map_err(meta_err(key))?
+        .iter()
+        .map(|v| v.to_string().cloned().map_err(meta_err(key)))
+        .collect()
+}
+
+/// The `tokenizer.json` specification of a byte-level BPE tokenizer: vocabulary `tokens` (id =
+/// index) with GGUF token `types`, `merges`, the pre-tokenization, and the `specials` (bos, eos)
+/// that are matched as whole tokens like control and user-defined ones.
+fn bpe_spec(
+    tokens: &[String],
+    merges: Vec<String>,
+    types: &[i32],
+    specials: [Option<u32>; 2],
+    tokenization: &PreTokenization,
+) -> serde_json::Value {
+    let mut vocab = serde_json::Map::new();
+    let mut added = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        vocab.insert(t.clone(), json!(i));
+        // 3 = control, 4 = user-defined: matched as whole tokens before BPE.
+        let special =
+            matches!(types.get(i), Some(3) | Some(4)) || specials.contains(&Some(i as u32));
+        if special {
+            added.push(
+                json!({"id": i, "content": t, "single_word": false, "lstrip": false,
+                "rstrip": false, "normalized": false, "special": true}),
+            );
+        }
+    }
+    json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": tokenization.normalizer,
+        "pre_tokenizer": tokenization.pre_tokenizer,
+        "post_processor": null,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+        "model": {"type": "BPE", "dropout": null, "unk_token": null,
+            "continuing_subword_prefix": null, "end_of_word_suffix": null, "fuse_unk": false,
+            "byte_fallback": false, "ignore_merges": tokenization.ignore_merges, "vocab": vocab,
+            "merges": merges},
+    })
+}
+
 impl Tokenizer {
     /// Builds the tokenizer from GGUF metadata (`tokenizer.ggml.*`, model `gpt2` = byte-level BPE).
     pub fn from_gguf(content: &gguf_file::Content) -> Result<Self> {
@@ -129,26 +181,8 @@ impl Tokenizer {
                 "gpt2 (byte-level BPE)",
             ));
         }
-        let tokens: Vec<String> = get("tokenizer.ggml.tokens")?
-            .to_vec()
-            .map_err(meta_err("tokenizer.ggml.tokens"))?
-            .iter()
-            .map(|v| {
-                v.to_string()
-                    .cloned()
-                    .map_err(meta_err("tokenizer.ggml.tokens"))
-            })
-            .collect::<Result<_>>()?;
-        let merges: Vec<String> = get("tokenizer.ggml.merges")?
-            .to_vec()
-            .map_err(meta_err("tokenizer.ggml.merges"))?
-            .iter()
-            .map(|v| {
-                v.to_string()
-                    .cloned()
-                    .map_err(meta_err("tokenizer.ggml.merges"))
-            })
-            .collect::<Result<_>>()?;
+        let tokens = gguf_strings(md, "tokenizer.ggml.tokens")?;
+        let merges = gguf_strings(md, "tokenizer.ggml.merges")?;
         let types: Vec<i32> = match md.get("tokenizer.ggml.token_type") {
             Some(v) => v
                 .to_vec()
@@ -168,35 +202,7 @@ impl Tokenizer {
         let id = |k: &str| md.get(k).and_then(|v| v.to_u32().ok());
         let bos_id = id("tokenizer.ggml.bos_token_id");
         let eos_id = id("tokenizer.ggml.eos_token_id");
-        let mut vocab = serde_json::Map::new();
-        let mut added = Vec::new();
-        for (i, t) in tokens.iter().enumerate() {
-            vocab.insert(t.clone(), json!(i));
-            // 3 = control, 4 = user-defined: matched as whole tokens before BPE.
-            let special = matches!(types.get(i), Some(3) | Some(4))
-                || Some(i as u32) == bos_id
-                || Some(i as u32) == eos_id;
-            if special {
-                added.push(
-                    json!({"id": i, "content": t, "single_word": false, "lstrip": false,
-                    "rstrip": false, "normalized": false, "special": true}),
-                );
-            }
-        }
-        let spec = json!({
-            "version": "1.0",
-            "truncation": null,
-            "padding": null,
-            "added_tokens": added,
-            "normalizer": tokenization.normalizer,
-            "pre_tokenizer": tokenization.pre_tokenizer,
-            "post_processor": null,
-            "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
-            "model": {"type": "BPE", "dropout": null, "unk_token": null,
-                "continuing_subword_prefix": null, "end_of_word_suffix": null, "fuse_unk": false,
-                "byte_fallback": false, "ignore_merges": tokenization.ignore_merges, "vocab": vocab,
-                "merges": merges},
-        });
+        let spec = bpe_spec(&tokens, merges, &types, [bos_id, eos_id], &tokenization);
         let inner: tokenizers::Tokenizer = spec
             .to_string()
             .parse()
