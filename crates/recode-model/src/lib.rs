@@ -10,6 +10,7 @@ pub mod config;
 mod decode;
 pub mod error;
 mod forward;
+mod fused;
 mod lean;
 pub mod model;
 pub mod packed;

@@ -58,6 +58,16 @@ pub(super) struct Rope {
 }
 
 impl Rope {
+    /// Cosines `[B, T, D/2]`.
+    pub(super) fn cos(&self) -> &Tensor {
+        &self.cos
+    }
+
+    /// Sines `[B, T, D/2]`.
+    pub(super) fn sin(&self) -> &Tensor {
+        &self.sin
+    }
+
     pub(super) fn new(
         inv_freq: &[f64],
         positions: &[Vec<u32>],
@@ -234,25 +244,56 @@ impl Attention {
         let (cos, sin) = (flat(rope.cos.clone())?, flat(rope.sin.clone())?);
         let mut q = flat(self.q.forward(x, &c.slot(0))?)?;
         let mut k = flat(self.k.forward(x, &c.slot(1))?)?;
-        let v = self.v.forward(x, &c.slot(2))?.reshape((b, kvh, 1, d))?;
+        let v = self.v.forward(x, &c.slot(2))?;
         decode::rope_rows(&mut q, d, &cos, &sin);
         decode::rope_rows(&mut k, d, &cos, &sin);
-        let k = Tensor::from_vec(k, (b, kvh, 1, d), x.device())?;
-        LayerKv::append(slot, &k, &v, capacity)?;
-        let kv = slot.as_ref().expect("LayerKv::append fills the slot");
         let bias = flat(bias.clone())?;
-        let shape = decode::DecodeShape {
-            batch: b,
+        let dims = HeadDims {
             heads: h,
             kv_heads: kvh,
             head_dim: d,
-            capacity: kv.k.dim(2)?,
-            len: kv.len,
         };
-        let y = lean::read::<f32, _>(&kv.k, |ks| {
-            lean::read::<f32, _>(&kv.v, |vs| decode::attend(&q, ks, vs, &bias, shape))
-        })??;
+        let y = attend_cached(slot, capacity, &q, k, flat(v)?, &bias, dims)?;
         let y = Tensor::from_vec(y, (b, 1, h * d), x.device())?;
         self.o.forward(&y, &c.slot(3))
     }
+}
+
+/// Head counts and size of one attention layer.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct HeadDims {
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+}
+
+/// One decode position of a layer: appends the new keys `k` and values `v` (`[B, KVH*D]`,
+/// rotated keys) to the layer's cache, then attends the rotated queries `q` `[B, H*D]` over
+/// every cached position with `bias` `[B, L]` (0 or a large negative number) → `[B, H*D]`.
+pub(super) fn attend_cached(
+    slot: &mut Option<LayerKv>,
+    capacity: usize,
+    q: &[f32],
+    k: Vec<f32>,
+    v: Vec<f32>,
+    bias: &[f32],
+    dims: HeadDims,
+) -> Result<Vec<f32>> {
+    let (kvh, d) = (dims.kv_heads, dims.head_dim);
+    let b = k.len() / (kvh * d).max(1);
+    let k = Tensor::from_vec(k, (b, kvh, 1, d), &Device::Cpu)?;
+    let v = Tensor::from_vec(v, (b, kvh, 1, d), &Device::Cpu)?;
+    LayerKv::append(slot, &k, &v, capacity)?;
+    let kv = slot.as_ref().expect("LayerKv::append fills the slot");
+    let shape = decode::DecodeShape {
+        batch: b,
+        heads: dims.heads,
+        kv_heads: kvh,
+        head_dim: d,
+        capacity: kv.k.dim(2)?,
+        len: kv.len,
+    };
+    Ok(lean::read::<f32, _>(&kv.k, |ks| {
+        lean::read::<f32, _>(&kv.v, |vs| decode::attend(q, ks, vs, bias, shape))
+    })??)
 }

@@ -1,9 +1,12 @@
 //! Keys and values kept across calls: the inference [`KvCache`] (per-layer growable buffers) and
 //! the shared-prefix keys and values of a cache-free forward, with the attention mask rows.
 
+use std::sync::Arc;
+
 use candle_core::{DType, Tensor};
 
 use crate::error::{ModelError, Result};
+use crate::fused::DecodePlan;
 
 /// Keys and values of one layer, stored in a pre-allocated buffer that grows by doubling.
 #[derive(Debug, Clone)]
@@ -61,6 +64,9 @@ pub struct KvCache {
     pub(super) mask: Vec<Vec<u8>>,
     pub(super) next_pos: Vec<u32>,
     pub(super) capacity: usize,
+    /// The raw decode plan of the generation this cache serves, with whether it includes the
+    /// adapters (`None` inside: the model cannot decode raw); built on the first decode step.
+    pub(super) plan: Option<(bool, Option<Arc<DecodePlan>>)>,
 }
 
 impl KvCache {
@@ -71,6 +77,7 @@ impl KvCache {
             mask: Vec::new(),
             next_pos: Vec::new(),
             capacity,
+            plan: None,
         }
     }
 

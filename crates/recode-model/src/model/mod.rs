@@ -13,6 +13,7 @@ mod kv;
 mod linear;
 mod logprobs;
 mod params;
+mod plan;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -294,6 +295,14 @@ impl CausalLM {
         let new_mask = new_mask_rows(attention_mask, b, t)?;
         let (mut full_mask, mut next_pos) = cached_layout(cache.as_deref(), b)?;
         let (bias, rope) = self.layout(&mut full_mask, &mut next_pos, &new_mask)?;
+        if let Some(kc) = cache.as_deref_mut().filter(|_| t == 1) {
+            if let Some(plan) = self.cached_plan(kc, c)? {
+                let h = self.decode_planned(&plan, input_ids, kc, &bias, &rope, c)?;
+                kc.mask = full_mask;
+                kc.next_pos = next_pos;
+                return Ok(h);
+            }
+        }
         let mut x = self.embed_ids(input_ids, c)?;
         let eps = self.config.rms_norm_eps;
         for (i, blk) in self.blocks.iter().enumerate() {
