@@ -125,6 +125,16 @@ pub enum BenchError {
         #[source]
         source: serde_json::Error,
     },
+    /// The data file has fewer prompts of the benchmark's length than the batch needs.
+    #[error("{data}: {found} ReCode prompts of 250-500 tokens, the batch needs {wanted}")]
+    TooFewPrompts {
+        /// The data file.
+        data: PathBuf,
+        /// Prompts wanted (the batch).
+        wanted: usize,
+        /// Prompts found.
+        found: usize,
+    },
     /// The model has no chat template to render the benchmark's prompts with.
     #[error("{model}: the model has no chat template")]
     NoChatTemplate {

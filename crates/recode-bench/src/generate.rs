@@ -2,6 +2,10 @@
 //! tokens and at batch 1 greedy, for recode and, side by side on the same GGUF and the same
 //! token ids, Hugging Face transformers `generate` and, when llama-cpp-python is installed in
 //! the peer venv, llama.cpp (`peers/generate_peer.py`).
+//!
+//! The prompts are by default real ReCode training prompts, rendered and tokenised exactly as
+//! rollouts see them and chosen in file order among those of 250–500 tokens (what prefill costs
+//! in an RL step); `PromptSource::Chat` gives short chat questions instead.
 
 use std::path::PathBuf;
 
@@ -29,9 +33,24 @@ const PROMPTS: [&str; 8] = [
     "Describe what a Python generator is, with a short example.",
 ];
 
+/// Shortest and longest rendered ReCode prompt the benchmark takes (tokens).
+pub const RECODE_PROMPT_TOKENS: std::ops::RangeInclusive<usize> = 250..=500;
+
+/// Where the benchmark's prompts come from.
+#[derive(Debug, Clone)]
+pub enum PromptSource {
+    /// ReCode training prompts from this data file (rendered as rollouts see them), the first
+    /// ones in [`RECODE_PROMPT_TOKENS`].
+    Recode(PathBuf),
+    /// Short built-in chat questions.
+    Chat,
+}
+
 /// Options of `recode bench generate`.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The prompts.
+    pub prompts: PromptSource,
     /// Model spec (GGUF file, HF directory or hub id); the peers load the same one.
     pub model: String,
     /// Prompts in the sampled batch.
@@ -56,7 +75,10 @@ pub fn run(o: &Options) -> Result<serde_json::Value> {
         Some(crate::bench_python(o.peer_python.as_deref())?)
     };
     let m = recode_rl::lm::load_lm(&o.model, DType::F32, &Device::Cpu)?;
-    let ids = tokenise(&m, &o.model, o.batch)?;
+    let ids = match &o.prompts {
+        PromptSource::Chat => tokenise(&m, &o.model, o.batch)?,
+        PromptSource::Recode(data) => recode_prompts(&m, data, o.batch)?,
+    };
     let runs: [Run; 2] = [
         ("sampled", ids.clone(), 1.0),
         ("greedy_batch1", ids[..1].to_vec(), 0.0),
@@ -91,8 +113,17 @@ pub fn run(o: &Options) -> Result<serde_json::Value> {
     }
     let rss = peak_rss().unwrap_or(0);
     drop(m);
+    let prompts = match &o.prompts {
+        PromptSource::Chat => serde_json::json!({ "source": "chat" }),
+        PromptSource::Recode(data) => serde_json::json!({
+            "source": "recode",
+            "data": data,
+            "tokens": ids.iter().map(Vec::len).collect::<Vec<_>>(),
+        }),
+    };
     let mut report = serde_json::json!({
         "model": o.model,
+        "prompts": prompts,
         "threads": crate::threads(),
         "recode": results,
         "recode_peak_rss_bytes": rss,
@@ -119,6 +150,35 @@ fn tokenise(m: &LoadedModel, spec: &str, batch: usize) -> Result<Vec<Vec<u32>>> 
             Ok(m.tokenizer.encode(&text)?)
         })
         .collect()
+}
+
+/// The first `batch` ReCode prompts of `data` whose rendered, tokenised form (as
+/// [`recode_rl::task::prompt_items`] gives it to rollouts) has 250–500 tokens.
+fn recode_prompts(m: &LoadedModel, data: &std::path::Path, batch: usize) -> Result<Vec<Vec<u32>>> {
+    let spec = data.display().to_string();
+    let ds = recode_data::load(&spec, recode_data::LoadOptions::default())?;
+    let template = recode_rl::task::chat_template_of(&m.tokenizer)?;
+    let mut out = Vec::with_capacity(batch);
+    // Render in chunks: the data set has thousands of rows and a few dozen are needed.
+    for rows in ds.rows.chunks(64) {
+        let items =
+            recode_rl::task::prompt_items(rows, &spec, &template, &m.tokenizer, usize::MAX)?;
+        out.extend(
+            items
+                .into_iter()
+                .map(|i| i.tokens)
+                .filter(|t| RECODE_PROMPT_TOKENS.contains(&t.len()))
+                .take(batch - out.len()),
+        );
+        if out.len() == batch {
+            return Ok(out);
+        }
+    }
+    Err(BenchError::TooFewPrompts {
+        data: data.to_path_buf(),
+        wanted: batch,
+        found: out.len(),
+    })
 }
 
 /// Runs the transformers peer and, when installed, the llama.cpp peer on the same token ids;

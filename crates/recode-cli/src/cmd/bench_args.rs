@@ -93,6 +93,14 @@ pub struct BenchGenerateArgs {
     /// Model (default: $RECODE_SMOLLM2_GGUF).
     #[arg(long)]
     pub model: Option<String>,
+    /// Prompts: `recode` renders real ReCode training prompts as rollouts see them (the first
+    /// of 250-500 tokens in --data), `chat` uses short built-in chat questions.
+    #[arg(long, value_enum, default_value_t = GeneratePrompts::Recode)]
+    pub prompts: GeneratePrompts,
+    /// ReCode data for `--prompts recode` (default: $RECODE_DATA, else
+    /// ../shared/data/recode/api_update.jsonl, else the hub dataset zjunlp/ReCode-Train-Data).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
     /// Prompts in the sampled batch.
     #[arg(long, default_value_t = 8)]
     pub batch: usize,
@@ -106,6 +114,15 @@ pub struct BenchGenerateArgs {
     /// Peer and report options.
     #[command(flatten)]
     pub output: BenchOutput,
+}
+
+/// Prompt sets of `recode bench generate`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum GeneratePrompts {
+    /// Real ReCode training prompts (250-500 tokens).
+    Recode,
+    /// Short chat questions.
+    Chat,
 }
 
 /// Arguments of `recode bench train`.
@@ -175,7 +192,18 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         }
         BenchCommand::Reward(a) => run_reward(a),
         BenchCommand::Generate(a) => {
+            let prompts = match a.prompts {
+                GeneratePrompts::Chat => recode_bench::generate::PromptSource::Chat,
+                GeneratePrompts::Recode => {
+                    recode_bench::generate::PromptSource::Recode(match a.data {
+                        Some(p) => p,
+                        None => recode_data::datasets::RECODE_TRAIN
+                            .default_file(std::path::Path::new("."))?,
+                    })
+                }
+            };
             let o = recode_bench::generate::Options {
+                prompts,
                 model: model_spec(&a.model)?,
                 batch: a.batch,
                 new_tokens: a.new_tokens,
