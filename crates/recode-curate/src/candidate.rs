@@ -75,7 +75,7 @@ pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
         out.push(serde_json::from_str(&line).map_err(|e| CurateError::Input {
             path: path.to_path_buf(),
             line: i + 1,
-            message: e.to_string(),
+            source: e,
         })?);
     }
     Ok(out)

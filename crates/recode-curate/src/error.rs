@@ -43,18 +43,22 @@ pub enum CurateError {
     /// The sandbox could not start or run.
     #[error(transparent)]
     Sandbox(#[from] recode_sandbox::ExecError),
-    /// A model endpoint failed after retries.
-    #[error("endpoint: {0}")]
-    Endpoint(String),
-    /// An input file is malformed.
-    #[error("{path}:{line}: {message}")]
+    /// No interpreter can run the sandbox's fork server.
+    #[error("no Python >= {minimum} for the sandbox's fork server")]
+    NoServerPython {
+        /// The lowest version that runs it.
+        minimum: &'static str,
+    },
+    /// An input line is not a valid record.
+    #[error("{}:{line}: {source}", path.display())]
     Input {
         /// File.
         path: PathBuf,
         /// 1-based line.
         line: usize,
-        /// What is wrong.
-        message: String,
+        /// The JSON error (names the field and column).
+        #[source]
+        source: serde_json::Error,
     },
     /// A file system operation failed.
     #[error("{path}: {source}")]

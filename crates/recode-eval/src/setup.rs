@@ -13,13 +13,24 @@ pub const STAMP_FILE: &str = ".recode-eval-stamp";
 /// Errors while creating or checking the virtualenv.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    /// A command failed.
-    #[error("`{command}` failed: {detail}")]
+    /// A command could not be started.
+    #[error("`{command}` failed: {source}")]
+    Spawn {
+        /// The command line.
+        command: String,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A command exited unsuccessfully.
+    #[error("`{command}` failed: {status}\n{stderr_tail}")]
     Command {
         /// The command line.
         command: String,
-        /// Exit status or error.
-        detail: String,
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// The last lines of its standard error.
+        stderr_tail: String,
     },
     /// File system error.
     #[error("{path}: {source}")]
@@ -68,9 +79,9 @@ pub fn ready_python(venv: &Path) -> Result<PathBuf, SetupError> {
 
 fn run(cmd: &mut Command) -> Result<String, SetupError> {
     let line = format!("{cmd:?}");
-    let out = cmd.output().map_err(|e| SetupError::Command {
+    let out = cmd.output().map_err(|source| SetupError::Spawn {
         command: line.clone(),
-        detail: e.to_string(),
+        source,
     })?;
     if !out.status.success() {
         let tail: String = String::from_utf8_lossy(&out.stderr)
@@ -84,7 +95,8 @@ fn run(cmd: &mut Command) -> Result<String, SetupError> {
             .join("\n");
         return Err(SetupError::Command {
             command: line,
-            detail: format!("{}\n{tail}", out.status),
+            status: out.status,
+            stderr_tail: tail,
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())

@@ -23,8 +23,14 @@ pub enum BatchError {
         old_codes: usize,
     },
     /// The thread pool could not be built.
-    #[error("cannot build a thread pool: {0}")]
-    ThreadPool(String),
+    #[error("cannot build a thread pool of {threads} threads: {source}")]
+    ThreadPool {
+        /// Threads asked for.
+        threads: usize,
+        /// Underlying error.
+        #[source]
+        source: rayon::ThreadPoolBuildError,
+    },
 }
 
 /// One completion's reward and, when its old code was given, the score of its edit.
@@ -149,7 +155,10 @@ fn on_threads<R: Send>(
             .num_threads(n.max(1))
             .build()
             .map(|pool| pool.install(work))
-            .map_err(|e| BatchError::ThreadPool(e.to_string())),
+            .map_err(|source| BatchError::ThreadPool {
+                threads: n.max(1),
+                source,
+            }),
     }
 }
 

@@ -20,12 +20,13 @@ pub enum VenvError {
         available: Vec<String>,
     },
     /// An interpreter exists but does not run or answer the version probe.
-    #[error("interpreter {path} does not work: {detail}")]
+    #[error("interpreter {} does not work: {cause}", path.display())]
     BrokenInterpreter {
         /// Interpreter path.
         path: PathBuf,
-        /// What went wrong.
-        detail: String,
+        /// How the version probe failed.
+        #[source]
+        cause: ProbeError,
     },
     /// `python -m venv` failed.
     #[error("creating the virtualenv {dir} with Python {version} failed:\n{tail}")]
@@ -59,6 +60,31 @@ pub enum VenvError {
         /// Underlying error.
         #[source]
         source: std::io::Error,
+    },
+}
+
+/// How an interpreter's version probe failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The interpreter could not be started.
+    #[error("{0}")]
+    Spawn(#[source] std::io::Error),
+    /// The probe exited unsuccessfully.
+    #[error("{status}: {stderr}")]
+    Exit {
+        /// Exit status.
+        status: std::process::ExitStatus,
+        /// Its standard error, trimmed.
+        stderr: String,
+    },
+    /// The probe printed something else than its JSON answer.
+    #[error("probe output {output:?}: {source}")]
+    Output {
+        /// What it printed.
+        output: String,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
     },
 }
 

@@ -7,6 +7,7 @@ use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::ProbeError;
 use crate::{Result, VenvError};
 
 /// A working Python interpreter and what it reported about itself.
@@ -28,23 +29,27 @@ impl Interpreter {
         const PROBE: &str = "import sys, json; print(json.dumps({'path': sys.executable, \
             'version': '%d.%d.%d' % tuple(sys.version_info[:3]), 'prefix': sys.prefix, \
             'base_prefix': getattr(sys, 'base_prefix', sys.prefix)}))";
-        let broken = |detail: String| VenvError::BrokenInterpreter {
+        let broken = |cause: ProbeError| VenvError::BrokenInterpreter {
             path: path.to_path_buf(),
-            detail,
+            cause,
         };
         let out = Command::new(path)
             .args(["-E", "-c", PROBE])
             .output()
-            .map_err(|e| broken(e.to_string()))?;
+            .map_err(|e| broken(ProbeError::Spawn(e)))?;
         if !out.status.success() {
-            return Err(broken(format!(
-                "{}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
+            return Err(broken(ProbeError::Exit {
+                status: out.status,
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            }));
         }
         let text = String::from_utf8_lossy(&out.stdout);
-        serde_json::from_str(text.trim()).map_err(|e| broken(format!("probe output {text:?}: {e}")))
+        serde_json::from_str(text.trim()).map_err(|source| {
+            broken(ProbeError::Output {
+                output: text.to_string(),
+                source,
+            })
+        })
     }
 
     /// `major.minor`, e.g. `3.10`.

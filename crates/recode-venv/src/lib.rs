@@ -21,7 +21,7 @@ mod error;
 mod interp;
 
 pub use env::{EnvManager, EnvSpec, Venv, COMPLETE_MARKER, ENV_RECORD};
-pub use error::VenvError;
+pub use error::{ProbeError, VenvError};
 pub use interp::{find_interpreter, list_interpreters, sandbox_read_paths, Interpreter};
 
 /// Result with this crate's error.

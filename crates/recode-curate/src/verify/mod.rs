@@ -538,9 +538,7 @@ fn server_python(opts: &VerifyOptions) -> Result<PathBuf> {
         .into_iter()
         .find(|i| i.version_key() >= vec![3, 8])
         .map(|i| i.path)
-        .ok_or_else(|| {
-            CurateError::Endpoint("no Python >= 3.8 for the sandbox's fork server".into())
-        })
+        .ok_or(CurateError::NoServerPython { minimum: "3.8" })
 }
 
 /// One pool for every venv of the run: their interpreters and directories in the view.

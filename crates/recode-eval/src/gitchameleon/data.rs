@@ -25,15 +25,68 @@ pub enum DataError {
         #[source]
         source: std::io::Error,
     },
-    /// A line is not a valid record.
-    #[error("{path}:{line}: {message}")]
-    Row {
+    /// A line is not valid JSON.
+    #[error("{}:{line}: invalid JSON: {source}", path.display())]
+    Json {
         /// File.
         path: PathBuf,
         /// 1-based line.
         line: usize,
-        /// What is wrong (names the field).
-        message: String,
+        /// The parser's error (names the column).
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A line is JSON but not an object.
+    #[error("{}:{line}: not a JSON object", path.display())]
+    NotObject {
+        /// File.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+    },
+    /// A field of a record is missing or has a bad value.
+    #[error("{}:{line}: {}", path.display(), field_message(field, problem))]
+    Field {
+        /// File.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// The field.
+        field: String,
+        /// What is wrong with it.
+        problem: FieldProblem,
+    },
+    /// Two problems share an `example_id`.
+    #[error("{}:{line}: field `example_id`: {id} already on line {first_line}", path.display())]
+    DuplicateId {
+        /// File.
+        path: PathBuf,
+        /// 1-based line of the second one.
+        line: usize,
+        /// The id.
+        id: u64,
+        /// Line of the first one.
+        first_line: usize,
+    },
+    /// A solution names a problem the data set does not have.
+    #[error("{}:{line}: field `example_id`: {id} is not a problem of {}", path.display(), dataset.display())]
+    UnknownId {
+        /// The solutions file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// The id.
+        id: u64,
+        /// The data set's `dataset.jsonl`.
+        dataset: PathBuf,
+    },
+    /// A solution record has no answer field.
+    #[error("{}:{line}: none of the fields `answer`, `solution`, `output`", path.display())]
+    NoAnswer {
+        /// File.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
     },
     /// A problem's hidden test file is missing.
     #[error("problem {id}: hidden test {path} is missing")]
@@ -43,6 +96,54 @@ pub enum DataError {
         /// The expected file.
         path: PathBuf,
     },
+}
+
+/// What is wrong with one field of a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldProblem {
+    /// The field is absent.
+    Missing,
+    /// The value has another JSON type.
+    WrongType {
+        /// What the field holds (`a string`, `a list`, …).
+        expected: &'static str,
+        /// The value found.
+        got: String,
+    },
+    /// The value does not parse (`` `x1` is not an integer``).
+    Invalid(String),
+}
+
+fn field_message(field: &str, problem: &FieldProblem) -> String {
+    match problem {
+        FieldProblem::Missing => format!("field `{field}` is missing"),
+        FieldProblem::WrongType { expected, got } => {
+            format!("field `{field}`: expected {expected}, got {got}")
+        }
+        FieldProblem::Invalid(why) => format!("field `{field}`: {why}"),
+    }
+}
+
+/// A field and what is wrong with it (placed at its file and line by the caller).
+type FieldError = (String, FieldProblem);
+
+fn wrong_type(name: &str, expected: &'static str, got: &Value) -> FieldError {
+    (
+        name.to_string(),
+        FieldProblem::WrongType {
+            expected,
+            got: got.to_string(),
+        },
+    )
+}
+
+fn field_err(path: &Path, line: usize) -> impl Fn(FieldError) -> DataError + '_ {
+    move |(field, problem)| DataError::Field {
+        path: path.to_path_buf(),
+        line,
+        field,
+        problem,
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
@@ -110,15 +211,22 @@ fn read_objects(path: &Path) -> Result<Vec<Numbered>, DataError> {
         if line.trim().is_empty() {
             continue;
         }
-        let row = |message: String| DataError::Row {
-            path: path.to_path_buf(),
-            line: i + 1,
-            message,
-        };
+        let (path, line_no) = (path.to_path_buf(), i + 1);
         match serde_json::from_str::<Value>(line) {
-            Ok(Value::Object(m)) => out.push((i + 1, m)),
-            Ok(_) => return Err(row("not a JSON object".into())),
-            Err(e) => return Err(row(format!("invalid JSON: {e}"))),
+            Ok(Value::Object(m)) => out.push((line_no, m)),
+            Ok(_) => {
+                return Err(DataError::NotObject {
+                    path,
+                    line: line_no,
+                })
+            }
+            Err(source) => {
+                return Err(DataError::Json {
+                    path,
+                    line: line_no,
+                    source,
+                })
+            }
         }
     }
     Ok(out)
@@ -130,26 +238,24 @@ struct Fields<'a> {
 }
 
 impl Fields<'_> {
-    fn string(&self, name: &str) -> Result<String, String> {
+    fn string(&self, name: &str) -> Result<String, FieldError> {
         match self.obj.get(name) {
             Some(Value::String(s)) => Ok(s.clone()),
-            Some(v) => Err(format!("field `{name}`: expected a string, got {v}")),
-            None => Err(format!("field `{name}` is missing")),
+            Some(v) => Err(wrong_type(name, "a string", v)),
+            None => Err((name.to_string(), FieldProblem::Missing)),
         }
     }
 
     /// A string, `""` when absent or null.
-    fn optional(&self, name: &str) -> Result<String, String> {
+    fn optional(&self, name: &str) -> Result<String, FieldError> {
         match self.obj.get(name) {
             None | Some(Value::Null) => Ok(String::new()),
             Some(Value::String(s)) => Ok(s.clone()),
-            Some(v) => Err(format!(
-                "field `{name}`: expected a string or null, got {v}"
-            )),
+            Some(v) => Err(wrong_type(name, "a string or null", v)),
         }
     }
 
-    fn strings(&self, name: &str) -> Result<Vec<String>, String> {
+    fn strings(&self, name: &str) -> Result<Vec<String>, FieldError> {
         match self.obj.get(name) {
             None | Some(Value::Null) => Ok(Vec::new()),
             Some(Value::Array(a)) => a
@@ -157,29 +263,33 @@ impl Fields<'_> {
                 .map(|v| {
                     v.as_str()
                         .map(str::to_string)
-                        .ok_or_else(|| format!("field `{name}`: expected strings, got {v}"))
+                        .ok_or_else(|| wrong_type(name, "strings", v))
                 })
                 .collect(),
-            Some(v) => Err(format!("field `{name}`: expected a list, got {v}")),
+            Some(v) => Err(wrong_type(name, "a list", v)),
         }
     }
 
     /// `example_id`: a JSON string of digits, as the harness's validator requires.
-    fn id(&self) -> Result<u64, String> {
+    fn id(&self) -> Result<u64, FieldError> {
         let s = self.string("example_id")?;
-        s.trim()
-            .parse::<u64>()
-            .map_err(|_| format!("field `example_id`: `{s}` is not an integer"))
+        s.trim().parse::<u64>().map_err(|_| {
+            (
+                "example_id".to_string(),
+                FieldProblem::Invalid(format!("`{s}` is not an integer")),
+            )
+        })
     }
 }
 
-fn parse_problem(obj: &Map<String, Value>, line: usize) -> Result<Problem, String> {
+fn parse_problem(obj: &Map<String, Value>, line: usize) -> Result<Problem, FieldError> {
     let f = Fields { obj };
     let python_version = f.string("python_version")?;
     if !matches!(python_version.split('.').collect::<Vec<_>>()[..], [a, b] if a.parse::<u32>().is_ok() && b.parse::<u32>().is_ok())
     {
-        return Err(format!(
-            "field `python_version`: `{python_version}` is not MAJOR.MINOR"
+        return Err((
+            "python_version".to_string(),
+            FieldProblem::Invalid(format!("`{python_version}` is not MAJOR.MINOR")),
         ));
     }
     Ok(Problem {
@@ -216,16 +326,13 @@ impl Dataset {
         let mut problems = Vec::new();
         let mut seen: HashMap<u64, usize> = HashMap::new();
         for (line, obj) in read_objects(&path)? {
-            let p = parse_problem(&obj, line).map_err(|message| DataError::Row {
-                path: path.clone(),
-                line,
-                message,
-            })?;
-            if let Some(first) = seen.insert(p.id, line) {
-                return Err(DataError::Row {
+            let p = parse_problem(&obj, line).map_err(field_err(&path, line))?;
+            if let Some(first_line) = seen.insert(p.id, line) {
+                return Err(DataError::DuplicateId {
                     path: path.clone(),
                     line,
-                    message: format!("field `example_id`: {} already on line {first}", p.id),
+                    id: p.id,
+                    first_line,
                 });
             }
             problems.push(p);
@@ -284,24 +391,24 @@ pub fn load_solutions(path: &Path, data: &Dataset) -> Result<Vec<Solution>, Data
     let known: BTreeMap<u64, ()> = data.problems.iter().map(|p| (p.id, ())).collect();
     let mut out = Vec::new();
     for (line, obj) in read_objects(path)? {
-        let row = |message: String| DataError::Row {
-            path: path.to_path_buf(),
-            line,
-            message,
-        };
         let f = Fields { obj: &obj };
-        let id = f.id().map_err(row)?;
+        let id = f.id().map_err(field_err(path, line))?;
         if !known.contains_key(&id) {
-            return Err(row(format!(
-                "field `example_id`: {id} is not a problem of {}",
-                data.dir.join("dataset.jsonl").display()
-            )));
+            return Err(DataError::UnknownId {
+                path: path.to_path_buf(),
+                line,
+                id,
+                dataset: data.dir.join("dataset.jsonl"),
+            });
         }
         let key = ["answer", "solution", "output"]
             .into_iter()
             .find(|k| obj.contains_key(*k))
-            .ok_or_else(|| row("none of the fields `answer`, `solution`, `output`".into()))?;
-        let text = f.string(key).map_err(row)?;
+            .ok_or_else(|| DataError::NoAnswer {
+                path: path.to_path_buf(),
+                line,
+            })?;
+        let text = f.string(key).map_err(field_err(path, line))?;
         out.push(Solution { id, text, line });
     }
     Ok(out)
@@ -339,6 +446,11 @@ mod tests {
     fn errors_name_file_line_and_field() {
         let bad = row("1", "").replace(r#""library": "scipy""#, r#""library": 3"#);
         let dir = write_data(&[row("0", ""), bad]);
+        assert!(matches!(
+            Dataset::load(dir.path()).unwrap_err(),
+            DataError::Field { line: 2, field, problem: FieldProblem::WrongType { .. }, .. }
+                if field == "library"
+        ));
         let e = Dataset::load(dir.path()).unwrap_err().to_string();
         assert!(
             e.contains("dataset.jsonl:2:") && e.contains("`library`"),
