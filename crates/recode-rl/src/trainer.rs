@@ -7,6 +7,7 @@
 //! completions → clipped loss normalised over the whole batch → summed gradients →
 //! norm clipping → AdamW with the scheduled learning rate.
 
+mod batch;
 mod checkpointing;
 mod metrics;
 mod rollout;
@@ -19,14 +20,15 @@ use std::time::Instant;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+pub use batch::build_batch;
+pub(crate) use batch::slice_batch;
 pub(crate) use checkpointing::restore_weights;
 pub use metrics::{RolloutMetrics, StepMetrics, StepTiming, ValidationMetrics, ValidationSample};
 pub(crate) use rollout::epoch_order;
+pub use rollout::DataCursor;
 use rollout::RolloutBatch;
-pub use rollout::{build_batch, DataCursor};
 pub use update::batch_gradients;
 use update::learn;
-pub(crate) use update::slice_batch;
 pub use validate::validate;
 
 use crate::checkpoint::{self, MetricsWriter};

@@ -4,14 +4,14 @@
 
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::batch::{build_batch, map_micro};
 use super::metrics::{RolloutMetrics, StepTiming};
-use super::update::map_micro;
 use super::Trainer;
 use crate::advantage::{
     group_advantages, group_is_constant, overlong_penalty, FilterStats, GroupFilter,
@@ -327,33 +327,4 @@ pub(crate) fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
         ChaCha8Rng::seed_from_u64(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1));
     order.shuffle(&mut rng);
     order
-}
-
-/// Right-padded `[prompt ‖ completion]` ids and a mask over completion tokens only
-/// (prompt and padding 0; truncated completions 0 when `mask_truncated`).
-pub fn build_batch(
-    seqs: &[(&[u32], &Completion)],
-    mask_truncated: bool,
-    device: &Device,
-) -> Result<TokenBatch, RlError> {
-    let width = seqs
-        .iter()
-        .map(|(p, c)| p.len() + c.tokens.len())
-        .max()
-        .unwrap_or(1)
-        .max(2);
-    let mut ids = vec![0u32; seqs.len() * width];
-    let mut mask = vec![0f32; seqs.len() * width];
-    for (row, (p, c)) in seqs.iter().enumerate() {
-        let base = row * width;
-        ids[base..base + p.len()].copy_from_slice(p);
-        ids[base + p.len()..base + p.len() + c.tokens.len()].copy_from_slice(&c.tokens);
-        if !(mask_truncated && c.truncated) {
-            mask[base + p.len()..base + p.len() + c.tokens.len()].fill(1.0);
-        }
-    }
-    Ok(TokenBatch {
-        input_ids: Tensor::from_vec(ids, (seqs.len(), width), device)?,
-        completion_mask: Tensor::from_vec(mask, (seqs.len(), width), device)?,
-    })
 }

@@ -3,38 +3,13 @@
 
 use candle_core::{DType, Tensor};
 
+use super::batch::slice_batch;
 use super::rollout::RolloutBatch;
 use crate::config::TrainConfig;
 use crate::loss::{policy_loss, LossInputs, LossParams, LossStats, Normaliser};
 use crate::optim::{accumulate_grads, clip_grad_norm, AdamW};
 use crate::policy::{Policy, TokenBatch};
 use crate::RlError;
-
-/// Rows `start..start+len` of a batch.
-pub(crate) fn slice_batch(
-    b: &TokenBatch,
-    start: usize,
-    len: usize,
-) -> candle_core::Result<TokenBatch> {
-    Ok(TokenBatch {
-        input_ids: b.input_ids.narrow(0, start, len)?,
-        completion_mask: b.completion_mask.narrow(0, start, len)?,
-    })
-}
-
-/// Applies `f` to micro-batches of `mb` rows and concatenates the `[rows, T]` results.
-pub(crate) fn map_micro(
-    b: &TokenBatch,
-    mb: usize,
-    mut f: impl FnMut(&TokenBatch) -> candle_core::Result<Tensor>,
-) -> Result<Tensor, RlError> {
-    let n = b.input_ids.dim(0)?;
-    let parts = (0..n)
-        .step_by(mb.max(1))
-        .map(|s| f(&slice_batch(b, s, mb.min(n - s))?))
-        .collect::<candle_core::Result<Vec<_>>>()?;
-    Ok(Tensor::cat(&parts, 0)?)
-}
 
 /// Gradient of the loss over the whole batch, accumulated over micro-batches of `mb`
 /// rows with global normalisation; returns (loss, stats, per-variable gradients).
