@@ -96,6 +96,54 @@ pub(crate) fn attend(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], s: DecodeSha
     out
 }
 
+/// Bias values at or below this mark a masked position (the model writes -1e9 for f32).
+const MASKED: f32 = -1.0e8;
+
+/// Attention probabilities of a batched (prefill) pass: `softmax(scale · s + bias)` over each
+/// row of `s` `[B, H, T, L]`, where row `(b, ·, t)` takes bias row `bias[b, t]` (`[B, T, L]`).
+/// Masked positions get 0 without an `exp` (`exp(-1e9)` is libm's slow underflow path); a row
+/// with every position masked (a padding query) gets the uniform distribution, as the composed
+/// softmax gives it.
+pub(crate) fn biased_softmax(
+    s: &[f32],
+    bias: &[f32],
+    scale: f32,
+    heads: usize,
+    t: usize,
+    l: usize,
+) -> Vec<f32> {
+    debug_assert!(s.len().is_multiple_of(l) && bias.len().is_multiple_of(t * l));
+    let mut out = vec![0f32; s.len()];
+    out.par_chunks_mut(l)
+        .zip(s.par_chunks(l))
+        .enumerate()
+        .for_each(|(i, (o, row))| {
+            let (b, ti) = (i / (heads * t), i % t);
+            let br = &bias[(b * t + ti) * l..][..l];
+            let mut mx = f32::NEG_INFINITY;
+            for ((o, &v), &bv) in o.iter_mut().zip(row).zip(br) {
+                if bv > MASKED {
+                    *o = v * scale + bv;
+                    mx = mx.max(*o);
+                }
+            }
+            if mx == f32::NEG_INFINITY {
+                o.fill(1.0 / l as f32);
+                return;
+            }
+            let mut sum = 0f32;
+            for (o, &bv) in o.iter_mut().zip(br) {
+                *o = if bv > MASKED { (*o - mx).exp() } else { 0.0 };
+                sum += *o;
+            }
+            let inv = 1.0 / sum;
+            for o in o.iter_mut() {
+                *o *= inv;
+            }
+        });
+    out
+}
+
 /// Adds the LoRA term `scale · (x Aᵀ) Bᵀ` to `y` `[rows, out]` in place, for `x` `[rows, in]`,
 /// `a` `[r, in]` and `b` `[out, r]` (row-major): per decode step these two small products cost
 /// less as plain loops than as candle ops with their thread hand-offs.
@@ -213,6 +261,47 @@ mod tests {
                 assert!(
                     (got - want).abs() < 1e-5,
                     "row {r} out {o}: {got} vs {want}"
+                );
+            }
+        }
+    }
+
+    /// Against a direct f64 softmax of `scale·s + bias` (the composed path's maths), including a
+    /// fully masked row (uniform, as the composed softmax of equal values gives).
+    #[test]
+    fn biased_softmax_matches_the_composed_softmax() {
+        let (b, h, t, l, scale) = (2, 3, 4, 6, 0.35f32);
+        let s = random(b * h * t * l, 9);
+        let mut bias = vec![0f32; b * t * l];
+        for bi in 0..b {
+            for ti in 0..t {
+                for j in 0..l {
+                    // causal over the last t keys; row 1 has its first two keys padded
+                    let q = l - t + ti;
+                    if j > q || (bi == 1 && j < 2) {
+                        bias[(bi * t + ti) * l + j] = -1e9;
+                    }
+                }
+            }
+        }
+        // Query 0 of row 1 sees nothing once key 2 (its position) is masked too.
+        bias[(t) * l + 2] = -1e9;
+        let p = biased_softmax(&s, &bias, scale, h, t, l);
+        for i in 0..b * h * t {
+            let (bi, ti) = (i / (h * t), i % t);
+            let br = &bias[(bi * t + ti) * l..][..l];
+            // The bias is added in f32, as the composed path does (a masked score rounds to -1e9).
+            let z: Vec<f64> = (0..l)
+                .map(|j| (s[i * l + j] * scale + br[j]) as f64)
+                .collect();
+            let mx = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = z.iter().map(|v| (v - mx).exp()).sum();
+            for j in 0..l {
+                let want = (z[j] - mx).exp() / sum;
+                let got = p[i * l + j] as f64;
+                assert!(
+                    (got - want).abs() < 1e-6,
+                    "row {i} key {j}: {got} vs {want}"
                 );
             }
         }

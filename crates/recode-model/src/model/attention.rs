@@ -180,10 +180,14 @@ impl Attention {
         // Group the query heads that share a KV head: [B, KVH, rep*T, D] (no K/V copies).
         let q = q.contiguous()?.reshape((b, kvh, rep * t, d))?;
         let scale = 1.0 / (d as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?
-            .reshape((b, h, t, l))?
-            .broadcast_add(mask)?;
-        let p = softmax_last(&scores, o.grad)?.reshape((b, kvh, rep * t, l))?;
+        let p = if is_cpu_f32_inference(x, c) {
+            biased_probs(&q.matmul(&k.t()?)?, mask, scale as f32, h, t)?
+        } else {
+            let scores = (q.matmul(&k.t()?)? * scale)?
+                .reshape((b, h, t, l))?
+                .broadcast_add(mask)?;
+            softmax_last(&scores, o.grad)?.reshape((b, kvh, rep * t, l))?
+        };
         let y = p
             .matmul(&v)?
             .reshape((b, h, t, d))?
@@ -191,6 +195,19 @@ impl Attention {
             .reshape((b, t, h * d))?;
         self.o.forward(&y, &c.slot(3))
     }
+}
+
+/// Attention probabilities from raw scores `s` `[B, KVH, rep*T, L]` and the bias `[B, 1, T, L]`
+/// in one pass ([`decode::biased_softmax`]), same shape as `s`.
+fn biased_probs(s: &Tensor, bias: &Tensor, scale: f32, heads: usize, t: usize) -> Result<Tensor> {
+    let l = s.dim(D::Minus1)?;
+    let bias = bias.broadcast_as((s.dim(0)?, 1, t, l))?.contiguous()?;
+    let p = lean::read::<f32, _>(s, |ss| {
+        lean::read::<f32, _>(&bias, |bs| {
+            decode::biased_softmax(ss, bs, scale, heads, t, l)
+        })
+    })??;
+    Ok(Tensor::from_vec(p, s.dims(), s.device())?)
 }
 
 /// Applies a shared prefix to one layer's keys `k` and values `v` (their position dims `kd`,
