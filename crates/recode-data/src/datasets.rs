@@ -117,7 +117,7 @@ impl DataSet {
     }
 
     /// What a default stands for, in the order of the module docs: a local file, or the hub id
-    /// ([`crate::hub::resolve`] and [`crate::load`] accept both). A variable naming a missing
+    /// ([`crate::hub::resolve`] and [`crate::load()`] accept both). A variable naming a missing
     /// file is an error, never a silent fallback.
     pub fn default_spec(&self, checkout: &Path) -> Result<String> {
         if let Some(given) = std::env::var_os(self.var) {

@@ -3,7 +3,7 @@
 //! - [`example::UpdateExample`]: the six-column record (`dependency`, `new_version`,
 //!   `description`, `update_info`, `old_code`, `new_code`).
 //! - [`dataset`]: the loaded rows ([`Dataset`], [`Row`]) and [`LoadOptions`].
-//! - [`load`]: JSONL/Parquet loading whose errors name file, line and field; `keep_going`
+//! - [`load`](mod@load): JSONL/Parquet loading whose errors name file, line and field; `keep_going`
 //!   collects all bad rows. [`hub::resolve`] also accepts a Hugging Face dataset id.
 //! - [`datasets`]: the public data sets behind the defaults and where they are found
 //!   (variable, `../shared`, cache, hub id); tests skip, saying which, when theirs is absent.

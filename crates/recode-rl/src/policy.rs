@@ -23,7 +23,7 @@ pub struct PolicyOutput {
     /// `logprobs[b, t] = log π(ids[b, t] | ids[b, <t])` for t ≥ 1 (value at t = 0 is
     /// arbitrary and always masked), `[B, T]`, attached to the autograd graph.
     pub logprobs: Tensor,
-    /// Optional per-token entropy of π(· | ids[b, <t]), `[B, T]` (for metrics only).
+    /// Optional per-token entropy of π(· | `ids[b, <t]`), `[B, T]` (for metrics only).
     pub entropy: Option<Tensor>,
 }
 
