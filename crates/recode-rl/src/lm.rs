@@ -340,7 +340,7 @@ pub struct DecodeProgress {
 }
 
 /// Called as decoding advances (e.g. to draw a progress bar over slow greedy validation).
-pub type ProgressHook = Box<dyn FnMut(&DecodeProgress)>;
+pub type ProgressHook = Box<dyn FnMut(&DecodeProgress) + Send>;
 
 /// Samples rollouts with `recode-model`'s batched generator (KV cache, shared prefill).
 pub struct LmSampler {

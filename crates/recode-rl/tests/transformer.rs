@@ -632,24 +632,24 @@ fn progress_hook_counts_every_completion_and_changes_none() {
         top_k: 0,
         max_new_tokens: 6,
     };
-    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let decode = |hooked: bool| {
         let mut s = LmSampler::new(tiny_tokenizer());
         s.max_rows_per_call = 3;
         if hooked {
             let seen = seen.clone();
-            s.set_progress(Some(Box::new(move |d| seen.borrow_mut().push(*d))));
+            s.set_progress(Some(Box::new(move |d| seen.lock().unwrap().push(*d))));
         }
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         s.generate(&p, &prompts(), 2, &params, &mut rng).unwrap()
     };
     let plain = decode(false);
-    assert!(seen.borrow().is_empty());
+    assert!(seen.lock().unwrap().is_empty());
     let hooked = decode(true);
     for (a, b) in plain.iter().zip(&hooked) {
         assert_eq!(a.tokens, b.tokens);
     }
-    let seen = seen.borrow();
+    let seen = seen.lock().unwrap();
     let last = seen.last().expect("progress reported");
     assert_eq!(last.rows_total, prompts().len() * 2);
     assert_eq!(last.rows_done, last.rows_total);
