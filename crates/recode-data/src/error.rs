@@ -190,6 +190,24 @@ pub enum DataError {
         /// The fraction given.
         value: f64,
     },
+    /// Validation and test fractions that leave no training rows.
+    #[error("--val {val} + --test {test} must be below 1")]
+    SplitFractions {
+        /// The validation fraction.
+        val: f64,
+        /// The test fraction.
+        test: f64,
+    },
+    /// A split file already exists with different content (a split is written once).
+    #[error(
+        "{}: a split file with different content exists (a split is written once; \
+         remove the old split or choose another directory)",
+        path.display()
+    )]
+    SplitExists {
+        /// The existing file.
+        path: PathBuf,
+    },
 }
 
 /// A hub error's message without its `hub: ` prefix (for messages that wrap one).

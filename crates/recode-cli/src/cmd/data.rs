@@ -20,7 +20,9 @@ pub enum DataCommand {
     /// Write a cleaned copy: drop unusable rows (each rule can be switched off) and
     /// canonicalise library names and versions; prints what was dropped and why.
     Clean(CleanArgs),
-    /// Deterministic train/validation split, stratified by library.
+    /// Deterministic train/validation(/test) split, stratified by library, written once:
+    /// <stem>.train/.val(/.test).jsonl and split.json (row counts, SHA-256). An existing split
+    /// with the same content is left alone; one with different content is refused.
     Split(SplitArgs),
     /// Render the exact ReCode training prompts through a chat template (JSONL: prompt, target).
     Render(RenderArgs),
@@ -127,10 +129,14 @@ pub struct SplitArgs {
     /// Fraction of each library's rows that goes to validation.
     #[arg(long, default_value_t = 0.05)]
     pub val: f64,
+    /// Fraction of each library's rows that goes to a test split (<stem>.test.jsonl), drawn
+    /// after validation from the same shuffle (0 = none: the two-way split).
+    #[arg(long, default_value_t = 0.0)]
+    pub test: f64,
     /// Seed; the same seed gives the same split on every platform.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Directory for <stem>.train.jsonl and <stem>.val.jsonl.
+    /// Directory for <stem>.train.jsonl, <stem>.val.jsonl (, <stem>.test.jsonl) and split.json.
     #[arg(long, short, default_value = ".")]
     pub out_dir: PathBuf,
 }
@@ -330,18 +336,33 @@ fn run_clean(a: CleanArgs) -> Result<()> {
 fn run_split(a: SplitArgs) -> Result<()> {
     let ds = load(&a.input, false)?;
     let examples: Vec<_> = ds.examples().cloned().collect();
-    let s = split::split(&examples, a.val, a.seed)?;
+    let s = split::split_three(&examples, a.val, a.test, a.seed)?;
     let stem = Path::new(&a.input)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "data".into());
     let stem = stem.rsplit('/').next().unwrap_or(&stem).to_string();
-    let train = a.out_dir.join(format!("{stem}.train.jsonl"));
-    let val = a.out_dir.join(format!("{stem}.val.jsonl"));
-    write_examples(&train, s.train.iter().map(|&i| &examples[i]))?;
-    write_examples(&val, s.val.iter().map(|&i| &examples[i]))?;
-    println!("train: {} rows → {}", s.train.len(), train.display());
-    println!("val:   {} rows → {}", s.val.len(), val.display());
+    let written = split::write_split(
+        &a.out_dir,
+        &stem,
+        &a.input,
+        &examples,
+        &s,
+        (a.val, a.test, a.seed),
+    )?;
+    let state = match written {
+        split::SplitWrite::Written(_) => "written",
+        split::SplitWrite::Unchanged(_) => "unchanged (already there)",
+    };
+    for f in &written.manifest().files {
+        println!(
+            "{:<5} {:>5} rows → {} (sha256 {}) {state}",
+            format!("{}:", f.part),
+            f.rows,
+            a.out_dir.join(&f.file).display(),
+            f.sha256
+        );
+    }
     Ok(())
 }
 

@@ -6,6 +6,8 @@
 //! - `recode report runs A B …`: several training runs overlaid.
 //! - `recode report eval DIR` and `recode report compare A B`: evaluation summaries of
 //!   `recode eval run`.
+//! - `recode report results DIR -o docs/results.md`: the learning run's results page
+//!   (Markdown) from the artifacts `scripts/learning-stages.sh` commits.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -31,6 +33,12 @@ pub enum ReportCommand {
     /// run's last validation is compared prompt by prompt with the first run's (paired
     /// bootstrap interval of ΔES*, McNemar test of exact match), also printed on stdout.
     Runs(RunsArgs),
+    /// The learning run's results page (Markdown) from the small artifacts
+    /// `scripts/learning-stages.sh` commits (split.json, test/*.jsonl, arena/*/results.jsonl,
+    /// stages/*.json): the test-split table with paired bootstrap intervals against SFT and
+    /// against copying the old code, McNemar for exact match, CodeUpdateArena pass@1, the split
+    /// hashes, commands and wall times. Missing stages show as "not run yet".
+    Results(ResultsArgs),
     /// `recode report RUN_DIR …`: shorthand for `recode report train RUN_DIR …`.
     #[command(external_subcommand)]
     RunDir(Vec<OsString>),
@@ -91,6 +99,16 @@ pub struct RunsArgs {
     pub output: PathBuf,
 }
 
+/// Arguments of `recode report results`.
+#[derive(Args)]
+pub struct ResultsArgs {
+    /// Directory of the committed artifacts (e.g. results/learning).
+    pub dir: PathBuf,
+    /// Output Markdown file.
+    #[arg(short, long, default_value = "docs/results.md")]
+    pub output: PathBuf,
+}
+
 /// Runs a `recode report` subcommand.
 pub fn run(cmd: ReportCommand) -> anyhow::Result<()> {
     match cmd {
@@ -101,6 +119,12 @@ pub fn run(cmd: ReportCommand) -> anyhow::Result<()> {
             &recode_report::compare_report(&a.results, &a.labels)?,
         ),
         ReportCommand::Runs(a) => run_runs(&a),
+        ReportCommand::Results(a) => {
+            if !a.dir.is_dir() {
+                bail!("{}: no such results directory", a.dir.display());
+            }
+            write_html(&a.output, &recode_report::results_markdown(&a.dir)?)
+        }
         ReportCommand::RunDir(args) => {
             let argv = std::iter::once(OsString::from("recode report")).chain(args);
             run_train(&TrainReportArgs::try_parse_from(argv).unwrap_or_else(|e| e.exit()))
@@ -108,7 +132,7 @@ pub fn run(cmd: ReportCommand) -> anyhow::Result<()> {
     }
 }
 
-/// Writes a page atomically and prints its path.
+/// Writes a page (HTML or Markdown) atomically and prints its path.
 fn write_html(path: &Path, html: &str) -> anyhow::Result<()> {
     recode_data::atomic::write_atomic(path, html.as_bytes())?;
     println!("{}", path.display());

@@ -1,0 +1,473 @@
+//! The learning-run results page (`recode report results DIR -o docs/results.md`), built only
+//! from the small artifacts `scripts/learning-stages.sh` commits under `DIR`
+//! (`results/learning`):
+//!
+//! - `split.json`: the split manifest of `recode data split` (row counts, SHA-256 per file);
+//! - `test/<model>.jsonl`: one greedy answer per test prompt and its scores, for `base`, `sft`,
+//!   `grpo-after-sft`, `dapo-after-sft` (validation records of `recode sft`/`train`:
+//!   `reward_components`, `indicators`, `truncated`) and `copy` (the old code given back
+//!   unchanged, scored by `recode reward score`: `es_star`, `edit_es_star`, `exact_match`, …);
+//! - `arena/<model>/results.jsonl` (+ `summary.json`): CodeUpdateArena runs of `recode eval run`;
+//! - `stages/<stage>.json`: each stage's command, expected and measured wall time.
+//!
+//! Paired differences reuse [`recode_eval::paired`]: bootstrap intervals over prompts
+//! (10 000 resamples, seed 0) and the exact McNemar test. Anything missing is shown as
+//! "not run yet".
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use recode_eval::paired::{mean_difference, outcome_change};
+use serde_json::Value;
+
+use crate::error::ReportError;
+use crate::metrics::num;
+
+/// Bootstrap resamples of every interval on the page.
+pub const RESAMPLES: usize = 10_000;
+
+/// The models of the test table, in order: (file stem, label).
+pub const TEST_MODELS: [(&str, &str); 5] = [
+    ("base", "base (no training)"),
+    ("sft", "SFT"),
+    ("grpo-after-sft", "GRPO after SFT"),
+    ("dapo-after-sft", "DAPO after SFT"),
+    ("copy", "copy the old code"),
+];
+
+/// The stages of the run, in order.
+pub const STAGES: [&str; 6] = ["split", "sft", "grpo", "dapo", "eval-test", "eval-arena"];
+
+/// One model's scores on the test prompts, in prompt order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TestScores {
+    /// Prompt index (row of the test file) of each record.
+    pub index: Vec<u64>,
+    /// ES* per prompt.
+    pub es_star: Vec<f64>,
+    /// `edit_es_star` per prompt (None when a record lacks it).
+    pub edit_es_star: Vec<Option<f64>>,
+    /// Exact match (a valid answer equal to the reference) per prompt.
+    pub exact: Vec<bool>,
+    /// Right answer format per prompt.
+    pub format_ok: Vec<bool>,
+    /// Completion cut at the token limit per prompt.
+    pub truncated: Vec<bool>,
+}
+
+fn mean(x: &[f64]) -> f64 {
+    x.iter().sum::<f64>() / x.len().max(1) as f64
+}
+
+fn rate(x: &[bool]) -> f64 {
+    x.iter().filter(|b| **b).count() as f64 / x.len().max(1) as f64
+}
+
+impl TestScores {
+    /// Reads a per-prompt JSONL file: validation records (`reward_components`, `indicators`,
+    /// `truncated`) or `recode reward score` rows (`es_star`, `exact_match`, `format`, …).
+    pub fn load(path: &Path) -> Result<Self, ReportError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ReportError::read(path, e))?;
+        let mut out = TestScores::default();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let v: Value =
+                serde_json::from_str(line).map_err(|source| ReportError::InvalidJson {
+                    path: path.to_path_buf(),
+                    line: Some(i + 1),
+                    source,
+                })?;
+            out.push(path, i + 1, &v)?;
+        }
+        // Pair by prompt: records sorted by their index.
+        let mut order: Vec<usize> = (0..out.index.len()).collect();
+        order.sort_by_key(|&k| out.index[k]);
+        Ok(TestScores {
+            index: order.iter().map(|&k| out.index[k]).collect(),
+            es_star: order.iter().map(|&k| out.es_star[k]).collect(),
+            edit_es_star: order.iter().map(|&k| out.edit_es_star[k]).collect(),
+            exact: order.iter().map(|&k| out.exact[k]).collect(),
+            format_ok: order.iter().map(|&k| out.format_ok[k]).collect(),
+            truncated: order.iter().map(|&k| out.truncated[k]).collect(),
+        })
+    }
+
+    fn push(&mut self, path: &Path, line: usize, v: &Value) -> Result<(), ReportError> {
+        let need = |key: &str| {
+            num(v, key).ok_or_else(|| ReportError::MissingNumber {
+                path: path.to_path_buf(),
+                line,
+                key: key.to_string(),
+            })
+        };
+        let flag = |key: &str| v.get(key).and_then(Value::as_bool);
+        self.index.push(
+            v.get("index")
+                .and_then(Value::as_u64)
+                .unwrap_or(self.index.len() as u64),
+        );
+        if v.get("reward_components").is_some() {
+            self.es_star.push(need("reward_components.es_star")?);
+            self.edit_es_star
+                .push(num(v, "reward_components.edit_es_star"));
+            self.exact.push(need("indicators.exact_match")? > 0.5);
+            self.format_ok.push(need("indicators.format_ok")? > 0.5);
+            self.truncated.push(flag("truncated") == Some(true));
+        } else {
+            self.es_star.push(need("es_star")?);
+            self.edit_es_star.push(num(v, "edit_es_star"));
+            // As validation counts it: a code block that parses and equals the reference.
+            let valid = flag("has_code_block") != Some(false) && flag("syntax_ok") != Some(false);
+            self.exact.push(valid && flag("exact_match") == Some(true));
+            self.format_ok.push(need("format")? > 0.0);
+            self.truncated.push(flag("truncated") == Some(true));
+        }
+        Ok(())
+    }
+
+    /// Test prompts scored.
+    pub fn len(&self) -> usize {
+        self.es_star.len()
+    }
+
+    /// No prompt scored.
+    pub fn is_empty(&self) -> bool {
+        self.es_star.is_empty()
+    }
+
+    /// `edit_es_star` per prompt when every record has it.
+    pub fn edit(&self) -> Option<Vec<f64>> {
+        self.edit_es_star.iter().copied().collect()
+    }
+}
+
+/// One model's CodeUpdateArena pass@1 per problem (mean over its samples), by problem id.
+pub fn arena_pass_at_1(results: &Path) -> Result<BTreeMap<String, f64>, ReportError> {
+    let text = std::fs::read_to_string(results).map_err(|e| ReportError::read(results, e))?;
+    let mut per: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: Value = serde_json::from_str(line).map_err(|source| ReportError::InvalidJson {
+            path: results.to_path_buf(),
+            line: Some(i + 1),
+            source,
+        })?;
+        let id = v
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ReportError::MissingNumber {
+                path: results.to_path_buf(),
+                line: i + 1,
+                key: "id".into(),
+            })?;
+        let passed = v
+            .get("with_update")
+            .and_then(|w| w.get("passed"))
+            .and_then(Value::as_bool)
+            .ok_or_else(|| ReportError::MissingNumber {
+                path: results.to_path_buf(),
+                line: i + 1,
+                key: "with_update.passed".into(),
+            })?;
+        let e = per.entry(id.to_string()).or_default();
+        e.0 += usize::from(passed);
+        e.1 += 1;
+    }
+    Ok(per
+        .into_iter()
+        .map(|(id, (p, n))| (id, p as f64 / n as f64))
+        .collect())
+}
+
+fn read_json(path: &Path) -> Result<Option<Value>, ReportError> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| ReportError::read(path, e))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|source| ReportError::InvalidJson {
+            path: path.to_path_buf(),
+            line: None,
+            source,
+        })
+}
+
+/// `+0.1234 [+0.0100, +0.2000]`.
+fn diff_cell(base: &[f64], other: &[f64], seed: u64) -> String {
+    let d = mean_difference(base, other, RESAMPLES, seed);
+    format!("{:+.4} [{:+.4}, {:+.4}]", d.mean, d.low, d.high)
+}
+
+fn duration(secs: f64) -> String {
+    let s = secs.round() as u64;
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=5399 => format!("{} min", (s + 30) / 60),
+        _ => format!("{}.{} h", s / 3600, (s % 3600) * 10 / 3600),
+    }
+}
+
+const NOT_RUN: &str = "not run yet";
+
+/// The Markdown page of the learning run's results under `dir`.
+pub fn results_markdown(dir: &Path) -> Result<String, ReportError> {
+    let mut md = String::new();
+    let shown = dir.display();
+    let _ = writeln!(
+        md,
+        "# Learning run: results on a held-out test split\n\n\
+         Generated by `recode report results {shown} -o docs/results.md` from the small \
+         artifacts committed in `{shown}` (per-prompt test outputs, evaluation results, stage \
+         records); every number below regenerates with that command. Do not edit by hand.\n\n\
+         Settings (learning rate, steps, temperature, reward weights) were chosen on the \
+         validation split only; the test split is read only by the `eval-test` stage. Intervals \
+         are 95% paired percentile bootstrap intervals over prompts ({RESAMPLES} resamples, \
+         seed 0); exact match is compared with the exact two-sided McNemar test.\n"
+    );
+    split_section(&mut md, dir)?;
+    test_section(&mut md, dir)?;
+    arena_section(&mut md, dir)?;
+    stages_section(&mut md, dir)?;
+    Ok(md)
+}
+
+fn split_section(md: &mut String, dir: &Path) -> Result<(), ReportError> {
+    md.push_str("## Split\n\n");
+    let Some(m) = read_json(&dir.join("split.json"))? else {
+        let _ = writeln!(md, "{NOT_RUN} (no `split.json`).\n");
+        return Ok(());
+    };
+    let _ = writeln!(
+        md,
+        "`recode data split` of `{}` ({} rows), seed {}, validation {} and test {} of each \
+         library's rows:\n",
+        m.get("input").and_then(Value::as_str).unwrap_or("?"),
+        m.get("input_rows").and_then(Value::as_u64).unwrap_or(0),
+        m.get("seed").and_then(Value::as_u64).unwrap_or(0),
+        num(&m, "val").unwrap_or(f64::NAN),
+        num(&m, "test").unwrap_or(f64::NAN),
+    );
+    md.push_str("| part | file | rows | SHA-256 |\n|---|---|---:|---|\n");
+    for f in m
+        .get("files")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let s = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("?").to_string();
+        let _ = writeln!(
+            md,
+            "| {} | `{}` | {} | `{}` |",
+            s("part"),
+            s("file"),
+            f.get("rows").and_then(Value::as_u64).unwrap_or(0),
+            s("sha256")
+        );
+    }
+    md.push('\n');
+    Ok(())
+}
+
+fn test_section(md: &mut String, dir: &Path) -> Result<(), ReportError> {
+    let mut scores: Vec<(&str, &str, Option<TestScores>)> = Vec::new();
+    for (stem, label) in TEST_MODELS {
+        let path = dir.join("test").join(format!("{stem}.jsonl"));
+        let s = if path.is_file() {
+            Some(TestScores::load(&path)?)
+        } else {
+            None
+        };
+        scores.push((stem, label, s));
+    }
+    let n = scores
+        .iter()
+        .filter_map(|s| s.2.as_ref().map(TestScores::len))
+        .max()
+        .unwrap_or(0);
+    let _ = writeln!(
+        md,
+        "## Test split ({n} prompts, greedy decoding)\n\n\
+         ES\\* and `edit_es_star` (the score of the edit: the answer's change against the \
+         reference's change, so copying the old code earns nothing) are means over prompts; \
+         exact match counts valid answers equal to the reference.\n"
+    );
+    md.push_str(
+        "| model | prompts | ES* | exact match | edit_es_star | format rate | truncation rate |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for (_, label, s) in &scores {
+        match s {
+            None => {
+                let _ = writeln!(md, "| {label} | {NOT_RUN} | | | | | |");
+            }
+            Some(s) => {
+                let edit = s
+                    .edit()
+                    .map(|e| format!("{:.4}", mean(&e)))
+                    .unwrap_or_else(|| "–".into());
+                let exact = s.exact.iter().filter(|b| **b).count();
+                let _ = writeln!(
+                    md,
+                    "| {label} | {} | {:.4} | {exact}/{} ({:.1}%) | {edit} | {:.1}% | {:.1}% |",
+                    s.len(),
+                    mean(&s.es_star),
+                    s.len(),
+                    100.0 * rate(&s.exact),
+                    100.0 * rate(&s.format_ok),
+                    100.0 * rate(&s.truncated),
+                );
+            }
+        }
+    }
+    md.push_str(
+        "\n### Paired differences (model − reference, same prompts)\n\n\
+         | model | against | ΔES* [95% CI] | Δedit_es_star [95% CI] | exact match gained / lost | McNemar p |\n\
+         |---|---|---:|---:|---:|---:|\n",
+    );
+    let find = |stem: &str| {
+        scores
+            .iter()
+            .find(|s| s.0 == stem)
+            .and_then(|s| s.2.as_ref())
+    };
+    for (ref_stem, ref_label) in [("sft", "SFT"), ("copy", "copy the old code")] {
+        for (stem, label, s) in &scores {
+            if *stem == ref_stem || (ref_stem == "sft" && *stem == "copy") {
+                continue;
+            }
+            let (Some(s), Some(r)) = (s, find(ref_stem)) else {
+                let _ = writeln!(md, "| {label} | {ref_label} | {NOT_RUN} | | | |");
+                continue;
+            };
+            if s.index != r.index {
+                let _ = writeln!(
+                    md,
+                    "| {label} | {ref_label} | not compared: different prompts ({} vs {}) | | | |",
+                    s.len(),
+                    r.len()
+                );
+                continue;
+            }
+            let edit = match (r.edit(), s.edit()) {
+                (Some(re), Some(se)) => diff_cell(&re, &se, 0),
+                _ => "–".into(),
+            };
+            let em = outcome_change(&r.exact, &s.exact);
+            let _ = writeln!(
+                md,
+                "| {label} | {ref_label} | {} | {edit} | +{} / −{} | {:.4} |",
+                diff_cell(&r.es_star, &s.es_star, 0),
+                em.gained,
+                em.lost,
+                em.p_value
+            );
+        }
+    }
+    md.push('\n');
+    Ok(())
+}
+
+fn arena_section(md: &mut String, dir: &Path) -> Result<(), ReportError> {
+    md.push_str(
+        "## CodeUpdateArena pass@1 (dev part, sandboxed)\n\n\
+         `recode eval run --bench codeupdatearena`, greedy (one sample per problem); pass@1 in \
+         percent with a 95% bootstrap interval over problems, and the paired difference to the \
+         base model.\n\n",
+    );
+    let best = std::fs::read_to_string(dir.join("arena").join("best-rl.txt")).ok();
+    if let Some(b) = &best {
+        let _ = writeln!(md, "Best RL run (chosen on validation): {}\n", b.trim());
+    }
+    md.push_str(
+        "| model | problems | pass@1 % [95% CI] | Δ vs base, points [95% CI] |\n\
+         |---|---:|---:|---:|\n",
+    );
+    let load = |stem: &str| -> Result<Option<BTreeMap<String, f64>>, ReportError> {
+        let p = dir.join("arena").join(stem).join("results.jsonl");
+        if p.is_file() {
+            arena_pass_at_1(&p).map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    let base = load("base")?;
+    for (stem, label) in [("base", "base"), ("sft", "SFT"), ("best-rl", "best RL")] {
+        let Some(m) = load(stem)? else {
+            let _ = writeln!(md, "| {label} | {NOT_RUN} | | |");
+            continue;
+        };
+        let x: Vec<f64> = m.values().map(|v| 100.0 * v).collect();
+        let zero = vec![0.0; x.len()];
+        let d = mean_difference(&zero, &x, RESAMPLES, 0);
+        let vs = match &base {
+            Some(b) if stem != "base" && b.keys().eq(m.keys()) => {
+                let bx: Vec<f64> = b.values().map(|v| 100.0 * v).collect();
+                let e = mean_difference(&bx, &x, RESAMPLES, 0);
+                format!("{:+.1} [{:+.1}, {:+.1}]", e.mean, e.low, e.high)
+            }
+            Some(_) if stem != "base" => "not compared: different problems".into(),
+            _ => "–".into(),
+        };
+        let _ = writeln!(
+            md,
+            "| {label} | {} | {:.1} [{:.1}, {:.1}] | {vs} |",
+            x.len(),
+            d.mean,
+            d.low,
+            d.high
+        );
+    }
+    md.push('\n');
+    Ok(())
+}
+
+fn stages_section(md: &mut String, dir: &Path) -> Result<(), ReportError> {
+    md.push_str(
+        "## Stages: commands and wall time\n\n\
+         Run with `scripts/learning-stages.sh` (one stage per session: `LEARN_STAGE=sft \
+         scripts/learning-stages.sh`); each stage's record is in `stages/<stage>.json`.\n\n\
+         | stage | expected | measured | finished (UTC) |\n|---|---:|---:|---|\n",
+    );
+    let mut commands = Vec::new();
+    for stage in STAGES {
+        let Some(v) = read_json(&dir.join("stages").join(format!("{stage}.json")))? else {
+            let _ = writeln!(md, "| {stage} | | {NOT_RUN} | |");
+            continue;
+        };
+        let t = |k: &str| num(&v, k).map(duration).unwrap_or_else(|| "–".into());
+        let _ = writeln!(
+            md,
+            "| {stage} | {} | {} | {} |",
+            t("expected_seconds"),
+            t("wall_seconds"),
+            v.get("finished_utc").and_then(Value::as_str).unwrap_or("")
+        );
+        for c in v
+            .get("commands")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            commands.push(format!("# {stage}\n{c}"));
+        }
+    }
+    md.push_str("\n### Commands\n\n");
+    if commands.is_empty() {
+        let _ = writeln!(md, "{NOT_RUN}.");
+    } else {
+        md.push_str("```sh\n");
+        for c in commands {
+            md.push_str(&c);
+            md.push('\n');
+        }
+        md.push_str("```\n");
+    }
+    Ok(())
+}
