@@ -337,6 +337,8 @@ pub struct DecodeProgress {
     pub rows_total: usize,
     /// Tokens decoded so far.
     pub tokens: usize,
+    /// True while greedy validation decodes (false for training rollouts).
+    pub validation: bool,
 }
 
 /// Called as decoding advances (e.g. to draw a progress bar over slow greedy validation).
@@ -351,6 +353,8 @@ pub struct LmSampler {
     pub max_rows_per_call: usize,
     /// Sees decoding progress when set ([`LmSampler::set_progress`]).
     progress: RefCell<Option<ProgressHook>>,
+    /// Whether greedy validation is decoding ([`RolloutSource::set_validating`]).
+    validating: bool,
 }
 
 impl LmSampler {
@@ -360,6 +364,7 @@ impl LmSampler {
             tokenizer,
             max_rows_per_call: 64,
             progress: RefCell::new(None),
+            validating: false,
         }
     }
 
@@ -387,6 +392,7 @@ impl LmSampler {
         let prompts_per_call = (self.max_rows_per_call / n.max(1)).max(1);
         let mut progress = DecodeProgress {
             rows_total: prompts.len() * n,
+            validation: self.validating,
             ..Default::default()
         };
         let stops = self.tokenizer.eos_ids();
@@ -494,5 +500,9 @@ impl RolloutSource<LmPolicy> for LmSampler {
         let mut merged = policy.model.clone();
         merged.merge_adapters().map_err(model_err)?;
         self.sample(&merged, prompts, n, params, rng)
+    }
+
+    fn set_validating(&mut self, validating: bool) {
+        self.validating = validating;
     }
 }

@@ -108,6 +108,10 @@ pub trait RolloutSource<P: Policy> {
         params: &SamplingParams,
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<Completion>, crate::RlError>;
+
+    /// Told when greedy validation starts (`true`) and ends (`false`), so a progress display
+    /// can tell validation from rollouts; nothing by default.
+    fn set_validating(&mut self, _validating: bool) {}
 }
 
 /// Scores a completion against its prompt's target (the reward seam).

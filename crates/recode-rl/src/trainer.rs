@@ -141,6 +141,11 @@ impl<P: Policy, S: RolloutSource<P>, R: Rewarder> Trainer<P, S, R> {
         )
     }
 
+    /// The rollout source (e.g. to hook a progress display onto its decoding).
+    pub fn source_mut(&mut self) -> &mut S {
+        &mut self.source
+    }
+
     /// The policy being trained.
     pub fn policy(&self) -> &P {
         &self.policy

@@ -657,4 +657,22 @@ fn progress_hook_counts_every_completion_and_changes_none() {
     assert!(seen
         .windows(2)
         .all(|w| w[0].rows_done <= w[1].rows_done && w[0].tokens <= w[1].tokens));
+    assert!(
+        seen.iter().all(|d| !d.validation),
+        "rollouts are not validation"
+    );
+}
+
+#[test]
+fn validation_decoding_is_reported_as_validation() {
+    let cfg = config(Algo::Grpo, 13);
+    let mut t = trainer(cfg, Arch::Qwen2).with_validation(prompts());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let hook_seen = seen.clone();
+    t.source_mut()
+        .set_progress(Some(Box::new(move |d| hook_seen.lock().unwrap().push(*d))));
+    t.validate().unwrap();
+    let seen = seen.lock().unwrap();
+    assert!(!seen.is_empty() && seen.iter().all(|d| d.validation));
+    assert_eq!(seen.last().unwrap().rows_done, prompts().len());
 }

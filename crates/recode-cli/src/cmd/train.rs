@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use recode_model::LoadedModel;
 use recode_rl::checkpoint::latest_checkpoint;
-use recode_rl::lm::{adapter_config, DecodeProgress, LmPolicy, LmSampler};
+use recode_rl::lm::{adapter_config, DecodeProgress, LmPolicy, LmSampler, ProgressHook};
 use recode_rl::sft::{SftExample, SftTrainer};
 use recode_rl::task::{chat_template_of, prompt_items, sft_pair, RecodeRewarder};
 use recode_rl::trainer::validate;
@@ -274,6 +274,20 @@ fn validation_progress(
     bar
 }
 
+/// Shows greedy validation's decoding in the step bar's message during training (rollouts leave
+/// the message alone; the next step's figures replace it).
+fn show_validation(bar: &indicatif::ProgressBar) -> ProgressHook {
+    let bar = bar.clone();
+    Box::new(move |d: &DecodeProgress| {
+        if d.validation {
+            bar.set_message(format!(
+                "validating: {}/{} prompts, {} tokens",
+                d.rows_done, d.rows_total, d.tokens
+            ));
+        }
+    })
+}
+
 /// Greedy validation of the untrained starting point, written to `validation_start.json`.
 fn validate_start(
     p: &Prepared,
@@ -353,6 +367,9 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         trainer = trainer.resume(ckpt)?;
     }
     let bar = progress(p.cfg.max_steps, trainer.step_count(), args.run.quiet);
+    trainer
+        .source_mut()
+        .set_progress(Some(show_validation(&bar)));
     trainer.train_with(|m| {
         let mut msg = format!(
             "reward {:.3} kept {:.2} kl {:.4} {:.1} tok/s",
@@ -423,6 +440,8 @@ pub fn run_sft(args: SftArgs) -> anyhow::Result<()> {
         p.output.display()
     );
     let max_new = p.cfg.max_completion_length;
+    let bar = progress(p.cfg.max_steps, 0, args.run.quiet);
+    sampler.set_progress(Some(show_validation(&bar)));
     let validator: recode_rl::sft::Validator<LmPolicy> =
         Box::new(move |pol| validate(pol, &mut sampler, &rewarder, &val, max_new));
     let mut trainer = SftTrainer::new(p.cfg.clone(), policy, data)?
@@ -431,7 +450,7 @@ pub fn run_sft(args: SftArgs) -> anyhow::Result<()> {
     if let Some(ckpt) = &p.resume {
         trainer = trainer.resume(ckpt)?;
     }
-    let bar = progress(p.cfg.max_steps, trainer.step_count(), args.run.quiet);
+    bar.set_position(trainer.step_count());
     trainer.train(|m| {
         if let Some(v) = &m.validation {
             bar.println(format!("step {}: {}", m.step, val_summary(v)));

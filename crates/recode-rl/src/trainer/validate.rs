@@ -41,7 +41,10 @@ pub fn validate<P: Policy, S: RolloutSource<P>, R: Rewarder>(
         "greedy validation started"
     );
     let t0 = Instant::now();
-    let comps = source.generate(policy, prompts, 1, &params, &mut rng)?;
+    source.set_validating(true);
+    let comps = source.generate(policy, prompts, 1, &params, &mut rng);
+    source.set_validating(false);
+    let comps = comps?;
     tracing::info!(
         prompts = prompts.len(),
         secs = t0.elapsed().as_secs_f64(),
