@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# (The same run judged on a held-out test split, in stages that fit a session, is
+# scripts/learning-stages.sh; this script keeps the earlier train/validation layout.)
 # The longer learning experiment on the default small model (SmolLM2-135M-Instruct, CPU):
 #   (a) GRPO with LoRA from the raw model,
 #   (b) `recode sft` for LEARN_SFT_STEPS steps, then GRPO and DAPO from that adapter, side by
