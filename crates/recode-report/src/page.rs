@@ -54,6 +54,7 @@ fn environment() -> Environment<'static> {
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_formatter(html_formatter);
     for (name, source) in [
         ("base.html", include_str!("../templates/base.html")),
         ("sections.html", include_str!("../templates/sections.html")),
@@ -64,6 +65,31 @@ fn environment() -> Environment<'static> {
             .expect("the bundled templates parse (checked by the tests)");
     }
     env
+}
+
+/// minijinja's formatter, except that HTML escaping leaves `/` alone: the five characters that
+/// matter (`& < > " '`) are escaped, so page text such as "GRPO/DAPO" stays greppable.
+fn html_formatter(
+    out: &mut minijinja::Output,
+    state: &minijinja::State,
+    value: &minijinja::Value,
+) -> Result<(), minijinja::Error> {
+    if !matches!(state.auto_escape(), minijinja::AutoEscape::Html) || value.is_safe() {
+        return minijinja::escape_formatter(out, state, value);
+    }
+    let text = value.to_string();
+    let mut escaped = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#x27;"),
+            c => escaped.push(c),
+        }
+    }
+    out.write_str(&escaped).map_err(minijinja::Error::from)
 }
 
 /// Renders the page template `name` with `ctx`.
@@ -385,6 +411,8 @@ mod tests {
             }
             // minijinja in HTML, plotters in SVG text.
             assert!(html.contains("a&#x27;b&quot;c&lt;d&gt;e&amp;f"), "{html}");
+            // A slash is no HTML special: page text keeps it.
+            assert!(!html.contains("&#x2f;"), "{html}");
             assert!(html.contains("a&apos;b&quot;c&lt;d&gt;e&amp;f"), "{html}");
         }
     }
