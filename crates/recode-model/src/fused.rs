@@ -38,7 +38,21 @@ pub(crate) struct PlanProj {
 impl PlanProj {
     /// `x W^T (+ b) (+ LoRA)` for `x` `[m, in]`: `[m, out]`.
     pub fn apply(&self, x: &[f32], m: usize) -> Vec<f32> {
-        let mut y = self.packed.matmul_slice(x, m);
+        let y = self.packed.matmul_slice(x, m);
+        self.finish(x, y)
+    }
+
+    /// Several projections of the same input in one parallel pass (see
+    /// [`PackedWeight::matmul_many`]).
+    pub fn apply_many<const N: usize>(ps: [&PlanProj; N], x: &[f32], m: usize) -> [Vec<f32>; N] {
+        let ws = ps.map(|p| &*p.packed);
+        let ys = PackedWeight::matmul_many(&ws, x, m);
+        let mut out = ps.into_iter().zip(ys).map(|(p, y)| p.finish(x, y));
+        std::array::from_fn(|_| out.next().expect("one result per projection"))
+    }
+
+    /// Adds the LoRA term and the bias to the base product `y` of input `x`.
+    fn finish(&self, x: &[f32], mut y: Vec<f32>) -> Vec<f32> {
         if let Some(l) = &self.lora {
             decode::lora_rows(x, &l.a, &l.b, l.rank, l.scale, &mut y);
         }
@@ -101,16 +115,14 @@ impl DecodePlan {
         let b = x.len() / self.hidden;
         let mut hn = vec![0f32; x.len()];
         rms_norm_rows(x, &l.ln1, self.eps, &mut hn);
-        let mut q = l.q.apply(&hn, b);
-        let mut k = l.k.apply(&hn, b);
-        let v = l.v.apply(&hn, b);
+        let [mut q, mut k, v] = PlanProj::apply_many([&l.q, &l.k, &l.v], &hn, b);
         decode::rope_rows(&mut q, self.head_dim, cos, sin);
         decode::rope_rows(&mut k, self.head_dim, cos, sin);
         let y = attend(&q, k, v)?;
         add_into(x, &l.o.apply(&y, b));
         rms_norm_rows(x, &l.ln2, self.eps, &mut hn);
-        let mut g = l.gate.apply(&hn, b);
-        silu_mul(&mut g, &l.up.apply(&hn, b));
+        let [mut g, u] = PlanProj::apply_many([&l.gate, &l.up], &hn, b);
+        silu_mul(&mut g, &u);
         add_into(x, &l.down.apply(&g, b));
         Ok(())
     }

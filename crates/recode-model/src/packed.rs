@@ -196,39 +196,69 @@ impl PackedWeight {
         self.matmul_with(x, m, simd_level())
     }
 
+    /// `x @ W_i^T` for several weights that share the input `x` `[m, cols]` (the q/k/v or
+    /// gate/up projections of a layer), in one parallel pass over all their rows: one hand-off
+    /// to the thread pool instead of one per weight. Results `[m, rows_i]`, in order.
+    pub fn matmul_many(ws: &[&PackedWeight], x: &[f32], m: usize) -> Vec<Vec<f32>> {
+        Self::matmul_many_with(ws, x, m, simd_level())
+    }
+
     /// [`Self::matmul_slice`] with a chosen kernel (`simd` must be supported by the CPU).
     fn matmul_with(&self, x: &[f32], m: usize, simd: Simd) -> Vec<f32> {
-        assert_eq!(x.len(), m * self.cols, "packed matmul: bad input length");
-        let nb = self.cols / BLOCK;
-        let qb = self.kind.qbytes();
-        let mut out_t = vec![0f32; self.rows * m];
-        out_t
-            .par_chunks_mut(ROWS_PER_TASK * m)
-            .enumerate()
-            .for_each(|(task, chunk)| {
-                let r0 = task * ROWS_PER_TASK;
-                for (i, dst) in chunk.chunks_exact_mut(m).enumerate() {
-                    let r = r0 + i;
-                    let row = RowRef {
-                        scales: &self.scales[r * nb..][..nb],
-                        mins: if self.mins.is_empty() {
-                            &[]
-                        } else {
-                            &self.mins[r * nb..][..nb]
-                        },
-                        qs: &self.qs[r * nb * qb..][..nb * qb],
-                    };
-                    self.row_dot(&row, x, m, dst, simd);
-                }
-            });
-        // [rows, m] -> [m, rows]
-        let mut out = vec![0f32; m * self.rows];
-        for (r, vals) in out_t.chunks_exact(m).enumerate() {
-            for (i, &v) in vals.iter().enumerate() {
-                out[i * self.rows + r] = v;
+        Self::matmul_many_with(&[self], x, m, simd)
+            .pop()
+            .expect("one weight, one result")
+    }
+
+    /// [`Self::matmul_many`] with a chosen kernel.
+    fn matmul_many_with(ws: &[&PackedWeight], x: &[f32], m: usize, simd: Simd) -> Vec<Vec<f32>> {
+        let mut outs_t: Vec<Vec<f32>> = ws
+            .iter()
+            .map(|w| {
+                assert_eq!(x.len(), m * w.cols, "packed matmul: bad input length");
+                vec![0f32; w.rows * m]
+            })
+            .collect();
+        // (weight, first row, output rows) per task, across all weights.
+        let mut tasks: Vec<(&PackedWeight, usize, &mut [f32])> = Vec::new();
+        for (w, out_t) in ws.iter().zip(outs_t.iter_mut()) {
+            for (task, chunk) in out_t.chunks_mut(ROWS_PER_TASK * m).enumerate() {
+                tasks.push((w, task * ROWS_PER_TASK, chunk));
             }
         }
-        out
+        tasks.into_par_iter().for_each(|(w, r0, chunk)| {
+            let nb = w.cols / BLOCK;
+            let qb = w.kind.qbytes();
+            for (i, dst) in chunk.chunks_exact_mut(m).enumerate() {
+                let r = r0 + i;
+                let row = RowRef {
+                    scales: &w.scales[r * nb..][..nb],
+                    mins: if w.mins.is_empty() {
+                        &[]
+                    } else {
+                        &w.mins[r * nb..][..nb]
+                    },
+                    qs: &w.qs[r * nb * qb..][..nb * qb],
+                };
+                w.row_dot(&row, x, m, dst, simd);
+            }
+        });
+        ws.iter()
+            .zip(outs_t)
+            .map(|(w, out_t)| {
+                if m == 1 {
+                    return out_t;
+                }
+                // [rows, m] -> [m, rows]
+                let mut out = vec![0f32; m * w.rows];
+                for (r, vals) in out_t.chunks_exact(m).enumerate() {
+                    for (i, &v) in vals.iter().enumerate() {
+                        out[i * w.rows + r] = v;
+                    }
+                }
+                out
+            })
+            .collect()
     }
 
     /// Dot products of one weight row with the `m` input rows, in groups of 8, 4, 2 or 1 rows.
@@ -555,6 +585,30 @@ pub(crate) mod tests {
                     let err = err.to_scalar::<f32>().unwrap();
                     assert!(err < 1e-4, "{dt:?} {simd:?} m={m}: max abs error {err}");
                 }
+            }
+        }
+    }
+
+    /// One pass over several weights gives each weight's own product, bit for bit.
+    #[test]
+    fn matmul_many_equals_each_product() {
+        let cols = 64;
+        let ws: Vec<PackedWeight> = [(70, 11), (40, 12), (33, 13)]
+            .iter()
+            .map(|&(rows, seed)| {
+                let t = Tensor::from_vec(random(rows * cols, seed), (rows, cols), &Device::Cpu)
+                    .unwrap();
+                let q = QTensor::quantize(&t, GgmlDType::Q4_1).unwrap();
+                PackedWeight::from_qtensor(&q, None).unwrap().unwrap()
+            })
+            .collect();
+        let refs: Vec<&PackedWeight> = ws.iter().collect();
+        for m in [1, 3, 8] {
+            let x = random(m * cols, 20 + m as u64);
+            let many = PackedWeight::matmul_many(&refs, &x, m);
+            assert_eq!(many.len(), ws.len());
+            for (w, got) in ws.iter().zip(&many) {
+                assert_eq!(got, &w.matmul_slice(&x, m), "m={m} rows={}", w.rows());
             }
         }
     }
