@@ -33,10 +33,12 @@
 #
 # Scale with LEARN_SFT_STEPS (300) / LEARN_GRPO_STEPS (100) / LEARN_DAPO_STEPS (80) /
 # LEARN_VAL_LIMIT (72) / LEARN_TEST_LIMIT (0 = the whole test split) / LEARN_ARENA_LIMIT (0 = all
-# problems) / LEARN_ARENA_N (1, greedy) / LEARN_TOKENS (256 new tokens in training and on test) /
-# LEARN_ARENA_TOKENS (512); the split with LEARN_VAL_FRACTION (0.05) / LEARN_TEST_FRACTION
-# (0.1) / LEARN_SEED (42); RL with LEARN_EDIT_WEIGHT (0.1) / LEARN_RL_LR (3e-5) /
-# LEARN_RL_TEMPERATURE (0.7). RECODE_BIN=path skips the release build.
+# problems) / LEARN_ARENA_N (1, greedy; for more samples LEARN_ARENA_TEMPERATURE, default 0.8) /
+# LEARN_TOKENS (256 new tokens in training and on test) / LEARN_ARENA_TOKENS (512); the split
+# with LEARN_VAL_FRACTION (0.05) / LEARN_TEST_FRACTION (0.1) / LEARN_SEED (42); RL with
+# LEARN_EDIT_WEIGHT (0.1) / LEARN_RL_LR (3e-5) / LEARN_RL_TEMPERATURE (0.7); checkpoints and
+# validations every LEARN_SFT_EVERY (100) / LEARN_RL_EVERY (20) steps. RECODE_BIN=path skips
+# the release build.
 # Data: RECODE_DATA and RECODE_ARENA, else ../shared/data, else the hub (scripts/resolve-data.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -77,12 +79,17 @@ val_limit=${LEARN_VAL_LIMIT:-72}
 test_limit=${LEARN_TEST_LIMIT:-0}
 arena_limit=${LEARN_ARENA_LIMIT:-0}
 arena_n=${LEARN_ARENA_N:-1}
+# Greedy for one sample per problem, the benchmark's 0.8 for several.
+if [ "$arena_n" = 1 ]; then arena_t=${LEARN_ARENA_TEMPERATURE:-0}; else arena_t=${LEARN_ARENA_TEMPERATURE:-0.8}; fi
 tokens=${LEARN_TOKENS:-256}
 arena_tokens=${LEARN_ARENA_TOKENS:-512}
 val_fraction=${LEARN_VAL_FRACTION:-0.05}
 test_fraction=${LEARN_TEST_FRACTION:-0.1}
 seed=${LEARN_SEED:-42}
 edit_weight=${LEARN_EDIT_WEIGHT:-0.1}
+# Checkpoint and validate every N steps (a cut stage resumes from its last checkpoint).
+sft_every=${LEARN_SFT_EVERY:-100}
+rl_every=${LEARN_RL_EVERY:-20}
 py=${RECODE_VENV:+$RECODE_VENV/bin/python}
 py=${py:-python3}
 
@@ -140,6 +147,7 @@ stage_commands=()
 # cmd ARGS...: runs a command and records it.
 cmd() {
   local shown="$*"
+  shown=${shown//$recode/recode}
   shown=${shown//$run/\$RUN}
   shown=${shown//$root\//}
   stage_commands+=("$shown")
@@ -228,7 +236,7 @@ small=(--set use_dora=false --set lora_r=16 --set lora_alpha=32 --set max_prompt
 rl=(--set num_generations=8 --set "max_completion_length=$tokens"
   --set "temperature=${LEARN_RL_TEMPERATURE:-0.7}")
 per_step=(--set per_device_train_batch_size=8 --set gradient_accumulation_steps=2
-  --set eval_steps=20 --set save_steps=20)
+  --set "eval_steps=$rl_every" --set "save_steps=$rl_every")
 after_sft=(--init-adapter "$sft_adapter" --set eval_on_start=false
   --set "learning_rate=${LEARN_RL_LR:-3e-5}" --set lr_scheduler_type=constant)
 if [ "$edit_weight" != 0 ]; then
@@ -288,7 +296,7 @@ stage_sft() {
     --val-limit "$val_limit" "${small[@]}" --set max_steps="$sft_steps" \
     --set learning_rate=2e-4 --set per_device_train_batch_size=1 \
     --set gradient_accumulation_steps=2 --set "max_completion_length=$tokens" \
-    --set save_steps=100 --set eval_steps=100
+    --set "save_steps=$sft_every" --set "eval_steps=$sft_every"
 }
 
 need_sft() {
@@ -407,7 +415,7 @@ arena_model() {
   [ "$arena_limit" -gt 0 ] && limit=(--limit "$arena_limit")
   say "eval-arena: $name on $(arena_problems) problems"
   cmd "$recode" eval run --bench codeupdatearena --data "$arena" "${init[@]}" -n "$arena_n" \
-    --temperature 0 --max-new-tokens "$arena_tokens" "${limit[@]}" --output "$run/arena/$name"
+    --temperature "$arena_t" --max-new-tokens "$arena_tokens" "${limit[@]}" --output "$run/arena/$name"
   mkdir -p "$out"
   cp "$run/arena/$name/results.jsonl" "$run/arena/$name/summary.json" "$out/"
 }
@@ -435,7 +443,8 @@ stage_eval_arena() {
 
 stage_report() {
   say "report: $report_out"
-  "$recode" report results "$results" -o "$report_out"
+  # Paths inside the work tree are given relative to it, as a reader would type them.
+  (cd "$root" && "$recode" report results "${results#"$root"/}" -o "${report_out#"$root"/}")
 }
 
 for s in "${stages[@]}"; do

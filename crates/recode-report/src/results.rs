@@ -374,11 +374,29 @@ fn test_section(md: &mut String, dir: &Path) -> Result<(), ReportError> {
 }
 
 fn arena_section(md: &mut String, dir: &Path) -> Result<(), ReportError> {
-    md.push_str(
-        "## CodeUpdateArena pass@1 (dev part, sandboxed)\n\n\
-         `recode eval run --bench codeupdatearena`, greedy (one sample per problem); pass@1 in \
-         percent with a 95% bootstrap interval over problems, and the paired difference to the \
-         base model.\n\n",
+    md.push_str("## CodeUpdateArena pass@1 (dev part, sandboxed)\n\n");
+    // The sampling settings as the runs recorded them (summary.json of the first one found).
+    let settings = ["base", "sft", "best-rl"]
+        .iter()
+        .map(|m| read_json(&dir.join("arena").join(m).join("summary.json")))
+        .find_map(|r| r.transpose())
+        .transpose()?;
+    let sampling = match settings.as_ref().map(|s| &s["settings"]) {
+        Some(s) => format!(
+            "{} sample(s) per problem at temperature {}, at most {} new tokens, sandbox verdicts \
+             `{}`",
+            s["n"],
+            s["temperature"],
+            s["max_new_tokens"],
+            s["sandbox"]["verdicts"].as_str().unwrap_or("?")
+        ),
+        None => "sampling settings not recorded: no summary.json".into(),
+    };
+    let _ = writeln!(
+        md,
+        "`recode eval run --bench codeupdatearena` ({sampling}); pass@1 per problem is the \
+         share of its samples that pass; the table gives its mean in percent with a 95% \
+         bootstrap interval over problems, and the paired difference to the base model.\n"
     );
     let best = std::fs::read_to_string(dir.join("arena").join("best-rl.txt")).ok();
     if let Some(b) = &best {
@@ -448,14 +466,15 @@ fn stages_section(md: &mut String, dir: &Path) -> Result<(), ReportError> {
             t("wall_seconds"),
             v.get("finished_utc").and_then(Value::as_str).unwrap_or("")
         );
-        for c in v
+        let run: Vec<&str> = v
             .get("commands")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .filter_map(Value::as_str)
-        {
-            commands.push(format!("# {stage}\n{c}"));
+            .collect();
+        if !run.is_empty() {
+            commands.push(format!("# {stage}\n{}", run.join("\n")));
         }
     }
     md.push_str("\n### Commands\n\n");
