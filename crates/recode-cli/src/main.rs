@@ -55,7 +55,19 @@ enum Command {
     Bench(cmd::bench_args::BenchCommand),
 }
 
+/// Candle's elementwise ops run on a thread pool of their own whose workers spin after each op,
+/// beside rayon's pool (our kernels and the gemm); on a machine with few cores the two pools take
+/// the cores from each other (a third of a GRPO step's CPU time went to spinning in perf, and
+/// the learning phase took twice as long under load). One candle thread runs those ops inline on
+/// the calling thread. Set before any thread exists; `CANDLE_NUM_THREADS` set by the user wins.
+fn single_candle_pool() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+}
+
 fn main() -> std::process::ExitCode {
+    single_candle_pool();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {
