@@ -138,11 +138,18 @@ impl CausalLM {
             head_dim: plan.head_dim,
         };
         let capacity = cache.capacity;
-        for (i, slot) in cache.layers.iter_mut().enumerate() {
-            plan.layer(i, &mut x, &cos, &sin, &mut |q, k, v| {
-                attend_cached(slot, capacity, q, k, v, &bias, dims)
-            })?;
-        }
+        let layers = &mut cache.layers;
+        // The step runs on a thread of the pool: its ~5 parallel products per layer are then
+        // split among the pool's threads by work stealing, instead of each one parking this
+        // thread on a futex and waking it again (about 150 such hand-offs per token).
+        rayon::scope(|_| -> Result<()> {
+            for (i, slot) in layers.iter_mut().enumerate() {
+                plan.layer(i, &mut x, &cos, &sin, &mut |q, k, v| {
+                    attend_cached(slot, capacity, q, k, v, &bias, dims)
+                })?;
+            }
+            Ok(())
+        })?;
         let h = plan.final_norm(&x);
         Ok(Tensor::from_vec(h, (b, 1, plan.hidden), &Device::Cpu)?)
     }
