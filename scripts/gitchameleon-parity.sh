@@ -23,9 +23,7 @@ cd "$root"
 log() { printf '[gitchameleon-parity] %s\n' "$*" >&2; }
 [ -f "$harness/gitchameleon/run_eval.py" ] || { echo "no gitchameleon/run_eval.py under $harness" >&2; exit 2; }
 
-setup_env=$(scripts/setup.sh) || exit $?
-eval "$setup_env"
-export RECODE_VENV
+recode_setup || exit $?
 cache=${RECODE_CACHE:-$HOME/.cache/recode}
 data=${RECODE_SHARED:-$root/../shared}/data/gitchameleon
 cargo build --quiet -p recode-cli

@@ -33,12 +33,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 recode_resolve_data recode
 data=$RECODE_DATA
 cd "$root"
-# The assignment keeps set-up's exit status (a bare eval "$(…)" would discard it).
-setup_env=$(scripts/setup.sh)
-eval "$setup_env"
-export RECODE_VENV RECODE_SMOLLM2_GGUF RECODE_QWEN_TOKENIZER_DIR
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
+recode_setup || exit $?
 out=${1:-runs/learning}
 mkdir -p "$out"
 sft_steps=${LEARN_SFT_STEPS:-300}

@@ -48,11 +48,9 @@ recode_resolve_data recode arena
 data=$RECODE_DATA
 arena=$RECODE_ARENA
 cd "$root"
-setup_env=$(scripts/setup.sh)
-eval "$setup_env"
-export RECODE_VENV RECODE_SMOLLM2_GGUF RECODE_QWEN_TOKENIZER_DIR
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
+recode_setup || exit $?
 
 stage=${1:-${LEARN_STAGE:-all}}
 stages=(split sft grpo dapo eval-test eval-arena report)

@@ -15,12 +15,9 @@ recode_resolve_data recode arena
 data=$RECODE_DATA
 arena=$RECODE_ARENA
 cd "$root"
-# The assignment keeps set-up's exit status (a bare eval "$(…)" would discard it).
-setup_env=$(scripts/setup.sh)
-eval "$setup_env"
-export RECODE_VENV RECODE_SMOLLM2_GGUF RECODE_QWEN_TOKENIZER_DIR
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
+recode_setup || exit $?
 out=${1:-runs/quickstart}
 mkdir -p "$out"
 sft_steps=${QUICKSTART_SFT_STEPS:-8}

@@ -30,8 +30,6 @@ else
   log "system libraries present"
 fi
 
-setup_env=$(scripts/setup.sh) || exit $?
-eval "$setup_env"
-export RECODE_VENV
+recode_setup || exit $?
 cargo build --quiet -p recode-cli
 "$(recode_target_dir)/debug/recode" eval setup --bench gitchameleon "$@"

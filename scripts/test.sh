@@ -18,16 +18,13 @@ done
 wants() { [[ "$steps" == *" $1 "* ]]; }
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-# Set-up prints the environment to export. A plain `eval "$(scripts/setup.sh)"` would discard
-# set-up's exit status; the assignment keeps it.
-setup_env=$(scripts/setup.sh) || { status=$?; echo "test.sh: set-up failed (scripts/setup.sh exit $status)" >&2; exit "$status"; }
-eval "$setup_env"
-export RECODE_VENV RECODE_SMOLLM2_GGUF RECODE_QWEN_TOKENIZER_DIR
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+# Set-up (idempotent, cached); a failure stops the suite with set-up's status.
+recode_setup || exit $?
 export RECODE_SHARED=${RECODE_SHARED:-$root/../shared}
 # A fresh clone gains nothing from incremental state; skipping it saves gigabytes of disk.
 if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
-# shellcheck source=scripts/lib.sh
-. scripts/lib.sh
 target_dir=$(recode_target_dir)
 export RECODE_BIN=$target_dir/debug/recode
 
