@@ -257,23 +257,27 @@ impl Attention {
     ) -> Result<Tensor> {
         let b = x.dim(0)?;
         let (h, kvh, d) = (self.n_heads, self.n_kv, self.head_dim);
-        let flat = |t: Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
-        let (cos, sin) = (flat(rope.cos.clone())?, flat(rope.sin.clone())?);
-        let mut q = flat(self.q.forward(x, &c.slot(0))?)?;
-        let mut k = flat(self.k.forward(x, &c.slot(1))?)?;
+        let (cos, sin) = (values(&rope.cos)?, values(&rope.sin)?);
+        let mut q = values(&self.q.forward(x, &c.slot(0))?)?;
+        let mut k = values(&self.k.forward(x, &c.slot(1))?)?;
         let v = self.v.forward(x, &c.slot(2))?;
         decode::rope_rows(&mut q, d, &cos, &sin);
         decode::rope_rows(&mut k, d, &cos, &sin);
-        let bias = flat(bias.clone())?;
+        let bias = values(bias)?;
         let dims = HeadDims {
             heads: h,
             kv_heads: kvh,
             head_dim: d,
         };
-        let y = attend_cached(slot, capacity, &q, k, flat(v)?, &bias, dims)?;
+        let y = attend_cached(slot, capacity, &q, k, values(&v)?, &bias, dims)?;
         let y = Tensor::from_vec(y, (b, 1, h * d), x.device())?;
         self.o.forward(&y, &c.slot(3))
     }
+}
+
+/// The f32 values of `t`, flattened (the raw-buffer decode paths' input).
+pub(super) fn values(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
 }
 
 /// Head counts and size of one attention layer.

@@ -6,18 +6,13 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 
-use super::attention::{attend_cached, HeadDims, Rope};
+use super::attention::{attend_cached, values, HeadDims, Rope};
 use super::kv::KvCache;
 use super::linear::Linear;
 use super::CausalLM;
 use crate::error::Result;
 use crate::forward::Ctx;
 use crate::fused::{DecodePlan, PlanLayer, PlanLora, PlanProj};
-
-/// The f32 values of `t`, flattened.
-pub(super) fn values(t: &Tensor) -> Result<Vec<f32>> {
-    Ok(t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
-}
 
 impl Linear {
     /// This projection as a raw decode step applies it, or `None` when the step cannot: no
