@@ -73,14 +73,7 @@ per_step=(--set per_device_train_batch_size=8 --set gradient_accumulation_steps=
 # kept the share of copies of the old code about level; 0.25 cut it and ES* with it; 0 leaves
 # the edit score out, and the policy drifted towards copying).
 edit_weight=${LEARN_EDIT_WEIGHT:-0.1}
-after_sft=(--init-adapter "$out/sft/checkpoint-$sft_steps" --set eval_on_start=false
-  --set "learning_rate=${LEARN_RL_LR:-3e-5}" --set lr_scheduler_type=constant)
-if [ "$edit_weight" != 0 ]; then
-  after_sft+=(--set 'reward_funcs=["format","es_star","em_star","edit_es_star"]'
-    --set "reward_weights=[1.0,1.0,1.0,$edit_weight]")
-else
-  after_sft+=(--set 'reward_funcs=["format","es_star","em_star"]')
-fi
+recode_rl_after_sft "$out/sft/checkpoint-$sft_steps" "$edit_weight"
 
 # run_stage NAME STEPS CMD...: runs CMD with --output $out/NAME, resuming a cut run, skipping a
 # finished one.

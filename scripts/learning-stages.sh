@@ -235,14 +235,7 @@ rl=(--set num_generations=8 --set "max_completion_length=$tokens"
   --set "temperature=${LEARN_RL_TEMPERATURE:-0.7}")
 per_step=(--set per_device_train_batch_size=8 --set gradient_accumulation_steps=2
   --set "eval_steps=$rl_every" --set "save_steps=$rl_every")
-after_sft=(--init-adapter "$sft_adapter" --set eval_on_start=false
-  --set "learning_rate=${LEARN_RL_LR:-3e-5}" --set lr_scheduler_type=constant)
-if [ "$edit_weight" != 0 ]; then
-  after_sft+=(--set 'reward_funcs=["format","es_star","em_star","edit_es_star"]'
-    --set "reward_weights=[1.0,1.0,1.0,$edit_weight]")
-else
-  after_sft+=(--set 'reward_funcs=["format","es_star","em_star"]')
-fi
+recode_rl_after_sft "$sft_adapter" "$edit_weight"
 
 # latest DIR PREFIX: the entry PREFIX<N>[.ext] of DIR with the largest N (none: empty).
 latest() {

@@ -24,3 +24,17 @@ recode_setup() {
   eval "$env"
   export RECODE_VENV RECODE_SMOLLM2_GGUF RECODE_QWEN_TOKENIZER_DIR
 }
+
+# recode_rl_after_sft ADAPTER WEIGHT: sets the array `after_sft`, the learning runs' RL-after-SFT
+# recipe: start from the SFT adapter ADAPTER, lr LEARN_RL_LR (default 3e-5) constant after the
+# warm-up, reward format + ES* + EM* + WEIGHT * edit_es_star (WEIGHT 0 leaves the edit score out).
+recode_rl_after_sft() {
+  after_sft=(--init-adapter "$1" --set eval_on_start=false
+    --set "learning_rate=${LEARN_RL_LR:-3e-5}" --set lr_scheduler_type=constant)
+  if [ "$2" != 0 ]; then
+    after_sft+=(--set 'reward_funcs=["format","es_star","em_star","edit_es_star"]'
+      --set "reward_weights=[1.0,1.0,1.0,$2]")
+  else
+    after_sft+=(--set 'reward_funcs=["format","es_star","em_star"]')
+  fi
+}
