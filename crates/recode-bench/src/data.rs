@@ -1,7 +1,7 @@
 //! `recode bench data`: `recode data stats` (in process, full report) against the same report's
 //! core written in Python (json + ast, `peers/data_stats.py`) on the same file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use recode_data::{stats, LoadOptions};
 use recode_reward::Mode;
@@ -33,10 +33,7 @@ pub struct Options {
 /// unless `no_peer`), after checking that both sides counted the same rows, duplicates and
 /// syntax errors.
 pub fn run(o: &Options) -> Result<serde_json::Value> {
-    let data = match &o.data {
-        Some(p) => p.clone(),
-        None => recode_data::datasets::RECODE_TRAIN.default_file(Path::new("."))?,
-    };
+    let data = crate::recode_data_file(o.data.as_deref())?;
     let spec = data.to_string_lossy().into_owned();
     let repeat = o.repeat.max(1);
     let mut best = f64::INFINITY;

@@ -39,9 +39,10 @@ pub const RECODE_PROMPT_TOKENS: std::ops::RangeInclusive<usize> = 250..=500;
 /// Where the benchmark's prompts come from.
 #[derive(Debug, Clone)]
 pub enum PromptSource {
-    /// ReCode training prompts from this data file (rendered as rollouts see them), the first
-    /// ones in [`RECODE_PROMPT_TOKENS`].
-    Recode(PathBuf),
+    /// ReCode training prompts from this data file (default: the training data as
+    /// `recode_data::datasets::RECODE_TRAIN` resolves it), rendered as rollouts see them, the
+    /// first ones in [`RECODE_PROMPT_TOKENS`].
+    Recode(Option<PathBuf>),
     /// Short built-in chat questions.
     Chat,
 }
@@ -75,9 +76,13 @@ pub fn run(o: &Options) -> Result<serde_json::Value> {
         Some(crate::bench_python(o.peer_python.as_deref())?)
     };
     let m = recode_rl::lm::load_lm(&o.model, DType::F32, &Device::Cpu)?;
-    let ids = match &o.prompts {
-        PromptSource::Chat => tokenise(&m, &o.model, o.batch)?,
-        PromptSource::Recode(data) => recode_prompts(&m, data, o.batch)?,
+    let data = match &o.prompts {
+        PromptSource::Chat => None,
+        PromptSource::Recode(data) => Some(crate::recode_data_file(data.as_deref())?),
+    };
+    let ids = match &data {
+        None => tokenise(&m, &o.model, o.batch)?,
+        Some(data) => recode_prompts(&m, data, o.batch)?,
     };
     let runs: [Run; 2] = [
         ("sampled", ids.clone(), 1.0),
@@ -113,9 +118,9 @@ pub fn run(o: &Options) -> Result<serde_json::Value> {
     }
     let rss = peak_rss().unwrap_or(0);
     drop(m);
-    let prompts = match &o.prompts {
-        PromptSource::Chat => serde_json::json!({ "source": "chat" }),
-        PromptSource::Recode(data) => serde_json::json!({
+    let prompts = match &data {
+        None => serde_json::json!({ "source": "chat" }),
+        Some(data) => serde_json::json!({
             "source": "recode",
             "data": data,
             "tokens": ids.iter().map(Vec::len).collect::<Vec<_>>(),

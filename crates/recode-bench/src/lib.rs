@@ -47,6 +47,15 @@ pub fn emit_report(
     Ok(())
 }
 
+/// The ReCode training data a benchmark reads: `explicit`, else the default that
+/// `recode_data::datasets::RECODE_TRAIN` resolves ($RECODE_DATA, ../shared/data, the hub).
+fn recode_data_file(explicit: Option<&std::path::Path>) -> Result<std::path::PathBuf> {
+    Ok(match explicit {
+        Some(p) => p.to_path_buf(),
+        None => recode_data::datasets::RECODE_TRAIN.default_file(std::path::Path::new("."))?,
+    })
+}
+
 /// Worker threads the benchmarks report and give their peers: `$RAYON_NUM_THREADS`, else the
 /// number of cores.
 fn threads() -> usize {

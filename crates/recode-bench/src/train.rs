@@ -53,10 +53,7 @@ pub fn run(o: &Options) -> Result<serde_json::Value> {
             reason: "must be at least 1",
         });
     }
-    let data = match &o.data {
-        Some(p) => p.clone(),
-        None => recode_data::datasets::RECODE_TRAIN.default_file(Path::new("."))?,
-    };
+    let data = crate::recode_data_file(o.data.as_deref())?;
     let dir = tempfile::tempdir().map_err(|source| BenchError::Io {
         what: "temp dir for",
         path: std::env::temp_dir(),

@@ -194,13 +194,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Generate(a) => {
             let prompts = match a.prompts {
                 GeneratePrompts::Chat => recode_bench::generate::PromptSource::Chat,
-                GeneratePrompts::Recode => {
-                    recode_bench::generate::PromptSource::Recode(match a.data {
-                        Some(p) => p,
-                        None => recode_data::datasets::RECODE_TRAIN
-                            .default_file(std::path::Path::new("."))?,
-                    })
-                }
+                GeneratePrompts::Recode => recode_bench::generate::PromptSource::Recode(a.data),
             };
             let o = recode_bench::generate::Options {
                 prompts,
