@@ -96,8 +96,11 @@ pub(crate) fn attend(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], s: DecodeSha
     out
 }
 
-/// Bias values at or below this mark a masked position (the model writes -1e9 for f32).
-const MASKED: f32 = -1.0e8;
+/// The attention bias of a masked position (f32 and wider; f16 uses -6e4).
+pub(crate) const MASK_BIAS: f32 = -1.0e9;
+
+/// Bias values at or below this mark a masked position.
+const MASKED: f32 = MASK_BIAS / 10.0;
 
 /// Attention probabilities of a batched (prefill) pass: `softmax(scale · s + bias)` over each
 /// row of `s` `[B, H, T, L]`, where row `(b, ·, t)` takes bias row `bias[b, t]` (`[B, T, L]`).

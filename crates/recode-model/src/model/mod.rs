@@ -351,7 +351,7 @@ impl CausalLM {
         let l = past + t;
         let neg = match self.dtype {
             DType::F16 => -6.0e4,
-            _ => -1.0e9,
+            _ => crate::decode::MASK_BIAS,
         };
         let mut bias = Vec::with_capacity(b * t * l);
         for row in full_mask.iter() {

@@ -97,7 +97,7 @@ impl CausalLM {
         cache: &mut KvCache,
         c: &Ctx,
     ) -> Result<Option<Arc<DecodePlan>>> {
-        if c.o.grad || c.lean {
+        if c.o.grad {
             return Ok(None);
         }
         let use_adapters = c.o.use_adapters;
