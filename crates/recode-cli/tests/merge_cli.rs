@@ -67,7 +67,7 @@ fn merge_folds_the_peft_adapter_into_the_base_weights() {
             .unwrap();
     let base = recode_model::load_model(&model, DType::F32, &dev).unwrap();
     let base: std::collections::HashMap<String, Tensor> =
-        base.model.named_parameters().into_iter().collect();
+        base.model.named_parameters().unwrap().into_iter().collect();
     assert_eq!(
         got.len(),
         base.len(),

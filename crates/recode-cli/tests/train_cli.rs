@@ -513,7 +513,8 @@ fn full_finetuning_checkpoints_load_as_models_and_generate() {
     let dev = Device::Cpu;
     let sft = f.stop_early(true);
     let base = recode_model::load_model(&f.model, DType::F32, &dev).unwrap();
-    let base: BTreeMap<String, Tensor> = base.model.named_parameters().into_iter().collect();
+    let base: BTreeMap<String, Tensor> =
+        base.model.named_parameters().unwrap().into_iter().collect();
     let tuned = load_tensors(&sft.join("model.safetensors"), &dev).unwrap();
     assert_eq!(
         tuned.len(),

@@ -203,8 +203,15 @@ pub struct Adapter {
 }
 
 impl Adapter {
-    /// Adds the adapter's contribution to `y = x W^T` (bias excluded).
-    pub(crate) fn apply(&self, x: &Tensor, w: &Tensor, y: &Tensor, c: &Ctx) -> Result<Tensor> {
+    /// Adds the adapter's contribution to `y = x W^T` (bias excluded); `w` gives the base
+    /// weight, asked for only by DoRA (its weight norm, or the base product under dropout).
+    pub(crate) fn apply(
+        &self,
+        x: &Tensor,
+        w: &dyn Fn() -> Result<Tensor>,
+        y: &Tensor,
+        c: &Ctx,
+    ) -> Result<Tensor> {
         let a = c.param(self.a.as_tensor());
         let b = c.param(self.b.as_tensor());
         let dropped = c.o.train && self.dropout > 0.0;
@@ -230,10 +237,15 @@ impl Adapter {
         let Some(m) = &self.magnitude else {
             return Ok((y + lora)?);
         };
+        let w = match (frozen, dropped) {
+            (Some(_), false) => None,
+            _ => Some(w()?),
+        };
+        let w = w.as_ref();
         let s = match frozen {
             Some(s) => s.clone(),
             None => {
-                let norm = self.weight_norm(w, &a, &b)?;
+                let norm = self.weight_norm(w.expect("base weight fetched above"), &a, &b)?;
                 let norm = if self.detach_norm {
                     norm.detach()
                 } else {
@@ -243,7 +255,7 @@ impl Adapter {
             }
         };
         let base = if dropped {
-            matmul_t_ctx(&xd, w, c)?
+            matmul_t_ctx(&xd, w.expect("base weight fetched above"), c)?
         } else {
             y.clone()
         };

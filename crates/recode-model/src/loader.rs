@@ -29,7 +29,12 @@ pub fn load_model(spec: &str, dtype: DType, device: &Device) -> Result<LoadedMod
         let tokenizer = Tokenizer::from_gguf(&g.content)?;
         let mut model = CausalLM::from_tensors(g.config, g.tensors, dtype, device)?;
         let n = model.attach_packed_weights(g.packed)?;
-        tracing::debug!(packed = n, "packed GGUF weights attached for decoding");
+        let freed = model.release_dense_base();
+        tracing::debug!(
+            packed = n,
+            dense_bytes_released = freed,
+            "packed GGUF weights attached; the projections keep only them"
+        );
         return Ok(LoadedModel {
             model,
             tokenizer,

@@ -6,7 +6,8 @@
 //! Unlike llama.cpp, activations are never quantised: each block is widened in registers to its
 //! f32 weights `d·q + m` (exactly the dense dequantised values) and multiplied in f32, so the
 //! result equals the dense product up to summation order.
-//! Inference only (no autograd); the dense weights stay the trainable copy.
+//! No autograd: a frozen base kept only in this form (see `CausalLM::release_dense_base`) is
+//! dequantised per use for large products and gradients; trainable weights are dense.
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
@@ -134,20 +135,36 @@ impl PackedWeight {
         self.kind
     }
 
-    /// Dequantised weights `[rows, cols]` (tests and checks).
+    /// Dequantised weights `[rows, cols]`, row-major: `d·q + m` per block, exactly the values the
+    /// dense path multiplies with. Parallel over rows (a transient dense copy for large products).
     pub fn dequantize(&self) -> Vec<f32> {
         let nb = self.cols / BLOCK;
         let mut out = vec![0f32; self.rows * self.cols];
-        for blk in 0..self.rows * nb {
-            let mut q = [0f32; BLOCK];
-            self.unpack(blk, &mut q);
-            let d = self.scales[blk];
-            let m = self.mins.get(blk).copied().unwrap_or(0.0);
-            for (o, v) in out[blk * BLOCK..][..BLOCK].iter_mut().zip(q) {
-                *o = v * d + m;
-            }
-        }
+        out.par_chunks_mut(ROWS_PER_TASK * self.cols)
+            .enumerate()
+            .for_each(|(task, chunk)| {
+                let first = task * ROWS_PER_TASK * nb;
+                for (k, dst) in chunk.chunks_exact_mut(BLOCK).enumerate() {
+                    let blk = first + k;
+                    let mut q = [0f32; BLOCK];
+                    self.unpack(blk, &mut q);
+                    let d = self.scales[blk];
+                    let m = self.mins.get(blk).copied().unwrap_or(0.0);
+                    for (o, v) in dst.iter_mut().zip(q) {
+                        *o = v * d + m;
+                    }
+                }
+            });
         out
+    }
+
+    /// [`Self::dequantize`] as an f32 tensor `[rows, cols]` on `device`.
+    pub fn dequantize_tensor(&self, device: &Device) -> Result<Tensor> {
+        Ok(Tensor::from_vec(
+            self.dequantize(),
+            (self.rows, self.cols),
+            device,
+        )?)
     }
 
     fn unpack(&self, blk: usize, q: &mut [f32; BLOCK]) {

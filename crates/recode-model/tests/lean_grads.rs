@@ -9,15 +9,16 @@ use common::*;
 use recode_model::{AdapterConfig, AdapterKind, CausalLM, ForwardOpts};
 
 fn adapter_cfg(kind: AdapterKind, dropout: f32) -> AdapterConfig {
+    adapter_on(kind, dropout, &recode_model::model::PROJECTIONS)
+}
+
+fn adapter_on(kind: AdapterKind, dropout: f32, targets: &[&str]) -> AdapterConfig {
     AdapterConfig {
         kind,
         r: 2,
         alpha: 4.0,
         dropout,
-        target_modules: recode_model::model::PROJECTIONS
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        target_modules: targets.iter().map(|s| s.to_string()).collect(),
         use_rslora: false,
     }
 }
@@ -112,10 +113,16 @@ fn max_diff(a: &[Vec<f64>], b: &[Vec<f64>]) -> (f64, f64) {
 }
 
 fn compare(arch: &str, kind: AdapterKind, full: bool) {
+    compare_on(arch, kind, full, &recode_model::model::PROJECTIONS)
+}
+
+fn compare_on(arch: &str, kind: AdapterKind, full: bool, targets: &[&str]) {
     let dir = make_tiny(arch, 21);
     let (ids, mask, _) = expected(dir.path());
     let mut model = load_tiny(dir.path(), DType::F64);
-    model.add_adapters(&adapter_cfg(kind, 0.0), 3).unwrap();
+    model
+        .add_adapters(&adapter_on(kind, 0.0, targets), 3)
+        .unwrap();
     model.set_dora_detach_norm(false);
     randomise_b(&model);
     let mut vars = model.adapter_vars();
@@ -180,6 +187,19 @@ fn llama_lora_lean_and_checkpointed_gradients_equal_autograd() {
 #[test]
 fn qwen2_lora_lean_and_checkpointed_gradients_equal_autograd() {
     compare("qwen2", AdapterKind::Lora, false);
+}
+
+/// Adapters on the attention only: the frozen MLP runs as one fused lean node.
+#[test]
+fn attention_lora_with_fused_frozen_mlp_equals_autograd() {
+    for arch in ["llama", "qwen2"] {
+        compare_on(
+            arch,
+            AdapterKind::Lora,
+            false,
+            &["q_proj", "k_proj", "v_proj", "o_proj"],
+        );
+    }
 }
 
 #[test]

@@ -151,7 +151,7 @@ fn raw_decode_steps_equal_the_tensor_path() {
     m.model.add_adapters(&cfg, 5).unwrap();
     common::randomise_b(&m.model);
     let mut dense = m.model.clone();
-    dense.clear_packed_weights();
+    dense.clear_packed_weights().unwrap();
     assert!(m.model.has_packed_weights() && !dense.has_packed_weights());
     let prompts = [
         m.tokenizer.encode(&chat("Name three colours.")).unwrap(),

@@ -106,7 +106,7 @@ pub fn load_lm(spec: &str, dtype: DType, device: &Device) -> Result<LoadedModel,
     })?;
     let weights_file = Path::new(spec).join("model.safetensors");
     let weights = crate::checkpoint::load_tensors(&weights_file, device)?;
-    let expected = loaded.model.named_parameters().len();
+    let expected = loaded.model.parameter_count();
     if weights.len() != expected {
         return Err(RlError::WeightCount {
             path: weights_file,

@@ -475,7 +475,7 @@ pub fn run_merge(args: MergeArgs) -> anyhow::Result<()> {
     };
     let m = load_model(&model_spec(&args.model)?, Some(adapter))?;
     let tensors: std::collections::HashMap<String, _> =
-        m.model.named_parameters().into_iter().collect();
+        m.model.named_parameters()?.into_iter().collect();
     let tmp = output.with_extension("safetensors.tmp");
     recode_rl::checkpoint::save_tensors(&tmp, &tensors)?;
     std::fs::rename(&tmp, output)

@@ -1,11 +1,14 @@
 //! Lean projections (frozen weight, optional LoRA branch), RMS norm, SwiGLU and rotary
 //! embedding: each saves only its inputs for the backward pass.
 
-use candle_core::{DType, Tensor, D};
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Tensor, D};
 use rayon::prelude::*;
 
 use super::{dropout_apply, is_real, read, with_grad, zip_map, CResult, Real, PAR_CHUNK};
 use crate::error::Result;
+use crate::packed::PackedWeight;
 
 /// The LoRA branch of a projection: `scale · dropout(x) A^T B^T`.
 pub(crate) struct Lora {
@@ -16,24 +19,64 @@ pub(crate) struct Lora {
     pub dropout: Option<(f32, u64)>,
 }
 
+/// A frozen projection weight `[out, in]` as a lean product reads it: a dense tensor, or the
+/// GGUF blocks alone (a released dense base), dequantised for each product and never kept.
+#[derive(Clone)]
+pub(crate) enum Frozen {
+    Dense(Tensor),
+    Packed(Arc<PackedWeight>),
+}
+
+impl Frozen {
+    fn out_features(&self) -> CResult<usize> {
+        match self {
+            Self::Dense(w) => w.dim(0),
+            Self::Packed(p) => Ok(p.rows()),
+        }
+    }
+
+    /// The dense weight (a transient copy for the packed form).
+    fn dense(&self, device: &Device) -> CResult<Tensor> {
+        match self {
+            Self::Dense(w) => Ok(w.clone()),
+            Self::Packed(p) => p
+                .dequantize_tensor(device)
+                .map_err(candle_core::Error::wrap),
+        }
+    }
+
+    /// `x2 W^T` for `x2` `[n, in]`.
+    pub(super) fn product_t(&self, x2: &Tensor) -> CResult<Tensor> {
+        x2.matmul(&self.dense(x2.device())?.t()?)
+    }
+
+    /// `g2 W` for `g2` `[n, out]` (the input gradient).
+    pub(super) fn product(&self, g2: &Tensor) -> CResult<Tensor> {
+        g2.matmul(&self.dense(g2.device())?)
+    }
+}
+
 /// `x W^T (+ bias) (+ LoRA)` for `x` of shape `[..., in]` and a frozen `W` `[out, in]`: one 2-D
 /// matmul on `[rows, in]`; the backward saves only `x` (and A, B), gives `x`, A and B gradients
 /// and never computes one for `W` or the bias.
 pub(crate) fn linear(
     x: &Tensor,
-    w: &Tensor,
+    w: Frozen,
     bias: Option<&Tensor>,
     lora: Option<Lora>,
 ) -> Result<Tensor> {
     let dims = x.dims().to_vec();
     let inp = *dims.last().unwrap_or(&0);
     let n = x.elem_count() / inp.max(1);
-    let out = w.dim(0)?;
+    let out = w.out_features()?;
     let mut od = dims.clone();
     *od.last_mut().expect("rank >= 1") = out;
-    let w = w.detach();
+    let w = match w {
+        Frozen::Dense(t) => Frozen::Dense(t.detach()),
+        packed => packed,
+    };
     let x2 = x.detach().contiguous()?.reshape((n, inp))?;
-    let mut y = x2.matmul(&w.t()?)?;
+    let mut y = w.product_t(&x2)?;
     if let Some(b) = bias {
         y = y.broadcast_add(&b.detach())?;
     }
@@ -42,7 +85,7 @@ pub(crate) fn linear(
         let value = y.reshape(od)?;
         return with_grad("lean-linear", value, &[x], move |_, _, g| {
             let g2 = g.contiguous()?.reshape((n, out))?;
-            Ok(vec![Some(g2.matmul(&w)?.reshape(dims.as_slice())?)])
+            Ok(vec![Some(w.product(&g2)?.reshape(dims.as_slice())?)])
         });
     };
     let (ad, bd) = (l.a.detach(), l.b.detach());
@@ -66,7 +109,7 @@ pub(crate) fn linear(
         let gbs = (g2.matmul(b)? * scale)?; // [n, r]
         let gx = if x_tracked {
             let gl = drop_x(&gbs.matmul(a)?)?;
-            Some((g2.matmul(&w)? + gl)?.reshape(dims.as_slice())?)
+            Some((w.product(&g2)? + gl)?.reshape(dims.as_slice())?)
         } else {
             None
         };
@@ -88,7 +131,12 @@ pub(crate) fn linear(
 // ----- normalisation, activation, rotary embedding -----
 
 /// Fused input gradient of the RMS norm, row by row: `r (g w - n mean(g w n))`, `n = x r`.
-fn rms_grad_real<T: Real>(x: &Tensor, w: &Tensor, g: &Tensor, eps: f64) -> CResult<Tensor> {
+pub(super) fn rms_grad_real<T: Real>(
+    x: &Tensor,
+    w: &Tensor,
+    g: &Tensor,
+    eps: f64,
+) -> CResult<Tensor> {
     let shape = x.shape().clone();
     let hs = x.dim(D::Minus1)?;
     let eps = T::from_f64(eps);
@@ -178,7 +226,11 @@ fn sigmoid<T: Real>(x: T) -> T {
 }
 
 /// Fused backward of `silu(x) * u`: `(d/dx, d/du)`.
-fn swiglu_grad_real<T: Real>(x: &Tensor, u: &Tensor, g: &Tensor) -> CResult<(Tensor, Tensor)> {
+pub(super) fn swiglu_grad_real<T: Real>(
+    x: &Tensor,
+    u: &Tensor,
+    g: &Tensor,
+) -> CResult<(Tensor, Tensor)> {
     let shape = x.shape().clone();
     let (gx, gu) = read::<T, _>(x, |xs| {
         read::<T, _>(u, |us| {

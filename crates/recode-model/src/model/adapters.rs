@@ -27,6 +27,7 @@ impl CausalLM {
         cfg.validate()?;
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let scale = cfg.scale();
+        let (dev, dt) = (self.device.clone(), self.dtype);
         for (_, name, lin) in self.projections_mut() {
             if !cfg.target_modules.iter().any(|t| t == name) {
                 lin.adapter = None;
@@ -36,8 +37,6 @@ impl CausalLM {
                 return Err(ModelError::AdaptersMerged);
             }
             let (out, inp) = (lin.out_features(), lin.in_features());
-            let dev = lin.weight.device().clone();
-            let dt = lin.weight.dtype();
             let bound = 1.0 / (inp as f64).sqrt();
             let av: Vec<f64> = (0..cfg.r * inp)
                 .map(|_| rng.random_range(-bound..bound))
@@ -47,7 +46,7 @@ impl CausalLM {
             let magnitude = match cfg.kind {
                 AdapterKind::Lora => None,
                 AdapterKind::Dora => {
-                    let w = lin.weight.detach();
+                    let w = lin.dense()?.detach();
                     Some(Var::from_tensor(&w.sqr()?.sum(D::Minus1)?.sqrt()?)?)
                 }
             };
@@ -80,8 +79,9 @@ impl CausalLM {
             if !dora(lin) {
                 continue;
             }
+            let w = lin.dense()?;
             if let Some(ad) = lin.adapter.as_mut() {
-                ad.frozen_scale = ad.row_scale(&lin.weight)?;
+                ad.frozen_scale = ad.row_scale(&w)?;
             }
         }
         Ok(std::borrow::Cow::Owned(copy))
@@ -136,8 +136,8 @@ impl CausalLM {
     pub fn merge_adapters(&mut self) -> Result<()> {
         for (_, _, lin) in self.projections_mut() {
             if let (Some(ad), None) = (&lin.adapter, &lin.unmerged) {
-                let base = lin.weight.detach();
-                lin.weight = ad.merged_weight(&base)?;
+                let base = lin.dense()?.detach();
+                lin.weight = Some(ad.merged_weight(&base)?);
                 lin.unmerged = Some(base);
             }
         }
@@ -148,7 +148,9 @@ impl CausalLM {
     pub fn unmerge_adapters(&mut self) -> Result<()> {
         for (_, _, lin) in self.projections_mut() {
             if let Some(base) = lin.unmerged.take() {
-                lin.weight = base;
+                lin.weight = Some(base);
+                // A base that was only packed before the merge goes back to that.
+                lin.release_dense();
             }
         }
         Ok(())

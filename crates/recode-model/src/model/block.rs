@@ -18,6 +18,29 @@ pub(super) struct Mlp {
 }
 
 impl Mlp {
+    /// `x + mlp(rms_norm(x) · norm_w)` as one lean node when every projection is plain frozen
+    /// and the norm weight is not trained ([`lean::mlp_residual`]); `None` otherwise.
+    fn fused_residual(
+        &self,
+        x: &Tensor,
+        norm_w: &Tensor,
+        eps: f64,
+        c: &Ctx,
+    ) -> Result<Option<Tensor>> {
+        if !c.lean || norm_w.track_op() || !lean::fusable(x.dtype()) {
+            return Ok(None);
+        }
+        let (Some(gate), Some(up), Some(down)) = (
+            self.gate.plain_frozen(c),
+            self.up.plain_frozen(c),
+            self.down.plain_frozen(c),
+        ) else {
+            return Ok(None);
+        };
+        let mlp = lean::FrozenMlp { gate, up, down };
+        lean::mlp_residual(x, norm_w, eps, mlp).map(Some)
+    }
+
     fn forward(&self, x: &Tensor, c: &Ctx) -> Result<Tensor> {
         let g = self.gate.forward(x, &c.slot(4))?;
         let u = self.up.forward(x, &c.slot(5))?;
@@ -63,6 +86,9 @@ impl Block {
         let hn = norm(x, &self.ln1)?;
         let a = self.attn.forward(&hn, rope, bias, kv, &c)?;
         let x = (x + a)?;
+        if let Some(y) = self.mlp.fused_residual(&x, &c.param(&self.ln2), eps, &c)? {
+            return Ok(y);
+        }
         let hn = norm(&x, &self.ln2)?;
         Ok((&x + self.mlp.forward(&hn, &c)?)?)
     }
@@ -72,7 +98,7 @@ impl Block {
         let mut out = vec![self.ln1.clone(), self.ln2.clone()];
         for name in PROJECTIONS {
             let l = self.projection(name).expect("known projection");
-            out.push(l.weight.clone());
+            out.extend(l.weight.iter().cloned());
             out.extend(l.bias.iter().cloned());
             out.extend(l.unmerged.iter().cloned());
             if let Some(ad) = &l.adapter {

@@ -84,7 +84,7 @@ impl CausalLM {
             .narrow(1, 0, t - 1)?
             .contiguous()?
             .reshape((b * (t - 1), hs))?;
-        let w = self.head_weight(c);
+        let w = self.head_weight(c)?;
         let tg = targets.flatten_all()?;
         let keep = self.scored_positions(scoring.score_mask)?;
         let (hc, tg) = match &keep {

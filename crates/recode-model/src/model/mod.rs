@@ -97,7 +97,7 @@ impl CausalLM {
             Some(Linear::new(
                 src.take("lm_head.weight", &[c.vocab_size, hs])?,
                 None,
-            ))
+            )?)
         };
         let inv_freq = config.inv_freq();
         Ok(Self {
@@ -247,11 +247,11 @@ impl CausalLM {
     }
 
     /// The output projection's weight `[V, H]` as pass `c` uses it.
-    fn head_weight(&self, c: &Ctx) -> Tensor {
-        match &self.lm_head {
-            Some(l) => c.param(&l.weight),
+    fn head_weight(&self, c: &Ctx) -> Result<Tensor> {
+        Ok(match &self.lm_head {
+            Some(l) => c.param(&l.dense()?),
             None => c.param(&self.embed),
-        }
+        })
     }
 
     /// Runs the decoder up to the final norm: `[B, T, hidden]`.
@@ -529,7 +529,7 @@ impl TensorSource<'_> {
         } else {
             None
         };
-        Ok(Linear::new(w, b))
+        Linear::new(w, b)
     }
 
     /// Decoder layer `i` of a model with hyper-parameters `c`.

@@ -13,8 +13,9 @@ use crate::error::{ModelError, Result};
 use crate::packed::PackedWeight;
 
 impl CausalLM {
-    /// Every base parameter under its HF name (tied models have no `lm_head.weight`).
-    pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
+    /// Every base parameter under its HF name (tied models have no `lm_head.weight`); a released
+    /// dense weight is dequantised from its packed blocks.
+    pub fn named_parameters(&self) -> Result<Vec<(String, Tensor)>> {
         let mut out = vec![("model.embed_tokens.weight".to_string(), self.embed.clone())];
         for (i, blk) in self.blocks.iter().enumerate() {
             let p = format!("model.layers.{i}");
@@ -26,7 +27,7 @@ impl CausalLM {
             for name in PROJECTIONS {
                 let l = blk.projection(name).expect("known projection");
                 let path = projection_path(name);
-                out.push((format!("{p}.{path}.weight"), l.weight.clone()));
+                out.push((format!("{p}.{path}.weight"), l.dense()?));
                 if let Some(bias) = &l.bias {
                     out.push((format!("{p}.{path}.bias"), bias.clone()));
                 }
@@ -34,9 +35,39 @@ impl CausalLM {
         }
         out.push(("model.norm.weight".to_string(), self.norm.clone()));
         if let Some(l) = &self.lm_head {
-            out.push(("lm_head.weight".to_string(), l.weight.clone()));
+            out.push(("lm_head.weight".to_string(), l.dense()?));
         }
-        out
+        Ok(out)
+    }
+
+    /// How many base parameter tensors [`Self::named_parameters`] lists (without dequantising).
+    pub fn parameter_count(&self) -> usize {
+        let per_layer: usize = self
+            .blocks
+            .first()
+            .map(|blk| {
+                PROJECTIONS
+                    .into_iter()
+                    .map(|n| 1 + usize::from(blk.projection(n).is_some_and(|l| l.bias.is_some())))
+                    .sum()
+            })
+            .unwrap_or(0);
+        1 + self.blocks.len() * (2 + per_layer) + 1 + usize::from(self.lm_head.is_some())
+    }
+
+    /// Drops the dense copy of every frozen projection that also has its packed GGUF blocks
+    /// (QLoRA-style: the base stays quantised, ~4.5x smaller for Q4_1, and large products and
+    /// gradients dequantise one weight at a time). The values are unchanged: the dense weights
+    /// were dequantised from the same blocks. Returns the bytes freed.
+    pub fn release_dense_base(&mut self) -> usize {
+        let mut freed: usize = self
+            .projections_mut()
+            .map(|(_, _, l)| l.release_dense())
+            .sum();
+        if let Some(l) = self.lm_head.as_mut() {
+            freed += l.release_dense();
+        }
+        freed
     }
 
     /// Attaches block-quantised copies of base weights (HF names, e.g. from a GGUF file) used for
@@ -78,15 +109,19 @@ impl CausalLM {
         Ok(n)
     }
 
-    /// Drops the packed copies (every product then uses the dense weights).
-    pub fn clear_packed_weights(&mut self) {
+    /// Drops the packed copies (every product then uses the dense weights, which are
+    /// dequantised back where they had been released).
+    pub fn clear_packed_weights(&mut self) -> Result<()> {
         self.embed_packed = None;
         for (_, _, l) in self.projections_mut() {
+            l.materialise_dense()?;
             l.packed = None;
         }
         if let Some(l) = self.lm_head.as_mut() {
+            l.materialise_dense()?;
             l.packed = None;
         }
+        Ok(())
     }
 
     /// Whether packed weights are attached.
@@ -97,7 +132,7 @@ impl CausalLM {
     /// Makes every base parameter trainable (full fine-tuning) and returns the variables by name.
     /// Packed inference copies are dropped, since the dense weights will change.
     pub fn make_base_trainable(&mut self) -> Result<Vec<(String, Var)>> {
-        self.clear_packed_weights();
+        self.clear_packed_weights()?;
         let mut out = Vec::new();
         let mut var = |name: String, t: &mut Tensor| -> Result<()> {
             let v = Var::from_tensor(t)?;
@@ -113,7 +148,8 @@ impl CausalLM {
             for name in PROJECTIONS {
                 let path = projection_path(name);
                 let l = blk.projection_mut(name).expect("known projection");
-                var(format!("{p}.{path}.weight"), &mut l.weight)?;
+                let w = l.weight.as_mut().expect("dense after clear_packed_weights");
+                var(format!("{p}.{path}.weight"), w)?;
                 if let Some(b) = l.bias.as_mut() {
                     var(format!("{p}.{path}.bias"), b)?;
                 }
@@ -121,7 +157,8 @@ impl CausalLM {
         }
         var("model.norm.weight".into(), &mut self.norm)?;
         if let Some(l) = self.lm_head.as_mut() {
-            var("lm_head.weight".into(), &mut l.weight)?;
+            let w = l.weight.as_mut().expect("dense after clear_packed_weights");
+            var("lm_head.weight".into(), w)?;
         }
         Ok(out)
     }
