@@ -59,11 +59,15 @@ impl Frozen {
 /// `x W^T (+ bias) (+ LoRA)` for `x` of shape `[..., in]` and a frozen `W` `[out, in]`: one 2-D
 /// matmul on `[rows, in]`; the backward saves only `x` (and A, B), gives `x`, A and B gradients
 /// and never computes one for `W` or the bias.
+///
+/// With `rotary`, the output is rotated as [`Rotary`] does (`[B, H, T, D]`) inside the same node,
+/// so the unrotated projection is never kept for the backward.
 pub(crate) fn linear(
     x: &Tensor,
     w: Frozen,
     bias: Option<&Tensor>,
     lora: Option<Lora>,
+    rotary: Option<Rotary>,
 ) -> Result<Tensor> {
     let dims = x.dims().to_vec();
     let inp = *dims.last().unwrap_or(&0);
@@ -81,10 +85,25 @@ pub(crate) fn linear(
         y = y.broadcast_add(&b.detach())?;
     }
     let x_tracked = x.track_op();
+    let unrotated = {
+        let rotary = rotary.clone();
+        move |g: &Tensor| -> CResult<Tensor> {
+            match &rotary {
+                Some(r) => r.unapply(g),
+                None => Ok(g.clone()),
+            }
+        }
+    };
+    let rotated = move |y: Tensor| -> CResult<Tensor> {
+        match &rotary {
+            Some(r) => r.apply(&y),
+            None => Ok(y),
+        }
+    };
     let Some(l) = lora else {
-        let value = y.reshape(od)?;
+        let value = rotated(y.reshape(od)?)?;
         return with_grad("lean-linear", value, &[x], move |_, _, g| {
-            let g2 = g.contiguous()?.reshape((n, out))?;
+            let g2 = unrotated(g)?.contiguous()?.reshape((n, out))?;
             Ok(vec![Some(w.product(&g2)?.reshape(dims.as_slice())?)])
         });
     };
@@ -101,11 +120,11 @@ pub(crate) fn linear(
     // The scale goes on the small [n, r] factor.
     let lo = (xd.matmul(&ad.t()?)? * scale)?.matmul(&bd.t()?)?;
     drop(xd);
-    let value = (y + lo)?.reshape(od)?;
+    let value = rotated((y + lo)?.reshape(od)?)?;
     let (a_tracked, b_tracked) = (l.a.track_op(), l.b.track_op());
     with_grad("lean-lora", value, &[x, &l.a, &l.b], move |args, _, g| {
         let (x2, a, b) = (args[0].reshape((n, inp))?, &args[1], &args[2]);
-        let g2 = g.contiguous()?.reshape((n, out))?;
+        let g2 = unrotated(g)?.contiguous()?.reshape((n, out))?;
         let gbs = (g2.matmul(b)? * scale)?; // [n, r]
         let gx = if x_tracked {
             let gl = drop_x(&gbs.matmul(a)?)?;
@@ -291,27 +310,40 @@ pub(crate) fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     })
 }
 
-/// Rotary embedding of a projection output `[B, T, H*D]`, returned as `[B, H, T, D]`
-/// (rotate-half convention; `cos`/`sin` are `[B, T, D/2]`). The backward is the rotation by `-θ`.
-pub(crate) fn rope(
-    x: &Tensor,
-    heads: usize,
-    cos: &Tensor,
-    sin: &Tensor,
-    neg_sin: &Tensor,
-) -> Result<Tensor> {
-    let (b, t, hd) = x.dims3()?;
-    let d = hd / heads;
-    let xh = x
-        .detach()
-        .reshape((b, t, heads, d))?
-        .transpose(1, 2)?
-        .contiguous()?;
-    let value = candle_nn::rotary_emb::rope(&xh, cos, sin)?;
-    drop(xh);
-    let (cos, neg_sin) = (cos.clone(), neg_sin.clone());
+/// Rotary embedding of a projection's output `[B, T, H*D]` into `[B, H, T, D]` (rotate-half
+/// convention; `cos`/`sin` are `[B, T, D/2]`); its backward is the rotation by `-θ`.
+#[derive(Clone)]
+pub(crate) struct Rotary {
+    pub heads: usize,
+    pub cos: Tensor,
+    pub sin: Tensor,
+    pub neg_sin: Tensor,
+}
+
+impl Rotary {
+    /// `x` `[B, T, H*D]` rotated, as `[B, H, T, D]`.
+    fn apply(&self, x: &Tensor) -> CResult<Tensor> {
+        let (b, t, hd) = x.dims3()?;
+        let xh = x
+            .reshape((b, t, self.heads, hd / self.heads))?
+            .transpose(1, 2)?
+            .contiguous()?;
+        candle_nn::rotary_emb::rope(&xh, &self.cos, &self.sin)
+    }
+
+    /// The gradient of [`Self::apply`]'s input from that of its output `g` `[B, H, T, D]`.
+    fn unapply(&self, g: &Tensor) -> CResult<Tensor> {
+        let (b, h, t, d) = g.dims4()?;
+        let gx = candle_nn::rotary_emb::rope(&g.contiguous()?, &self.cos, &self.neg_sin)?;
+        gx.transpose(1, 2)?.reshape((b, t, h * d))
+    }
+}
+
+/// [`Rotary`] on `x` as its own graph node (a projection that [`linear`] does not run).
+pub(crate) fn rope(x: &Tensor, rotary: &Rotary) -> Result<Tensor> {
+    let value = rotary.apply(&x.detach())?;
+    let rotary = rotary.clone();
     with_grad("lean-rope", value, &[x], move |_, _, g| {
-        let gx = candle_nn::rotary_emb::rope(&g.contiguous()?, &cos, &neg_sin)?;
-        Ok(vec![Some(gx.transpose(1, 2)?.reshape((b, t, hd))?)])
+        Ok(vec![Some(rotary.unapply(g)?)])
     })
 }

@@ -26,7 +26,7 @@ use crate::error::{ModelError, Result};
 pub(crate) use attention::attention;
 pub(crate) use checkpoint::checkpoint;
 pub(crate) use head::head_logprobs;
-pub(crate) use linear::{linear, rms_norm, rope, swiglu, Frozen, Lora};
+pub(crate) use linear::{linear, rms_norm, rope, swiglu, Frozen, Lora, Rotary};
 pub(crate) use mlp::{fusable, mlp_residual, FrozenMlp};
 
 type CResult<T> = candle_core::Result<T>;

@@ -136,11 +136,15 @@ impl Attention {
         let (b, t, _) = x.dims3()?;
         let (h, kvh, d) = (self.n_heads, self.n_kv, self.head_dim);
         if c.lean && !matches!(kv, KvUse::Cache(..)) {
-            let q = self.q.forward(x, &c.slot(0))?;
-            let k = self.k.forward(x, &c.slot(1))?;
+            let rotary = |heads| lean::Rotary {
+                heads,
+                cos: rope.cos.clone(),
+                sin: rope.sin.clone(),
+                neg_sin: rope.neg_sin.clone(),
+            };
+            let q = self.q.forward_rotary(x, &c.slot(0), Some(&rotary(h)))?;
+            let k = self.k.forward_rotary(x, &c.slot(1), Some(&rotary(kvh)))?;
             let v = self.v.forward(x, &c.slot(2))?;
-            let q = lean::rope(&q, h, &rope.cos, &rope.sin, &rope.neg_sin)?;
-            let k = lean::rope(&k, kvh, &rope.cos, &rope.sin, &rope.neg_sin)?;
             // Keys [B, KVH, L, D] (dim 2), values [B, L, KVH*D] (dim 1).
             let (k, v) = with_shared(kv, k, v, 2, 1)?;
             let y = lean::attention(&q, &k, &v, mask)?;

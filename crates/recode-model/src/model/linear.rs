@@ -104,6 +104,17 @@ impl Linear {
     }
 
     pub(crate) fn forward(&self, x: &Tensor, c: &Ctx) -> Result<Tensor> {
+        self.forward_rotary(x, c, None)
+    }
+
+    /// [`Self::forward`] followed by the rotary embedding `rotary` (`[B, H, T, D]`, lean passes
+    /// only): one graph node with the projection when it runs as a lean product.
+    pub(crate) fn forward_rotary(
+        &self,
+        x: &Tensor,
+        c: &Ctx,
+        rotary: Option<&lean::Rotary>,
+    ) -> Result<Tensor> {
         let o = &c.o;
         let merged = self.unmerged.is_some();
         // `None`: the base lives only in its packed blocks (frozen).
@@ -127,7 +138,7 @@ impl Linear {
                 (None, Some(p)) => lean::Frozen::Packed(p.clone()),
                 (None, None) => lean::Frozen::Dense(self.dense()?),
             };
-            return lean::linear(x, base, bias.as_ref(), lora);
+            return lean::linear(x, base, bias.as_ref(), lora, rotary.cloned());
         }
         let dense = || -> Result<Tensor> {
             match &w {
@@ -147,6 +158,9 @@ impl Linear {
         if let Some(b) = &bias {
             y = y.broadcast_add(b)?;
         }
-        Ok(y)
+        match rotary {
+            Some(r) => lean::rope(&y, r),
+            None => Ok(y),
+        }
     }
 }
