@@ -64,36 +64,83 @@ pub(crate) fn attend(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], s: DecodeSha
     let rep = heads / kv_heads;
     let scale = 1.0 / (d as f32).sqrt();
     let mut out = vec![0f32; batch * heads * d];
+    let simd = crate::packed::simd_level();
     out.par_chunks_mut(d).enumerate().for_each_init(
         || vec![0f32; len],
         |p, (task, y)| {
             let (r, h) = (task / heads, task % heads);
-            let g = h / rep;
-            let base = (r * kv_heads + g) * capacity * d;
-            let qh = &q[task * d..][..d];
-            let br = &bias[r * len..][..len];
-            let mut mx = f32::NEG_INFINITY;
-            for (j, pj) in p.iter_mut().enumerate() {
-                let kj = &k[base + j * d..][..d];
-                *pj = dot(qh, kj) * scale + br[j];
-                mx = mx.max(*pj);
+            let base = (r * kv_heads + h / rep) * capacity * d;
+            let head = Head {
+                q: &q[task * d..][..d],
+                k: &k[base..][..len * d],
+                v: &v[base..][..len * d],
+                bias: &bias[r * len..][..len],
+                scale,
+            };
+            #[cfg(target_arch = "x86_64")]
+            match simd {
+                // SAFETY: the CPU supports the kernel's features (`simd_level` checked them at
+                // run time).
+                crate::packed::Simd::Avx512 => return unsafe { head.attend_avx512(p, y) },
+                // SAFETY: as above.
+                crate::packed::Simd::Avx2 => return unsafe { head.attend_avx2(p, y) },
+                crate::packed::Simd::Scalar => {}
             }
-            let mut sum = 0f32;
-            for pj in p.iter_mut() {
-                *pj = (*pj - mx).exp();
-                sum += *pj;
-            }
-            let inv = 1.0 / sum;
-            for (j, &pj) in p.iter().enumerate() {
-                let w = pj * inv;
-                let vj = &v[base + j * d..][..d];
-                for (o, &x) in y.iter_mut().zip(vj) {
-                    *o += w * x;
-                }
-            }
+            let _ = simd;
+            head.attend(p, y);
         },
     );
     out
+}
+
+/// One query head against its cached keys and values (`len` positions of `d` values each).
+struct Head<'a> {
+    q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    bias: &'a [f32],
+    scale: f32,
+}
+
+impl Head<'_> {
+    /// `y += softmax(q·k_j · scale + bias_j) v_j` over the positions, `p` a scratch of `len`.
+    /// The same operations in the same order whatever the vector width, so every build of it
+    /// gives the same bits.
+    #[inline(always)]
+    fn attend(&self, p: &mut [f32], y: &mut [f32]) {
+        let d = self.q.len();
+        let mut mx = f32::NEG_INFINITY;
+        for ((pj, kj), &b) in p.iter_mut().zip(self.k.chunks_exact(d)).zip(self.bias) {
+            *pj = dot(self.q, kj) * self.scale + b;
+            mx = mx.max(*pj);
+        }
+        let mut sum = 0f32;
+        for pj in p.iter_mut() {
+            *pj = (*pj - mx).exp();
+            sum += *pj;
+        }
+        let inv = 1.0 / sum;
+        for (&pj, vj) in p.iter().zip(self.v.chunks_exact(d)) {
+            let w = pj * inv;
+            for (o, &x) in y.iter_mut().zip(vj) {
+                *o += w * x;
+            }
+        }
+    }
+
+    /// [`Self::attend`] compiled for AVX-512.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn attend_avx512(&self, p: &mut [f32], y: &mut [f32]) {
+        self.attend(p, y)
+    }
+
+    /// [`Self::attend`] compiled for AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn attend_avx2(&self, p: &mut [f32], y: &mut [f32]) {
+        self.attend(p, y)
+    }
 }
 
 /// The attention bias of a masked position (f32 and wider; f16 uses -6e4).
@@ -166,7 +213,7 @@ pub(crate) fn lora_rows(x: &[f32], a: &[f32], b: &[f32], rank: usize, scale: f32
 }
 
 /// `Σ a·b` with eight independent partial sums, so the compiler keeps it in vector registers.
-#[inline]
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -188,6 +235,39 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 mod tests {
     use super::*;
     use crate::packed::tests::random;
+
+    /// The vectorised builds of a head's attention give the portable build's bits (head_dim 64
+    /// with a ragged 13-position context, as in decoding).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn vector_builds_of_a_head_give_the_same_bits() {
+        let (d, len) = (64, 13);
+        let (q, k, v) = (random(d, 4), random(len * d, 5), random(len * d, 6));
+        let mut bias = vec![0f32; len];
+        bias[0] = MASK_BIAS;
+        let head = Head {
+            q: &q,
+            k: &k,
+            v: &v,
+            bias: &bias,
+            scale: 0.125,
+        };
+        let run = |f: &dyn Fn(&mut [f32], &mut [f32])| {
+            let (mut p, mut y) = (vec![0f32; len], vec![0f32; d]);
+            f(&mut p, &mut y);
+            y.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        };
+        let portable = run(&|p, y| head.attend(p, y));
+        let level = crate::packed::simd_level();
+        if level == crate::packed::Simd::Avx512 {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            assert_eq!(run(&|p, y| unsafe { head.attend_avx512(p, y) }), portable);
+        }
+        if level != crate::packed::Simd::Scalar {
+            // SAFETY: every non-scalar level includes AVX2.
+            assert_eq!(run(&|p, y| unsafe { head.attend_avx2(p, y) }), portable);
+        }
+    }
 
     /// Straightforward f64 attention with explicit masking, as an independent reference.
     #[test]

@@ -353,7 +353,7 @@ struct RowRef<'a> {
 
 /// The widest kernel the CPU runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Simd {
+pub(crate) enum Simd {
     Avx512,
     Avx2,
     Scalar,
@@ -375,7 +375,7 @@ fn supported() -> Vec<Simd> {
     v
 }
 
-fn simd_level() -> Simd {
+pub(crate) fn simd_level() -> Simd {
     static LEVEL: std::sync::OnceLock<Simd> = std::sync::OnceLock::new();
     *LEVEL.get_or_init(|| supported()[0])
 }
