@@ -9,13 +9,15 @@ throughput of `generate` with a fixed number of new tokens (eos ignored). Prints
 Run through `recode bench generate`, or by hand:
     python generate_peer.py --model M.gguf --runs runs.json [--threads 2]
 where runs.json is [{"name": ..., "prompts": [[ids...], ...], "temperature": T, "new_tokens": N,
-"seed": S}, ...].
+"seed": S, "repeats": R}, ...]. Each run is timed R times (default 1) after one warm-up; the
+median prefill and decode times are reported, every repetition's rates under "repeats".
 """
 
 import argparse
 import json
 import os
 import resource
+import statistics
 import sys
 import time
 
@@ -51,31 +53,37 @@ def run_one(torch, model, pad_id, run):
         # Warm-up (first-call allocations and kernel selection are not what we measure).
         model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=2, do_sample=False,
                        pad_token_id=pad_id)
-        # Prefill alone: one forward over the padded prompts (what generate does first).
-        t0 = time.perf_counter()
-        model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
-        prefill = time.perf_counter() - t0
-        torch.manual_seed(int(run.get("seed", 0)))
-        kwargs = dict(
-            max_new_tokens=n_new,
-            min_new_tokens=n_new,
-            pad_token_id=pad_id,
-            use_cache=True,
-        )
-        if temperature > 0:
-            kwargs.update(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
-        else:
-            kwargs.update(do_sample=False)
-        t0 = time.perf_counter()
-        out = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
-        total = time.perf_counter() - t0
+        prefills, decodes = [], []
+        for _ in range(int(run.get("repeats", 1))):
+            # Prefill alone: one forward over the padded prompts (what generate does first).
+            t0 = time.perf_counter()
+            model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+            prefill = time.perf_counter() - t0
+            torch.manual_seed(int(run.get("seed", 0)))
+            kwargs = dict(
+                max_new_tokens=n_new,
+                min_new_tokens=n_new,
+                pad_token_id=pad_id,
+                use_cache=True,
+            )
+            if temperature > 0:
+                kwargs.update(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
+            else:
+                kwargs.update(do_sample=False)
+            t0 = time.perf_counter()
+            out = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+            total = time.perf_counter() - t0
+            prefills.append(prefill)
+            decodes.append(max(total - prefill, 1e-9))
     generated = int((out.shape[1] - ids.shape[1]) * out.shape[0])
-    return figures(run, generated, prefill, max(total - prefill, 1e-9))
+    return figures(run, generated, prefills, decodes)
 
 
-def figures(run, generated, prefill, decode):
-    """The reported figures of one run from its token count and prefill/decode seconds."""
+def figures(run, generated, prefills, decodes):
+    """The reported figures of one run from its token count and the prefill/decode seconds of
+    each repetition (the medians count)."""
     prompt_tokens = sum(len(p) for p in run["prompts"])
+    prefill, decode = statistics.median(prefills), statistics.median(decodes)
     return {
         "run": run["name"],
         "batch": len(run["prompts"]),
@@ -85,6 +93,10 @@ def figures(run, generated, prefill, decode):
         "prefill_tok_s": prompt_tokens / prefill,
         "decode_secs": decode,
         "decode_tok_s": generated / decode,
+        "repeats": {
+            "prefill_tok_s": [prompt_tokens / t for t in prefills],
+            "decode_tok_s": [generated / t for t in decodes],
+        },
     }
 
 
@@ -94,24 +106,28 @@ def run_llamacpp(llm, run):
     the tokens/s are llama.cpp's single-sequence throughput, not batched decoding."""
     n_new = int(run["new_tokens"])
     temperature = float(run["temperature"])
-    prefill = decode = 0.0
-    generated = 0
-    for i, prompt in enumerate(run["prompts"]):
-        llm.reset()
-        llm.set_seed(int(run.get("seed", 0)) + i)
-        t0 = time.perf_counter()
-        llm.eval(list(prompt))
-        prefill += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for _ in range(n_new):
-            if temperature > 0:
-                tok = llm.sample(temp=temperature, top_p=1.0, top_k=0, min_p=0.0)
-            else:
-                tok = llm.sample(temp=0.0)
-            llm.eval([tok])
-            generated += 1
-        decode += time.perf_counter() - t0
-    return {**figures(run, generated, prefill, decode), "sequential": True}
+    prefills, decodes = [], []
+    for _ in range(int(run.get("repeats", 1))):
+        prefill = decode = 0.0
+        generated = 0
+        for i, prompt in enumerate(run["prompts"]):
+            llm.reset()
+            llm.set_seed(int(run.get("seed", 0)) + i)
+            t0 = time.perf_counter()
+            llm.eval(list(prompt))
+            prefill += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            for _ in range(n_new):
+                if temperature > 0:
+                    tok = llm.sample(temp=temperature, top_p=1.0, top_k=0, min_p=0.0)
+                else:
+                    tok = llm.sample(temp=0.0)
+                llm.eval([tok])
+                generated += 1
+            decode += time.perf_counter() - t0
+        prefills.append(prefill)
+        decodes.append(decode)
+    return {**figures(run, generated, prefills, decodes), "sequential": True}
 
 
 def main_llamacpp(args, runs):

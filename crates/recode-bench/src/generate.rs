@@ -58,6 +58,8 @@ pub struct Options {
     pub batch: usize,
     /// New tokens per completion (eos ignored so every run generates exactly this many).
     pub new_tokens: usize,
+    /// Timed repetitions of each run (at least 1); the median prefill and decode times count.
+    pub repeats: usize,
     /// Interpreter with torch + transformers + gguf for the peers (None: the bench venv).
     pub peer_python: Option<PathBuf>,
     /// Measure recode alone.
@@ -104,14 +106,28 @@ pub fn run(o: &Options) -> Result<serde_json::Value> {
         };
         let infer = ForwardOpts::INFERENCE;
         generate(&m.model, &m.tokenizer, prompts, &warm, infer, None)?;
-        let (_, s) = generate(&m.model, &m.tokenizer, prompts, &params, infer, None)?;
+        let mut timed = Vec::with_capacity(o.repeats);
+        for _ in 0..o.repeats.max(1) {
+            let (_, s) = generate(&m.model, &m.tokenizer, prompts, &params, infer, None)?;
+            timed.push(s);
+        }
+        let (prompt_tokens, generated) = (timed[0].prompt_tokens, timed[0].generated_tokens);
+        let rates = |secs: fn(&recode_model::GenerationStats) -> f64, tokens: usize| {
+            timed
+                .iter()
+                .map(|s| tokens as f64 / secs(s))
+                .collect::<Vec<_>>()
+        };
+        let prefill = rates(|s| s.prefill_secs, prompt_tokens);
+        let decode = rates(|s| s.decode_secs, generated);
         let r = serde_json::json!({
             "run": name,
             "batch": prompts.len(),
-            "prompt_tokens": s.prompt_tokens,
-            "generated_tokens": s.generated_tokens,
-            "prefill_tok_s": s.prompt_tokens as f64 / s.prefill_secs,
-            "decode_tok_s": s.generated_tokens as f64 / s.decode_secs,
+            "prompt_tokens": prompt_tokens,
+            "generated_tokens": generated,
+            "prefill_tok_s": median(&prefill),
+            "decode_tok_s": median(&decode),
+            "repeats": {"prefill_tok_s": prefill, "decode_tok_s": decode},
         });
         eprintln!("recode: {r}");
         results.push(r);
@@ -205,7 +221,8 @@ fn run_peers(
         .iter()
         .map(|(name, prompts, t)| {
             serde_json::json!({"name": name, "prompts": prompts, "temperature": t,
-                               "new_tokens": o.new_tokens, "seed": 1})
+                               "new_tokens": o.new_tokens, "seed": 1,
+                               "repeats": o.repeats.max(1)})
         })
         .collect();
     std::fs::write(&runs_path, serde_json::to_vec(&runs_json)?).map_err(|source| {
@@ -246,7 +263,7 @@ fn run_peers(
         let peer = match crate::run_peer_script(python, "generate_peer.py", PEER, &args) {
             Ok(p) => p,
             Err(e) => {
-                let e = error_chain(&e);
+                let e = crate::error_line(&e);
                 eprintln!("\n{label} peer: no figures: {e}");
                 report[peer_arg] = serde_json::json!({ "error": e });
                 continue;
@@ -276,16 +293,15 @@ fn run_peers(
     Ok(())
 }
 
-/// An error with its causes, `: `-joined (as `anyhow`'s `{:#}` prints it).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
+/// The median of `xs` (the mean of the middle two for an even count; NaN when empty).
+fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
-    text
 }
 
 /// Peak resident memory of this process in bytes (Linux VmHWM).

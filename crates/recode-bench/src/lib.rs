@@ -70,6 +70,23 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// An error and its causes on one line, `: `-joined, leaving out a cause whose text is already
+/// in the line: most errors here quote their source, and printing every level (as `{:#}` does)
+/// would repeat it once per level.
+pub fn error_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = c.source();
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     /// The report written to `out` is the JSON printed, named and marked peer-free or not.
@@ -89,5 +106,56 @@ mod tests {
         assert_eq!(written["bench"], "data");
         assert_eq!(written["peer_free"], true);
         assert_eq!(written["recode"]["seconds"], 1.5);
+    }
+}
+
+#[cfg(test)]
+mod error_line_tests {
+    use super::error_line;
+
+    /// An error whose message quotes its source, as most of ours do.
+    #[derive(Debug)]
+    struct Quoting {
+        source: std::io::Error,
+    }
+
+    impl std::fmt::Display for Quoting {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "reading data.jsonl: {}", self.source)
+        }
+    }
+
+    impl std::error::Error for Quoting {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    /// An error that names its context only.
+    #[derive(Debug)]
+    struct Wrapping {
+        source: std::io::Error,
+    }
+
+    impl std::fmt::Display for Wrapping {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "loading the data")
+        }
+    }
+
+    impl std::error::Error for Wrapping {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    #[test]
+    fn a_cause_the_message_quotes_is_printed_once() {
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let quoted = Quoting { source: io() };
+        assert_eq!(error_line(&quoted), "reading data.jsonl: no such file");
+        // A cause the message does not quote is kept.
+        let plain = Wrapping { source: io() };
+        assert_eq!(error_line(&plain), "loading the data: no such file");
     }
 }

@@ -85,24 +85,10 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", error_line(&e));
+            eprintln!("error: {}", recode_bench::error_line(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-/// The error and its causes on one line, leaving out a cause whose text is already in the line:
-/// many errors quote their source, and `{:#}` would print it again for every level.
-fn error_line(e: &anyhow::Error) -> String {
-    let mut line = e.to_string();
-    for cause in e.chain().skip(1) {
-        let text = cause.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-    }
-    line
 }
 
 fn init_logging(verbose: u8) {
@@ -118,40 +104,4 @@ fn init_logging(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::error_line;
-
-    /// An error whose message quotes its source, as most of ours do.
-    #[derive(Debug)]
-    struct Quoting {
-        source: std::io::Error,
-    }
-
-    impl std::fmt::Display for Quoting {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "reading data.jsonl: {}", self.source)
-        }
-    }
-
-    impl std::error::Error for Quoting {
-        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            Some(&self.source)
-        }
-    }
-
-    #[test]
-    fn a_cause_the_message_quotes_is_printed_once() {
-        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
-        let quoted = anyhow::Error::new(Quoting { source: io() }).context("loading the data");
-        assert_eq!(
-            error_line(&quoted),
-            "loading the data: reading data.jsonl: no such file"
-        );
-        // A cause the message does not quote is kept.
-        let plain = anyhow::Error::new(io()).context("loading the data");
-        assert_eq!(error_line(&plain), "loading the data: no such file");
-    }
 }

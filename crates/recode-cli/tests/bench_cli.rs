@@ -249,11 +249,27 @@ fn bench_generate_peer_free() {
             "2",
             "--new-tokens",
             "6",
+            "--repeats",
+            "2",
         ],
         true,
     );
     let runs = r["recode"].as_array().unwrap_or_else(|| panic!("{r}"));
     assert_eq!(runs.len(), 2, "{r}");
+    // Each run is timed twice; the reported rate is the median of the two.
+    for run in runs {
+        for key in ["prefill_tok_s", "decode_tok_s"] {
+            let each: Vec<f64> = run["repeats"][key]
+                .as_array()
+                .unwrap_or_else(|| panic!("{r}"))
+                .iter()
+                .filter_map(|v| v.as_f64())
+                .collect();
+            assert_eq!(each.len(), 2, "{r}");
+            let median = run[key].as_f64().unwrap();
+            assert!((median - (each[0] + each[1]) / 2.0).abs() < 1e-9 * median, "{r}");
+        }
+    }
     // eos is ignored, so each run generates exactly batch x new tokens.
     assert_eq!(count(&r, "/recode/0/generated_tokens"), 2 * 6);
     assert_eq!(count(&r, "/recode/1/generated_tokens"), 6);

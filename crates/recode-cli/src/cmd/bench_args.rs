@@ -107,6 +107,10 @@ pub struct BenchGenerateArgs {
     /// New tokens per completion (eos ignored so every run generates exactly this many).
     #[arg(long, default_value_t = 128)]
     pub new_tokens: usize,
+    /// Timed repetitions of each run on every side; the median prefill and decode times are
+    /// reported (a 2-core machine moves single runs by 10-25 %).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    pub repeats: u64,
     /// Python with torch + transformers + gguf for the peer (default: the venv that
     /// scripts/setup-bench.sh makes, $RECODE_BENCH_VENV or ~/.cache/recode/venv-bench).
     #[arg(long)]
@@ -201,6 +205,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 model: model_spec(&a.model)?,
                 batch: a.batch,
                 new_tokens: a.new_tokens,
+                repeats: a.repeats as usize,
                 peer_python: a.peer_python,
                 no_peer: a.output.no_peer,
             };
