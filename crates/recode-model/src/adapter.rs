@@ -237,15 +237,10 @@ impl Adapter {
         let Some(m) = &self.magnitude else {
             return Ok((y + lora)?);
         };
-        let w = match (frozen, dropped) {
-            (Some(_), false) => None,
-            _ => Some(w()?),
-        };
-        let w = w.as_ref();
         let s = match frozen {
             Some(s) => s.clone(),
             None => {
-                let norm = self.weight_norm(w.expect("base weight fetched above"), &a, &b)?;
+                let norm = self.weight_norm(&w()?, &a, &b)?;
                 let norm = if self.detach_norm {
                     norm.detach()
                 } else {
@@ -255,7 +250,7 @@ impl Adapter {
             }
         };
         let base = if dropped {
-            matmul_t_ctx(&xd, w.expect("base weight fetched above"), c)?
+            matmul_t_ctx(&xd, &w()?, c)?
         } else {
             y.clone()
         };
