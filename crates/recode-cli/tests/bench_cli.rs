@@ -267,7 +267,10 @@ fn bench_generate_peer_free() {
                 .collect();
             assert_eq!(each.len(), 2, "{r}");
             let median = run[key].as_f64().unwrap();
-            assert!((median - (each[0] + each[1]) / 2.0).abs() < 1e-9 * median, "{r}");
+            assert!(
+                (median - (each[0] + each[1]) / 2.0).abs() < 1e-9 * median,
+                "{r}"
+            );
         }
     }
     // eos is ignored, so each run generates exactly batch x new tokens.
