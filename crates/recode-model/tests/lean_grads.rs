@@ -79,18 +79,7 @@ fn run(
         .logprobs;
     let loss = (&lp * w).unwrap().sum_all().unwrap();
     let grads = loss.backward().unwrap();
-    let g = vars
-        .iter()
-        .map(|(name, v)| {
-            grads
-                .get(v.as_tensor())
-                .unwrap_or_else(|| panic!("no gradient for {name}"))
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f64>()
-                .unwrap()
-        })
-        .collect();
+    let g = var_grads::<f64>(&grads, vars);
     let lp = (lp * w.ne(0.0).unwrap().to_dtype(DType::F64).unwrap())
         .unwrap()
         .flatten_all()

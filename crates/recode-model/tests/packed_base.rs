@@ -69,18 +69,7 @@ fn logprobs_and_grads(
         .affine(0.01, -0.3)
         .unwrap();
     let grads = (&lp * w).unwrap().sum_all().unwrap().backward().unwrap();
-    let g = vars
-        .iter()
-        .map(|(name, v)| {
-            grads
-                .get(v.as_tensor())
-                .unwrap_or_else(|| panic!("no gradient for {name}"))
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap()
-        })
-        .collect();
+    let g = common::var_grads::<f32>(&grads, vars);
     (lp.flatten_all().unwrap().to_vec1::<f32>().unwrap(), g)
 }
 

@@ -128,3 +128,22 @@ pub fn randomise_b(model: &CausalLM) {
         }
     }
 }
+
+/// The gradient of every variable in `grads`, flattened, in `vars` order (panics naming a
+/// variable without one).
+pub fn var_grads<T: candle_core::WithDType>(
+    grads: &candle_core::backprop::GradStore,
+    vars: &[(String, candle_core::Var)],
+) -> Vec<Vec<T>> {
+    vars.iter()
+        .map(|(name, v)| {
+            grads
+                .get(v.as_tensor())
+                .unwrap_or_else(|| panic!("no gradient for {name}"))
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<T>()
+                .unwrap()
+        })
+        .collect()
+}
