@@ -16,23 +16,11 @@ median prefill and decode times are reported, every repetition's rates under "re
 import argparse
 import json
 import os
-import resource
 import statistics
 import sys
 import time
 
-
-def peak_rss_bytes():
-    """Peak resident set size of this process: VmHWM, which starts afresh at exec (ru_maxrss
-    keeps the high-water mark of the recode process this peer was forked from)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+from peer_memory import peak_rss_bytes
 
 
 def left_pad(torch, prompts, pad_id):

@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 
 use crate::{BenchError, Result};
 
+/// `peers/peer_memory.py`: the peers' peak-RSS reading, imported by the generate and train peers.
+const PEER_MEMORY: &str = include_str!("../peers/peer_memory.py");
+
 /// The dev interpreter (numpy, rapidfuzz) that the light peers of `bench data` and `bench
 /// reward` run on: `explicit`, else `$RECODE_VENV/bin/python`, else the dev venv of
 /// scripts/setup.sh under `$RECODE_CACHE` (default `~/.cache/recode`); an error when absent.
@@ -64,6 +67,9 @@ pub fn run_peer_script(
     let dir = tempfile::tempdir().map_err(io("temp dir for", &std::env::temp_dir()))?;
     let script = dir.path().join(name);
     std::fs::write(&script, source).map_err(io("writing", &script))?;
+    // The helpers every peer may import, beside it (its directory is first on sys.path).
+    let memory = dir.path().join("peer_memory.py");
+    std::fs::write(&memory, PEER_MEMORY).map_err(io("writing", &memory))?;
     eprintln!("running the peer: {} {name}", python.display());
     let out = std::process::Command::new(python)
         .arg(&script)
