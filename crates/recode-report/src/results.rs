@@ -8,7 +8,9 @@
 //!   `reward_components`, `indicators`, `truncated`) and `copy` (the old code given back
 //!   unchanged, scored by `recode reward score`: `es_star`, `edit_es_star`, `exact_match`, …);
 //! - `arena/<model>/results.jsonl` (+ `summary.json`): CodeUpdateArena runs of `recode eval run`;
-//! - `stages/<stage>.json`: each stage's command, expected and measured wall time.
+//! - `stages/<stage>.json`: each stage's command, expected and measured wall time;
+//! - `runs/<run>/metrics.jsonl`: a training stage's per-step records, whose `step_s` give its
+//!   steady training time (steps × median step), free of validations and of pauses.
 //!
 //! Paired differences reuse [`recode_eval::paired`]: bootstrap intervals over prompts
 //! (10 000 resamples, seed 0) and the exact McNemar test. Anything missing is shown as
@@ -36,8 +38,15 @@ pub const TEST_MODELS: [(&str, &str); 5] = [
     ("copy", "copy the old code"),
 ];
 
-/// The stages of the run, in order.
-pub const STAGES: [&str; 6] = ["split", "sft", "grpo", "dapo", "eval-test", "eval-arena"];
+/// The stages of the run, in order, with the run directory (under `runs/`) of a training stage.
+pub const STAGES: [(&str, Option<&str>); 6] = [
+    ("split", None),
+    ("sft", Some("sft")),
+    ("grpo", Some("grpo-after-sft")),
+    ("dapo", Some("dapo-after-sft")),
+    ("eval-test", None),
+    ("eval-arena", None),
+];
 
 /// One model's scores on the test prompts, in prompt order.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -445,25 +454,60 @@ fn arena_section(md: &mut String, dir: &Path) -> Result<(), ReportError> {
     Ok(())
 }
 
+/// `steps × median step` of a training run's `metrics.jsonl` (`step_s` of each step): its
+/// training time without validations and without time the run spent stopped.
+fn steady_training(metrics: &Path) -> Result<Option<String>, ReportError> {
+    if !metrics.exists() {
+        return Ok(None);
+    }
+    let mut step_s: Vec<f64> = crate::metrics::load_metrics(metrics)?
+        .iter()
+        .filter_map(|(_, v)| num(v, "step_s"))
+        .collect();
+    if step_s.is_empty() {
+        return Ok(None);
+    }
+    step_s.sort_by(f64::total_cmp);
+    let n = step_s.len();
+    let median = if n % 2 == 1 {
+        step_s[n / 2]
+    } else {
+        (step_s[n / 2 - 1] + step_s[n / 2]) / 2.0
+    };
+    Ok(Some(format!(
+        "{} ({n} × {median:.1} s)",
+        duration(n as f64 * median)
+    )))
+}
+
 fn stages_section(md: &mut String, dir: &Path) -> Result<(), ReportError> {
     md.push_str(
         "## Stages: commands and wall time\n\n\
          Run with `scripts/learning-stages.sh` (one stage per session: `LEARN_STAGE=sft \
-         scripts/learning-stages.sh`); each stage's record is in `stages/<stage>.json`.\n\n\
-         | stage | expected | measured | finished (UTC) |\n|---|---:|---:|---|\n",
+         scripts/learning-stages.sh`); each stage's record is in `stages/<stage>.json`. \
+         *Measured* is the stage's wall time from start to end: validations included, and any \
+         time the run was stopped (SIGSTOP) to give benchmarks a quiet machine. *Training* is \
+         steps × median step time from the run's `metrics.jsonl`: the steady training time \
+         without either.\n\n\
+         | stage | expected | measured | training | finished (UTC) |\n|---|---:|---:|---:|---|\n",
     );
     let mut commands = Vec::new();
-    for stage in STAGES {
+    for (stage, run) in STAGES {
         let Some(v) = read_json(&dir.join("stages").join(format!("{stage}.json")))? else {
-            let _ = writeln!(md, "| {stage} | | {NOT_RUN} | |");
+            let _ = writeln!(md, "| {stage} | | {NOT_RUN} | | |");
             continue;
         };
         let t = |k: &str| num(&v, k).map(duration).unwrap_or_else(|| "–".into());
+        let training = match run {
+            Some(run) => steady_training(&dir.join("runs").join(run).join("metrics.jsonl"))?,
+            None => None,
+        };
         let _ = writeln!(
             md,
-            "| {stage} | {} | {} | {} |",
+            "| {stage} | {} | {} | {} | {} |",
             t("expected_seconds"),
             t("wall_seconds"),
+            training.as_deref().unwrap_or("–"),
             v.get("finished_utc").and_then(Value::as_str).unwrap_or("")
         );
         let run: Vec<&str> = v

@@ -106,6 +106,17 @@ fn results_page_from_fixture_artifacts() {
     )
     .unwrap();
 
+    // SFT's steps: one of them was stopped for 1000 s; the median ignores it.
+    std::fs::create_dir_all(d.join("runs/sft")).unwrap();
+    write_lines(
+        &d.join("runs/sft/metrics.jsonl"),
+        &[5.0, 6.0, 1000.0, 7.0]
+            .iter()
+            .enumerate()
+            .map(|(i, s)| json!({"step": i + 1, "loss": 1.0, "step_s": s}))
+            .collect::<Vec<_>>(),
+    );
+
     let scores = TestScores::load(&d.join("test/grpo-after-sft.jsonl")).unwrap();
     assert_eq!(scores.index, (0..10).collect::<Vec<u64>>());
 
@@ -166,7 +177,11 @@ fn results_page_from_fixture_artifacts() {
         "| test | `clean.test.jsonl` | 10 | `{}` |",
         "ab".repeat(32)
     )));
-    assert!(row(&md, "## Stages", "sft", None).contains("| 60 min | 59 min |"));
+    // Training time: 4 steps × median (6 + 7) / 2.
+    assert!(
+        row(&md, "## Stages", "sft", None).contains("| 60 min | 59 min | 26 s (4 × 6.5 s) |"),
+        "{md}"
+    );
     assert!(row(&md, "## Stages", "grpo", None).contains("not run yet"));
     assert!(md.contains("recode sft --data train.jsonl --set max_steps=300"));
     // The same artifacts give the same page (seeded bootstrap).
