@@ -454,15 +454,26 @@ fn arena_section(md: &mut String, dir: &Path) -> Result<(), ReportError> {
     Ok(())
 }
 
-/// `steps × median step` of a training run's `metrics.jsonl` (`step_s` of each step): its
-/// training time without validations and without time the run spent stopped.
+/// A step's time: `step_s` (SFT) or the sum of its RL phases (`timing.generate_s`, `score_s`,
+/// `learn_s`).
+fn step_seconds(v: &Value) -> Option<f64> {
+    num(v, "step_s").or_else(|| {
+        ["generate_s", "score_s", "learn_s"]
+            .iter()
+            .map(|k| num(v, &format!("timing.{k}")))
+            .sum()
+    })
+}
+
+/// `steps × median step` of a training run's `metrics.jsonl`: its training time without
+/// validations and without time the run spent stopped.
 fn steady_training(metrics: &Path) -> Result<Option<String>, ReportError> {
     if !metrics.exists() {
         return Ok(None);
     }
     let mut step_s: Vec<f64> = crate::metrics::load_metrics(metrics)?
         .iter()
-        .filter_map(|(_, v)| num(v, "step_s"))
+        .filter_map(|(_, v)| step_seconds(v))
         .collect();
     if step_s.is_empty() {
         return Ok(None);

@@ -117,6 +117,25 @@ fn results_page_from_fixture_artifacts() {
             .collect::<Vec<_>>(),
     );
 
+    // GRPO's steps time their phases: 10 + 1 + 20 = 31 s and 12 + 1 + 20 = 33 s.
+    std::fs::create_dir_all(d.join("runs/grpo-after-sft")).unwrap();
+    write_lines(
+        &d.join("runs/grpo-after-sft/metrics.jsonl"),
+        &[10.0, 12.0]
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                json!({"step": i + 1, "loss": 0.0,
+                       "timing": {"generate_s": g, "score_s": 1.0, "learn_s": 20.0, "tokens_per_s": 99.0}})
+            })
+            .collect::<Vec<_>>(),
+    );
+    std::fs::write(
+        d.join("stages/grpo.json"),
+        json!({"stage": "grpo", "expected_seconds": 100, "wall_seconds": 70}).to_string(),
+    )
+    .unwrap();
+
     let scores = TestScores::load(&d.join("test/grpo-after-sft.jsonl")).unwrap();
     assert_eq!(scores.index, (0..10).collect::<Vec<u64>>());
 
@@ -182,7 +201,11 @@ fn results_page_from_fixture_artifacts() {
         row(&md, "## Stages", "sft", None).contains("| 60 min | 59 min | 26 s (4 × 6.5 s) |"),
         "{md}"
     );
-    assert!(row(&md, "## Stages", "grpo", None).contains("not run yet"));
+    assert!(
+        row(&md, "## Stages", "grpo", None).contains("| 70 s | 64 s (2 × 32.0 s) |"),
+        "{md}"
+    );
+    assert!(row(&md, "## Stages", "dapo", None).contains("not run yet"));
     assert!(md.contains("recode sft --data train.jsonl --set max_steps=300"));
     // The same artifacts give the same page (seeded bootstrap).
     assert_eq!(md, results_markdown(d).unwrap());
