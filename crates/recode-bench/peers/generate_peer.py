@@ -4,7 +4,8 @@ or (with `--peer llamacpp`) llama.cpp through llama-cpp-python.
 Loads the same SmolLM2 GGUF that recode uses (transformers dequantises it to f32), takes the
 already tokenised prompts from recode (so both sides see identical token ids), and measures, for
 each requested run, the prefill time (one forward over the left-padded batch) and the decode
-throughput of `generate` with a fixed number of new tokens (eos ignored). Prints one JSON object.
+throughput of `generate` with a fixed number of new tokens (eos ignored): the tokens after the
+first over the time from `generate`'s first token to its end. Prints one JSON object.
 
 Run through `recode bench generate`, or by hand:
     python generate_peer.py --model M.gguf --runs runs.json [--threads 2]
@@ -31,9 +32,30 @@ def left_pad(torch, prompts, pad_id):
     return torch.tensor(ids, dtype=torch.long), torch.tensor(mask, dtype=torch.long)
 
 
+class TokenClock:
+    """A `generate` streamer that notes when the first new token arrives (`put` sees the prompt
+    first, then each step's tokens), so decoding is timed inside `generate` itself rather than
+    as its total minus a separately timed prefill, which can come out negative for short runs."""
+
+    def __init__(self, time):
+        self.time = time
+        self.calls = 0
+        self.first_token = None
+
+    def put(self, _value):
+        self.calls += 1
+        if self.calls == 2:
+            self.first_token = self.time.perf_counter()
+
+    def end(self):
+        pass
+
+
 def run_one(torch, model, pad_id, run):
     prompts = run["prompts"]
     n_new = int(run["new_tokens"])
+    if n_new < 2:
+        raise SystemExit(f"run {run['name']}: new_tokens must be at least 2 to time decoding")
     temperature = float(run["temperature"])
     ids, mask = left_pad(torch, prompts, pad_id)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
@@ -58,18 +80,21 @@ def run_one(torch, model, pad_id, run):
                 kwargs.update(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
             else:
                 kwargs.update(do_sample=False)
-            t0 = time.perf_counter()
-            out = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
-            total = time.perf_counter() - t0
+            clock = TokenClock(time)
+            out = model.generate(input_ids=ids, attention_mask=mask, streamer=clock, **kwargs)
+            end = time.perf_counter()
             prefills.append(prefill)
-            decodes.append(max(total - prefill, 1e-9))
+            decodes.append(end - clock.first_token)
     generated = int((out.shape[1] - ids.shape[1]) * out.shape[0])
-    return figures(run, generated, prefills, decodes)
+    # The decode span starts with the first token in hand: it produces the others.
+    return figures(run, generated, prefills, decodes, decoded=generated - int(out.shape[0]))
 
 
-def figures(run, generated, prefills, decodes):
+def figures(run, generated, prefills, decodes, decoded=None):
     """The reported figures of one run from its token count and the prefill/decode seconds of
-    each repetition (the medians count)."""
+    each repetition (the medians count); `decoded` tokens were made in the decode time (default:
+    all generated ones)."""
+    decoded = generated if decoded is None else decoded
     prompt_tokens = sum(len(p) for p in run["prompts"])
     prefill, decode = statistics.median(prefills), statistics.median(decodes)
     return {
@@ -80,10 +105,10 @@ def figures(run, generated, prefills, decodes):
         "prefill_secs": prefill,
         "prefill_tok_s": prompt_tokens / prefill,
         "decode_secs": decode,
-        "decode_tok_s": generated / decode,
+        "decode_tok_s": decoded / decode,
         "repeats": {
             "prefill_tok_s": [prompt_tokens / t for t in prefills],
-            "decode_tok_s": [generated / t for t in decodes],
+            "decode_tok_s": [decoded / t for t in decodes],
         },
     }
 

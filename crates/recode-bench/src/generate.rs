@@ -72,6 +72,14 @@ type Run = (&'static str, Vec<Vec<u32>>, f64);
 /// Runs the benchmark; returns the report. A peer that dies is recorded in its column
 /// (`{"error": …}`) rather than ending the run.
 pub fn run(o: &Options) -> Result<serde_json::Value> {
+    if !o.no_peer && o.new_tokens < 2 {
+        // The peers time decoding from their first new token to the last.
+        return Err(BenchError::Option {
+            option: "--new-tokens",
+            reason: "must be at least 2 when peers run (decoding is timed from the first new \
+                     token on); use --no-peer for shorter runs",
+        });
+    }
     let peer_python = if o.no_peer {
         None
     } else {

@@ -333,11 +333,26 @@ fn bench_train_peer_free() {
 fn a_missing_peer_environment_points_to_no_peer() {
     let tmp = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(BIN)
-        .args(["bench", "generate", "--batch", "1", "--new-tokens", "1"])
+        .args(["bench", "generate", "--batch", "1", "--new-tokens", "2"])
         .env("RECODE_BENCH_VENV", tmp.path().join("absent"))
         .output()
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no peer environment"), "{stderr}");
     assert!(stderr.contains("--no-peer"), "{stderr}");
+}
+
+#[test]
+fn one_new_token_cannot_time_the_peers_decoding() {
+    let out = std::process::Command::new(BIN)
+        .args(["bench", "generate", "--batch", "1", "--new-tokens", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--new-tokens: must be at least 2 when peers run"),
+        "{stderr}"
+    );
 }
