@@ -159,6 +159,10 @@ begin() {
   stage_t0=$SECONDS
   say "$1: expected wall time ~$(minutes "$(expected "$1")") (2 cores, release build)"
 }
+# An evaluation stage run before every model it covers exists (e.g. the test split while DAPO
+# still trains) records "partial": true; its next run adds to that record's wall time and
+# commands instead of replacing them.
+stage_partial=0
 finish() {
   local name=$1 wall=$((SECONDS - stage_t0)) partial=0
   if [ -f "$run/$name.partial_seconds" ]; then
@@ -166,16 +170,25 @@ finish() {
     rm -f "$run/$name.partial_seconds"
   fi
   wall=$((wall + partial))
-  "$py" - "$results/stages/$name.json" "$name" "$(expected "$name")" "$wall" \
+  "$py" - "$results/stages/$name.json" "$name" "$(expected "$name")" "$wall" "$stage_partial" \
     "${stage_commands[@]}" <<'EOF'
 import datetime, json, os, sys
-path, stage, expected, wall, *commands = sys.argv[1:]
+path, stage, expected, wall, partial, *commands = sys.argv[1:]
+wall = int(wall)
+if os.path.exists(path):
+    before = json.load(open(path))
+    if before.get("partial"):
+        wall += int(before.get("wall_seconds", 0))
+        commands = before.get("commands", []) + commands
 settings = {k: v for k, v in sorted(os.environ.items()) if k.startswith("LEARN_")}
-record = {"stage": stage, "expected_seconds": int(expected), "wall_seconds": int(wall),
+record = {"stage": stage, "expected_seconds": int(expected), "wall_seconds": wall,
           "finished_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-          "commands": commands, "settings": settings}
-json.dump(record, open(path, "w"), indent=2)
-open(path, "a").write("\n")
+          "commands": commands, "settings": settings, "partial": partial == "1"}
+tmp = path + ".tmp"
+with open(tmp, "w") as f:
+    json.dump(record, f, indent=2)
+    f.write("\n")
+os.replace(tmp, path)
 EOF
   say "$name: done in $(minutes "$wall") (expected ~$(minutes "$(expected "$name")"))"
 }
@@ -326,6 +339,7 @@ test_model() {
   if [ "$name" != base ]; then
     if [ ! -d "${adapter[$name]}" ]; then
       say "eval-test: $name not run yet (no ${adapter[$name]}), skipped"
+      stage_partial=1
       return
     fi
     init=(--init-adapter "${adapter[$name]}")
@@ -398,6 +412,7 @@ arena_model() {
   if [ -n "$path" ]; then
     if [ ! -d "$path" ]; then
       say "eval-arena: $name not run yet (no $path), skipped"
+      stage_partial=1
       return
     fi
     init=(--adapter "$path")
@@ -428,6 +443,7 @@ stage_eval_arena() {
     arena_model best-rl "${adapter[$(cut -d' ' -f1 "$results/arena/best-rl.txt")]}"
   else
     say "eval-arena: best RL not run yet (no RL validation in $results/runs)"
+    stage_partial=1
   fi
   finish eval-arena
 }

@@ -513,9 +513,15 @@ fn stages_section(md: &mut String, dir: &Path) -> Result<(), ReportError> {
             Some(run) => steady_training(&dir.join("runs").join(run).join("metrics.jsonl"))?,
             None => None,
         };
+        // An evaluation stage run before all its models existed.
+        let partial = if v.get("partial").and_then(Value::as_bool) == Some(true) {
+            " (partial: a model was not run yet)"
+        } else {
+            ""
+        };
         let _ = writeln!(
             md,
-            "| {stage} | {} | {} | {} | {} |",
+            "| {stage} | {} | {}{partial} | {} | {} |",
             t("expected_seconds"),
             t("wall_seconds"),
             training.as_deref().unwrap_or("–"),

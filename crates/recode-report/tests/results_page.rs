@@ -132,7 +132,15 @@ fn results_page_from_fixture_artifacts() {
     );
     std::fs::write(
         d.join("stages/grpo.json"),
-        json!({"stage": "grpo", "expected_seconds": 100, "wall_seconds": 70}).to_string(),
+        json!({"stage": "grpo", "expected_seconds": 100, "wall_seconds": 70, "partial": false})
+            .to_string(),
+    )
+    .unwrap();
+
+    std::fs::write(
+        d.join("stages/eval-test.json"),
+        json!({"stage": "eval-test", "expected_seconds": 100, "wall_seconds": 50, "partial": true})
+            .to_string(),
     )
     .unwrap();
 
@@ -206,6 +214,12 @@ fn results_page_from_fixture_artifacts() {
         "{md}"
     );
     assert!(row(&md, "## Stages", "dapo", None).contains("not run yet"));
+    assert!(!row(&md, "## Stages", "grpo", None).contains("partial"));
+    assert!(
+        row(&md, "## Stages", "eval-test", None)
+            .contains("| 50 s (partial: a model was not run yet) |"),
+        "{md}"
+    );
     assert!(md.contains("recode sft --data train.jsonl --set max_steps=300"));
     // The same artifacts give the same page (seeded bootstrap).
     assert_eq!(md, results_markdown(d).unwrap());
