@@ -69,3 +69,32 @@ fn report_results_writes_a_page_with_missing_stages() {
     let missing = recode(&["report", "results", "/nonexistent/results"]);
     assert!(!missing.status.success());
 }
+
+/// `docs/results.md` is what `recode report results results/learning` makes of the committed
+/// artifacts: nobody edits a number by hand, and a new stage's artifacts come with the page.
+#[test]
+fn committed_results_page_regenerates_from_committed_artifacts() {
+    let root = common::checkout();
+    let committed = root.join("docs/results.md");
+    let committed = std::fs::read_to_string(&committed)
+        .unwrap_or_else(|e| panic!("{}: {e}", committed.display()));
+    let tmp = tempfile::tempdir().unwrap();
+    let fresh = tmp.path().join("results.md");
+    let out = std::process::Command::new(common::BIN)
+        .current_dir(&root)
+        .args(["report", "results", "results/learning", "-o"])
+        .arg(&fresh)
+        .output()
+        .expect("run recode");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = std::fs::read_to_string(&fresh).unwrap();
+    assert!(
+        page == committed,
+        "docs/results.md differs from `recode report results results/learning`: regenerate it \
+         with `recode report results results/learning -o docs/results.md`"
+    );
+}

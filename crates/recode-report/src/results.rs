@@ -240,6 +240,7 @@ pub fn results_markdown(dir: &Path) -> Result<String, ReportError> {
          seed 0); exact match is compared with the exact two-sided McNemar test.\n"
     );
     split_section(&mut md, dir)?;
+    validation_section(&mut md, dir)?;
     test_section(&mut md, dir)?;
     arena_section(&mut md, dir)?;
     stages_section(&mut md, dir)?;
@@ -278,6 +279,46 @@ fn split_section(md: &mut String, dir: &Path) -> Result<(), ReportError> {
             f.get("rows").and_then(Value::as_u64).unwrap_or(0),
             s("sha256")
         );
+    }
+    md.push('\n');
+    Ok(())
+}
+
+/// Each training run's greedy validations (the validation split, where choices were made):
+/// `runs/<run>/metrics.jsonl` and `validation_start.json`.
+fn validation_section(md: &mut String, dir: &Path) -> Result<(), ReportError> {
+    md.push_str(
+        "## Validation split (where choices were made)\n\n\
+         Greedy validation during training, from `runs/<run>/`; the RL runs start from the \
+         SFT adapter, so SFT's last row is also their step 0. `edit_es_star` appears where \
+         the run scored it.\n\n\
+         | run | step | ES* | exact match | edit_es_star | format rate | unchanged |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for run in STAGES.iter().filter_map(|(_, run)| *run) {
+        let path = dir.join("runs").join(run);
+        if !path.join("metrics.jsonl").exists() {
+            let _ = writeln!(md, "| {run} | {NOT_RUN} | | | | | |");
+            continue;
+        }
+        let data = crate::metrics::RunData::load(&path)?;
+        for (step, v) in data.validation() {
+            let cell = |key: &str, digits: usize| {
+                num(&v, key).map_or_else(|| "–".into(), |x| format!("{x:.digits$}"))
+            };
+            let pct = |key: &str| {
+                num(&v, key).map_or_else(|| "–".into(), |x| format!("{:.1}%", 100.0 * x))
+            };
+            let _ = writeln!(
+                md,
+                "| {run} | {step} | {} | {} | {} | {} | {} |",
+                cell("reward_components.es_star", 4),
+                pct("indicators.exact_match"),
+                cell("reward_components.edit_es_star", 4),
+                pct("indicators.format_ok"),
+                pct("indicators.unchanged"),
+            );
+        }
     }
     md.push('\n');
     Ok(())

@@ -113,7 +113,15 @@ fn results_page_from_fixture_artifacts() {
         &[5.0, 6.0, 1000.0, 7.0]
             .iter()
             .enumerate()
-            .map(|(i, s)| json!({"step": i + 1, "loss": 1.0, "step_s": s}))
+            .map(|(i, s)| {
+                let mut r = json!({"step": i + 1, "loss": 1.0, "step_s": s});
+                if i == 3 {
+                    r["validation"] = json!({"num_prompts": 72,
+                        "reward_components": {"es_star": 0.8, "format": 1.0},
+                        "indicators": {"exact_match": 0.25, "format_ok": 1.0, "unchanged": 0.5}});
+                }
+                r
+            })
             .collect::<Vec<_>>(),
     );
 
@@ -204,6 +212,12 @@ fn results_page_from_fixture_artifacts() {
         "| test | `clean.test.jsonl` | 10 | `{}` |",
         "ab".repeat(32)
     )));
+    // Validation: SFT's step 4, no edit score; DAPO not run.
+    assert!(
+        md.contains("| sft | 4 | 0.8000 | 25.0% | – | 100.0% | 50.0% |"),
+        "{md}"
+    );
+    assert!(md.contains("| dapo-after-sft | not run yet |"), "{md}");
     // Training time: 4 steps × median (6 + 7) / 2.
     assert!(
         row(&md, "## Stages", "sft", None).contains("| 60 min | 59 min | 26 s (4 × 6.5 s) |"),
