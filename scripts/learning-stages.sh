@@ -28,8 +28,8 @@
 # scripts/learning-run.sh): SFT 300 steps 60 min with four validations (12 s/step); GRPO 100
 # steps 96 min and DAPO 80 steps ~100 min when run side by side one thread each (58 and 75
 # s/step, validations included); greedy validation ~2-4 min per 72 prompts (~3 s/prompt at 256
-# new tokens). CodeUpdateArena is an estimate (not measured): ~7 s per problem and sample at 512
-# new tokens, execution included.
+# new tokens). CodeUpdateArena, measured 2026-12-06: ~7.6 s per problem and sample at 512 new
+# tokens on one thread beside another job, execution included (358 problems: ~45 min a model).
 #
 # Scale with LEARN_SFT_STEPS (300) / LEARN_GRPO_STEPS (100) / LEARN_DAPO_STEPS (80) /
 # LEARN_VAL_LIMIT (72) / LEARN_TEST_LIMIT (0 = the whole test split) / LEARN_ARENA_LIMIT (0 = all
@@ -119,9 +119,11 @@ test_rows() {
   if [ "$test_limit" -gt 0 ] && [ "$test_limit" -lt "$n" ]; then n=$test_limit; fi
   echo "$n"
 }
+# Problems of the arena file (its program-synthesis examples: several per update; 358 in the
+# 91 updates of the dev part), the first LEARN_ARENA_LIMIT of them.
 arena_problems() {
   local n
-  n=$(grep -c . "$arena")
+  n=$("$py" -c 'import json,sys; print(sum(len(json.loads(l).get("prog_syn_examples") or []) for l in open(sys.argv[1]) if l.strip()))' "$arena")
   if [ "$arena_limit" -gt 0 ] && [ "$arena_limit" -lt "$n" ]; then n=$arena_limit; fi
   echo "$n"
 }
@@ -135,7 +137,7 @@ expected() {
     grpo) awk "BEGIN { print int($grpo_steps * 58 * $tok_scale) }" ;;
     dapo) awk "BEGIN { print int($dapo_steps * 75 * $tok_scale) }" ;;
     eval-test) awk "BEGIN { print int(4 * $(test_rows) * 3 * $tok_scale + 30) }" ;;
-    eval-arena) awk "BEGIN { print int(3 * $(arena_problems) * $arena_n * 7 * $arena_tokens / 512) }" ;;
+    eval-arena) awk "BEGIN { print int(3 * $(arena_problems) * $arena_n * 7.6 * $arena_tokens / 512) }" ;;
     report) echo 1 ;;
   esac
 }
