@@ -159,6 +159,7 @@ stage_t0=0
 begin() {
   stage_commands=()
   stage_t0=$SECONDS
+  running_stage=$1
   say "$1: expected wall time ~$(minutes "$(expected "$1")") (2 cores, release build)"
 }
 # An evaluation stage run before every model it covers exists (e.g. the test split while DAPO
@@ -172,6 +173,7 @@ finish() {
     rm -f "$run/$name.partial_seconds"
   fi
   wall=$((wall + partial))
+  running_stage=""
   "$py" - "$results/stages/$name.json" "$name" "$(expected "$name")" "$wall" "$stage_partial" \
     "${stage_commands[@]}" <<'EOF'
 import datetime, json, os, sys
@@ -195,13 +197,13 @@ EOF
   say "$name: done in $(minutes "$wall") (expected ~$(minutes "$(expected "$name")"))"
 }
 
-# A training stage cut by the end of a session keeps the time it had spent.
-running_training=""
+# A stage cut by the end of a session (TERM) keeps the time it had spent: its next run adds it.
+running_stage=""
 on_exit() {
-  if [ -n "$running_training" ]; then
+  if [ -n "$running_stage" ]; then
     local spent=$((SECONDS - stage_t0)) before=0
-    [ -f "$run/$running_training.partial_seconds" ] && before=$(cat "$run/$running_training.partial_seconds")
-    echo $((before + spent)) > "$run/$running_training.partial_seconds"
+    [ -f "$run/$running_stage.partial_seconds" ] && before=$(cat "$run/$running_stage.partial_seconds")
+    echo $((before + spent)) > "$run/$running_stage.partial_seconds"
   fi
 }
 trap on_exit EXIT
@@ -279,9 +281,7 @@ train_stage() {
     resume=(--resume "$dir")
     say "$name: resuming from $(latest "$dir" checkpoint-)"
   fi
-  running_training=$name
   cmd "$@" --output "$dir" "${resume[@]}" --quiet
-  running_training=""
   keep_run "$rname"
   finish "$name"
 }
