@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use recode_eval::paired::{mean_difference, outcome_change};
+use recode_eval::paired::{mean_difference, outcome_change, MeanDifference, OutcomeChange};
 use serde_json::Value;
 
 use crate::error::ReportError;
@@ -207,12 +207,6 @@ fn read_json(path: &Path) -> Result<Option<Value>, ReportError> {
         })
 }
 
-/// `+0.1234 [+0.0100, +0.2000]`.
-fn diff_cell(base: &[f64], other: &[f64], seed: u64) -> String {
-    let d = mean_difference(base, other, RESAMPLES, seed);
-    format!("{:+.4} [{:+.4}, {:+.4}]", d.mean, d.low, d.high)
-}
-
 fn duration(secs: f64) -> String {
     let s = secs.round() as u64;
     match s {
@@ -386,6 +380,7 @@ fn test_section(md: &mut String, dir: &Path) -> Result<(), ReportError> {
             .find(|s| s.0 == stem)
             .and_then(|s| s.2.as_ref())
     };
+    let mut compared = Vec::new();
     for (ref_stem, ref_label) in [("sft", "SFT"), ("copy", "copy the old code")] {
         for (stem, label, s) in &scores {
             if *stem == ref_stem || (ref_stem == "sft" && *stem == "copy") {
@@ -404,23 +399,132 @@ fn test_section(md: &mut String, dir: &Path) -> Result<(), ReportError> {
                 );
                 continue;
             }
-            let edit = match (r.edit(), s.edit()) {
-                (Some(re), Some(se)) => diff_cell(&re, &se, 0),
-                _ => "–".into(),
+            let c = Comparison {
+                stem,
+                label,
+                against: ref_label,
+                es: mean_difference(&r.es_star, &s.es_star, RESAMPLES, 0),
+                edit: match (r.edit(), s.edit()) {
+                    (Some(re), Some(se)) => Some(mean_difference(&re, &se, RESAMPLES, 0)),
+                    _ => None,
+                },
+                exact: outcome_change(&r.exact, &s.exact),
             };
-            let em = outcome_change(&r.exact, &s.exact);
             let _ = writeln!(
                 md,
-                "| {label} | {ref_label} | {} | {edit} | +{} / −{} | {:.4} |",
-                diff_cell(&r.es_star, &s.es_star, 0),
-                em.gained,
-                em.lost,
-                em.p_value
+                "| {label} | {ref_label} | {} | {} | +{} / −{} | {:.4} |",
+                interval(&c.es),
+                c.edit.as_ref().map_or_else(|| "–".into(), interval),
+                c.exact.gained,
+                c.exact.lost,
+                c.exact.p_value
             );
+            compared.push(c);
         }
     }
     md.push('\n');
+    verdict(md, &compared);
     Ok(())
+}
+
+/// One paired comparison of the test table: a model against a reference.
+struct Comparison<'a> {
+    stem: &'a str,
+    label: &'a str,
+    against: &'a str,
+    es: MeanDifference,
+    edit: Option<MeanDifference>,
+    exact: OutcomeChange,
+}
+
+/// Significance level of the verdict's exact-match statement (McNemar).
+const ALPHA: f64 = 0.05;
+
+/// `+0.1234 [+0.0100, +0.2000]`.
+fn interval(d: &MeanDifference) -> String {
+    format!("{:+.4} [{:+.4}, {:+.4}]", d.mean, d.low, d.high)
+}
+
+/// Whether an interval lies above 0, below it, or includes it, in words.
+fn direction(d: &MeanDifference) -> &'static str {
+    if d.low > 0.0 {
+        "higher"
+    } else if d.high < 0.0 {
+        "lower"
+    } else {
+        "no difference shown"
+    }
+}
+
+/// The issue's aim, stated from the paired comparisons of the RL runs: each metric against SFT
+/// and against copying, and whether RL-after-SFT beats both with an interval that excludes 0.
+fn verdict(md: &mut String, compared: &[Comparison]) {
+    md.push_str(
+        "### Verdict\n\n\
+         The aim: RL after SFT beats both SFT and copying the old code on the test split, with an \
+         interval that excludes 0. Written from the table above (95% intervals; exact match at \
+         McNemar p < 0.05).\n\n",
+    );
+    let rl: Vec<&Comparison> = compared
+        .iter()
+        .filter(|c| c.stem.ends_with("-after-sft"))
+        .collect();
+    if rl.is_empty() {
+        let _ = writeln!(md, "{NOT_RUN}.\n");
+        return;
+    }
+    for c in &rl {
+        let edit = c.edit.as_ref().map_or_else(
+            || "edit_es_star not scored".to_string(),
+            |e| format!("edit_es_star {} ({})", direction(e), interval(e)),
+        );
+        let exact = if c.exact.p_value < ALPHA {
+            if c.exact.gained > c.exact.lost {
+                "more exact matches"
+            } else {
+                "fewer exact matches"
+            }
+        } else {
+            "exact match: no significant change"
+        };
+        let _ = writeln!(
+            md,
+            "- **{}** vs {}: ES\\* {} ({}); {edit}; {exact} (+{} / −{}, p = {:.4}).",
+            c.label,
+            c.against,
+            direction(&c.es),
+            interval(&c.es),
+            c.exact.gained,
+            c.exact.lost,
+            c.exact.p_value
+        );
+    }
+    let beats_both = |metric: &str, d: &dyn Fn(&Comparison) -> Option<bool>| {
+        let winners: Vec<&str> = TEST_MODELS
+            .iter()
+            .filter(|(stem, _)| stem.ends_with("-after-sft"))
+            .map(|(_, label)| *label)
+            .filter(|run| {
+                let mine: Vec<&&Comparison> = rl.iter().filter(|c| c.label == *run).collect();
+                mine.len() == 2 && mine.iter().all(|c| d(c) == Some(true))
+            })
+            .collect();
+        if winners.is_empty() {
+            format!("on {metric}, no RL run beats both SFT and copying")
+        } else {
+            let verb = if winners.len() == 1 { "beats" } else { "beat" };
+            format!("on {metric}, {} {verb} both", winners.join(" and "))
+        }
+    };
+    let _ = writeln!(
+        md,
+        "\n**Aim:** {}; {}; {}.\n",
+        beats_both("ES\\*", &|c| Some(c.es.low > 0.0)),
+        beats_both("edit_es_star", &|c| c.edit.as_ref().map(|e| e.low > 0.0)),
+        beats_both("exact match", &|c| {
+            Some(c.exact.p_value < ALPHA && c.exact.gained > c.exact.lost)
+        }),
+    );
 }
 
 fn arena_section(md: &mut String, dir: &Path) -> Result<(), ReportError> {

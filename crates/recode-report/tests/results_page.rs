@@ -197,6 +197,19 @@ fn results_page_from_fixture_artifacts() {
     // 9 gains, no loss: 2 · (1/2)^9.
     assert!(p.contains(&format!("| {:.4} |", 2.0 / 512.0)), "{p}");
     assert!(row(&md, "### Paired", "DAPO after SFT", Some("SFT")).contains("not run yet"));
+    // Verdict, from the same comparisons: GRPO gains exact matches against both (p 0.039 and
+    // 0.0039 < 0.05) but its ES* is below copying's (−0.075), so it beats both only there.
+    assert!(
+        md.contains(
+            "**Aim:** on ES\\*, no RL run beats both SFT and copying; on edit_es_star, GRPO \
+             after SFT beats both; on exact match, GRPO after SFT beats both."
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains("- **GRPO after SFT** vs SFT: ES\\* higher (+0.2250 ["),
+        "{md}"
+    );
 
     // Arena: base 1/4 = 25%, SFT 3/4 = 75%, +50 points against base.
     let a = row(&md, "## CodeUpdateArena", "SFT", None);
