@@ -24,12 +24,13 @@
 # Choices (learning rate, steps, temperature, reward weights) are made on the validation split;
 # only eval-test reads the test split.
 #
-# Expected times come from the measurements of 2026-12-05 on 2 cores (release build, see
-# scripts/learning-run.sh): SFT 300 steps 60 min with four validations (12 s/step); GRPO 100
-# steps 96 min and DAPO 80 steps ~100 min when run side by side one thread each (58 and 75
-# s/step, validations included); greedy validation ~2-4 min per 72 prompts (~3 s/prompt at 256
-# new tokens). CodeUpdateArena, measured 2026-12-06: ~7.6 s per problem and sample at 512 new
-# tokens on one thread beside another job, execution included (358 problems: ~45 min a model).
+# Expected times come from measurements on 2 cores (release build). 2026-12-05 (see
+# scripts/learning-run.sh): SFT 300 steps 60 min with four validations (12 s/step); greedy
+# validation ~2-4 min per 72 prompts (~3 s/prompt at 256 new tokens). 2026-12-06, GRPO and DAPO
+# side by side one thread each: GRPO 100 steps 93 min, DAPO 80 steps 71 min (56 and 53 s/step,
+# validations included); eval-test 32 min for four models on 143 prompts; CodeUpdateArena
+# ~7.6 s per problem and sample at 512 new tokens on one thread beside another job, execution
+# included (358 problems: ~45 min a model; ~25 min on two threads).
 #
 # Scale with LEARN_SFT_STEPS (300) / LEARN_GRPO_STEPS (100) / LEARN_DAPO_STEPS (80) /
 # LEARN_VAL_LIMIT (72) / LEARN_TEST_LIMIT (0 = the whole test split) / LEARN_ARENA_LIMIT (0 = all
@@ -134,8 +135,8 @@ expected() {
   case $1 in
     split) echo 10 ;;
     sft) awk "BEGIN { print int($sft_steps * 12) }" ;;
-    grpo) awk "BEGIN { print int($grpo_steps * 58 * $tok_scale) }" ;;
-    dapo) awk "BEGIN { print int($dapo_steps * 75 * $tok_scale) }" ;;
+    grpo) awk "BEGIN { print int($grpo_steps * 56 * $tok_scale) }" ;;
+    dapo) awk "BEGIN { print int($dapo_steps * 53 * $tok_scale) }" ;;
     eval-test) awk "BEGIN { print int(4 * $(test_rows) * 3 * $tok_scale + 30) }" ;;
     eval-arena) awk "BEGIN { print int(3 * $(arena_problems) * $arena_n * 7.6 * $arena_tokens / 512) }" ;;
     report) echo 1 ;;
