@@ -600,14 +600,19 @@ pub(crate) mod tests {
             .collect()
     }
 
+    /// A `[rows, cols]` matrix of [`random`] values (from `seed`) quantised to `dt`.
+    fn quantized(rows: usize, cols: usize, seed: u64, dt: GgmlDType) -> QTensor {
+        let t = Tensor::from_vec(random(rows * cols, seed), (rows, cols), &Device::Cpu).unwrap();
+        QTensor::quantize(&t, dt).unwrap()
+    }
+
     /// Packed products equal the dense product of the dequantised weights (independent path:
     /// candle's own dequantisation and matmul), for every row-group size and both formats.
     #[test]
     fn packed_matmul_matches_dense_dequantised() {
         let (rows, cols) = (70, 96);
-        let wt = Tensor::from_vec(random(rows * cols, 1), (rows, cols), &Device::Cpu).unwrap();
         for dt in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
-            let q = QTensor::quantize(&wt, dt).unwrap();
+            let q = quantized(rows, cols, 1, dt);
             let dense = q.dequantize(&Device::Cpu).unwrap();
             let p = PackedWeight::from_qtensor(&q, None).unwrap().unwrap();
             let deq = Tensor::from_vec(p.dequantize(), (rows, cols), &Device::Cpu).unwrap();
@@ -641,9 +646,7 @@ pub(crate) mod tests {
         let ws: Vec<PackedWeight> = [(70, 11), (40, 12), (33, 13)]
             .iter()
             .map(|&(rows, seed)| {
-                let t = Tensor::from_vec(random(rows * cols, seed), (rows, cols), &Device::Cpu)
-                    .unwrap();
-                let q = QTensor::quantize(&t, GgmlDType::Q4_1).unwrap();
+                let q = quantized(rows, cols, seed, GgmlDType::Q4_1);
                 PackedWeight::from_qtensor(&q, None).unwrap().unwrap()
             })
             .collect();
@@ -664,9 +667,8 @@ pub(crate) mod tests {
     #[test]
     fn each_row_gets_the_same_bits_in_any_batch() {
         let (rows, cols) = (37, 160);
-        let wt = Tensor::from_vec(random(rows * cols, 9), (rows, cols), &Device::Cpu).unwrap();
         for dt in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
-            let q = QTensor::quantize(&wt, dt).unwrap();
+            let q = quantized(rows, cols, 9, dt);
             let p = PackedWeight::from_qtensor(&q, None).unwrap().unwrap();
             for simd in supported() {
                 for m in [2, 5, 8, 15] {

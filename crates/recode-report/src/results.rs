@@ -459,11 +459,12 @@ fn direction(d: &MeanDifference) -> &'static str {
 /// The issue's aim, stated from the paired comparisons of the RL runs: each metric against SFT
 /// and against copying, and whether RL-after-SFT beats both with an interval that excludes 0.
 fn verdict(md: &mut String, compared: &[Comparison]) {
-    md.push_str(
+    let _ = writeln!(
+        md,
         "### Verdict\n\n\
          The aim: RL after SFT beats both SFT and copying the old code on the test split, with an \
          interval that excludes 0. Written from the table above (95% intervals; exact match at \
-         McNemar p < 0.05).\n\n",
+         McNemar p < {ALPHA}).\n"
     );
     let rl: Vec<&Comparison> = compared
         .iter()
