@@ -108,7 +108,7 @@ impl Ctx {
 /// `x @ w^T`; with lean kernels and a frozen `w`, through [`lean::linear`] (no weight gradient).
 pub(crate) fn matmul_t_ctx(x: &Tensor, w: &Tensor, c: &Ctx) -> Result<Tensor> {
     if c.lean && !w.track_op() {
-        lean::linear(x, lean::Frozen::Dense(w.clone()), None, None, None)
+        lean::linear(x, lean::Frozen::Dense(w.clone()), None, None, None, None)
     } else {
         matmul_t(x, w)
     }

@@ -94,13 +94,28 @@ fn query_block(t: usize) -> usize {
     t.div_ceil(8).max(4).min(t.max(1))
 }
 
-/// Causal grouped-query attention without cache: `q` `[B, H, T, D]`, `k` `[B, KVH, L, D]`, `v` the
-/// value projection `[B, L, KVH*D]`, `bias` `[B, 1, T, L]` (causal, last query at key `L-1`) →
-/// `[B, T, H*D]`. Computed one batch row and one block of queries at a time; the backward pass
-/// recomputes the probabilities the same way, so no `[B, H, T, L]` tensor is ever kept.
-pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor) -> Result<Tensor> {
+/// Causal grouped-query attention without cache: `q` `[B, H, T, D]`, `k` `[B, KVH, Lr, D]`, `v`
+/// the value projection `[B, Lr, KVH*D]`, `bias` `[B, 1, T, L]` (causal, last query at key
+/// `L-1`) → `[B, T, H*D]`. With a `prefix` (`[1, KVH, P, D]` keys and `[1, P, KVH*D]` values
+/// shared by every row, e.g. a group's prompt), each row attends to the prefix's positions
+/// first, `L = P + Lr`: the prefix is put in front one row at a time, so no `[B, KVH, L, D]`
+/// copy is made or kept, and its gradients are summed over the rows. Computed one batch row and
+/// one block of queries at a time; the backward pass recomputes the probabilities the same way,
+/// so no `[B, H, T, L]` tensor is ever kept.
+pub(crate) fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    prefix: Option<(&Tensor, &Tensor)>,
+    bias: &Tensor,
+) -> Result<Tensor> {
     let (b, h, t, d) = q.dims4()?;
-    let (_, kvh, l, _) = k.dims4()?;
+    let (_, kvh, own, _) = k.dims4()?;
+    let p_len = match prefix {
+        Some((pk, _)) => pk.dim(2)?,
+        None => 0,
+    };
+    let l = p_len + own;
     if l < t {
         return Err(ModelError::Input(format!(
             "attention: {l} keys for {t} queries"
@@ -119,8 +134,23 @@ pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor) -> Re
             })
             .collect(),
     );
+    // Values [rows, len, KVH*D] as [rows, KVH, len, D].
     let split_v = move |v: &Tensor| -> CResult<Tensor> {
-        v.reshape((b, l, kvh, d))?.transpose(1, 2)?.contiguous()
+        let (rows, len, _) = v.dims3()?;
+        v.reshape((rows, len, kvh, d))?
+            .transpose(1, 2)?
+            .contiguous()
+    };
+    // Row r's keys and values [KVH, L, D]: the prefix's, then its own.
+    let row_kv = move |k: &Tensor, v: &Tensor, pre: &Option<(Tensor, Tensor)>, r: usize| {
+        let (kr, vr) = (k.get(r)?, v.get(r)?);
+        match pre {
+            Some((pk, pv)) => Ok::<_, candle_core::Error>((
+                Tensor::cat(&[&pk.get(0)?, &kr], 1)?,
+                Tensor::cat(&[&pv.get(0)?, &vr], 1)?,
+            )),
+            None => Ok((kr, vr)),
+        }
     };
     // Queries q0..q0+n of [H, T, D] as [KVH, rep*n, D], scaled.
     let q_block = move |qr: &Tensor, q0: usize, n: usize| -> CResult<Tensor> {
@@ -140,9 +170,14 @@ pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor) -> Re
     let qd = q.detach();
     let kd = k.detach();
     let vd = split_v(&v.detach())?;
+    let pre = match prefix {
+        Some((pk, pv)) => Some((pk.detach(), split_v(&pv.detach())?)),
+        None => None,
+    };
     let mut ys = Vec::with_capacity(b);
     for r in 0..b {
-        let (qr, kr, vr, br) = (qd.get(r)?, kd.get(r)?, vd.get(r)?, bias.get(r)?);
+        let (qr, br) = (qd.get(r)?, bias.get(r)?);
+        let (kr, vr) = row_kv(&kd, &vd, &pre, r)?;
         let mut yb = Vec::with_capacity(blocks.len());
         for &(q0, n, kl) in blocks.iter() {
             let qs = q_block(&qr, q0, n)?;
@@ -154,15 +189,30 @@ pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor) -> Re
         ys.push(y.contiguous()?.reshape((t, h * d))?);
     }
     let value = Tensor::stack(&ys, 0)?;
-    drop((ys, vd, qd, kd));
+    drop((ys, vd, qd, kd, pre));
     let bias = bias.clone();
-    let tracked = [q.track_op(), k.track_op(), v.track_op()];
-    with_grad("lean-attention", value, &[q, k, v], move |args, res, g| {
+    let mut args = vec![q, k, v];
+    if let Some((pk, pv)) = prefix {
+        args.extend([pk, pv]);
+    }
+    let tracked: Vec<bool> = args.iter().map(|a| a.track_op()).collect();
+    let has_prefix = prefix.is_some();
+    with_grad("lean-attention", value, &args, move |args, res, g| {
         let (q, k) = (&args[0], &args[1]);
         let v = split_v(&args[2])?;
+        let pre = if has_prefix {
+            Some((args[3].clone(), split_v(&args[4])?))
+        } else {
+            None
+        };
+        let (k_grad, v_grad) = (
+            tracked[1] || tracked.get(3) == Some(&true),
+            tracked[2] || tracked.get(4) == Some(&true),
+        );
         let (mut gq, mut gk, mut gv) = (Vec::new(), Vec::new(), Vec::new());
         for r in 0..b {
-            let (qr, kr, vr, br) = (q.get(r)?, k.get(r)?, v.get(r)?, bias.get(r)?);
+            let (qr, br) = (q.get(r)?, bias.get(r)?);
+            let (kr, vr) = row_kv(k, &v, &pre, r)?;
             let (gr, or) = (g.get(r)?, res.get(r)?);
             let mut dq = Vec::with_capacity(blocks.len());
             let mut dk: Option<Tensor> = None;
@@ -183,7 +233,7 @@ pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor) -> Re
                 let p = probs(&qs, &kk, &bb, h)?; // [KVH, rep*n, kl]
                 let go = o_block(&gr, q0, n)?;
                 let o = o_block(&or, q0, n)?;
-                if tracked[2] {
+                if v_grad {
                     acc(&mut dv, p.t()?.matmul(&go)?, kl)?; // [KVH, kl, D]
                 }
                 let dp = go.matmul(&vv.t()?)?;
@@ -198,7 +248,7 @@ pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor) -> Re
                 if tracked[0] {
                     dq.push((ds.matmul(&kk)? * scale)?.reshape((h, n, d))?);
                 }
-                if tracked[1] {
+                if k_grad {
                     acc(&mut dk, ds.t()?.matmul(&qs)?, kl)?;
                 }
             }
@@ -219,6 +269,24 @@ pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor) -> Re
                 Tensor::stack(&v, 0).map(Some)
             }
         };
-        Ok(vec![st(gq)?, st(gk)?, st(gv)?])
+        let gq = st(gq)?;
+        if !has_prefix {
+            return Ok(vec![gq, st(gk)?, st(gv)?]);
+        }
+        // Every row's gradient over [prefix, own] positions (dim `dim`): the own part as is, the
+        // prefix's summed over the rows.
+        let split = |full: Option<Tensor>, dim: usize, own_t: bool, pre_t: bool| {
+            let Some(full) = full else {
+                return Ok::<_, candle_core::Error>((None, None));
+            };
+            let own_g = own_t.then(|| full.narrow(dim, p_len, own)).transpose()?;
+            let pre_g = pre_t
+                .then(|| full.narrow(dim, 0, p_len)?.contiguous()?.sum_keepdim(0))
+                .transpose()?;
+            Ok((own_g, pre_g))
+        };
+        let (gk, gpk) = split(st(gk)?, 2, tracked[1], tracked[3])?;
+        let (gv, gpv) = split(st(gv)?, 1, tracked[2], tracked[4])?;
+        Ok(vec![gq, gk, gv, gpk, gpv])
     })
 }

@@ -12,7 +12,7 @@ use crate::error::Result;
 /// to the parameters' gradient slots.
 pub(crate) type Stash = Arc<Mutex<HashMap<TensorId, Tensor>>>;
 
-fn lock(s: &Stash) -> CResult<std::sync::MutexGuard<'_, HashMap<TensorId, Tensor>>> {
+pub(super) fn lock(s: &Stash) -> CResult<std::sync::MutexGuard<'_, HashMap<TensorId, Tensor>>> {
     s.lock()
         .map_err(|_| candle_core::Error::Msg("checkpoint: poisoned gradient stash".into()))
 }
@@ -20,7 +20,7 @@ fn lock(s: &Stash) -> CResult<std::sync::MutexGuard<'_, HashMap<TensorId, Tensor
 /// A scalar that depends on every tracked tensor of `params` and whose backward delivers the
 /// gradient stashed for each of them (none while the stash is empty). Used as an extra argument of
 /// a checkpointed layer, so the parameters' slots are filled after the layer's backward ran.
-fn anchor(params: &[Tensor], stash: &Stash) -> Result<Option<Tensor>> {
+pub(super) fn anchor(params: &[Tensor], stash: &Stash) -> Result<Option<Tensor>> {
     let mut acc: Option<Tensor> = None;
     for p in params.iter().filter(|p| p.track_op()) {
         let z = Tensor::zeros(1, DType::F32, p.device())?;

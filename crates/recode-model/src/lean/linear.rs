@@ -6,7 +6,7 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Tensor, D};
 use rayon::prelude::*;
 
-use super::{dropout_apply, is_real, read, with_grad, zip_map, CResult, Real, PAR_CHUNK};
+use super::{dropout_apply, is_real, read, with_grad, zip_map, CResult, Grads, Real, PAR_CHUNK};
 use crate::error::Result;
 use crate::packed::PackedWeight;
 
@@ -61,13 +61,16 @@ impl Frozen {
 /// and never computes one for `W` or the bias.
 ///
 /// With `rotary`, the output is rotated as [`Rotary`] does (`[B, H, T, D]`) inside the same node,
-/// so the unrotated projection is never kept for the backward.
+/// so the unrotated projection is never kept for the backward. With `residual` (same shape as the
+/// output), the node gives `residual + output` (a residual connection whose summand is then never
+/// kept: the sum's backward needs no values).
 pub(crate) fn linear(
     x: &Tensor,
     w: Frozen,
     bias: Option<&Tensor>,
     lora: Option<Lora>,
     rotary: Option<Rotary>,
+    residual: Option<&Tensor>,
 ) -> Result<Tensor> {
     let dims = x.dims().to_vec();
     let inp = *dims.last().unwrap_or(&0);
@@ -100,11 +103,28 @@ pub(crate) fn linear(
             None => Ok(y),
         }
     };
+    let res = residual.map(Tensor::detach);
+    let summed = move |y: Tensor| -> CResult<Tensor> {
+        match &res {
+            Some(r) => r + y,
+            None => Ok(y),
+        }
+    };
+    // The residual's gradient is the output's, as is.
+    let residual_tracked = residual.map(Tensor::track_op);
+    let residual_grad = move |grads: &mut Grads, g: &Tensor| {
+        if let Some(tracked) = residual_tracked {
+            grads.push(tracked.then(|| g.clone()));
+        }
+    };
     let Some(l) = lora else {
-        let value = rotated(y.reshape(od)?)?;
-        return with_grad("lean-linear", value, &[x], move |_, _, g| {
+        let value = summed(rotated(y.reshape(od)?)?)?;
+        let args: Vec<&Tensor> = [x].into_iter().chain(residual).collect();
+        return with_grad("lean-linear", value, &args, move |_, _, g| {
             let g2 = unrotated(g)?.contiguous()?.reshape((n, out))?;
-            Ok(vec![Some(w.product(&g2)?.reshape(dims.as_slice())?)])
+            let mut grads = vec![Some(w.product(&g2)?.reshape(dims.as_slice())?)];
+            residual_grad(&mut grads, g);
+            Ok(grads)
         });
     };
     let (ad, bd) = (l.a.detach(), l.b.detach());
@@ -120,9 +140,10 @@ pub(crate) fn linear(
     // The scale goes on the small [n, r] factor.
     let lo = (xd.matmul(&ad.t()?)? * scale)?.matmul(&bd.t()?)?;
     drop(xd);
-    let value = rotated((y + lo)?.reshape(od)?)?;
+    let value = summed(rotated((y + lo)?.reshape(od)?)?)?;
     let (a_tracked, b_tracked) = (l.a.track_op(), l.b.track_op());
-    with_grad("lean-lora", value, &[x, &l.a, &l.b], move |args, _, g| {
+    let args: Vec<&Tensor> = [x, &l.a, &l.b].into_iter().chain(residual).collect();
+    with_grad("lean-lora", value, &args, move |args, _, g| {
         let (x2, a, b) = (args[0].reshape((n, inp))?, &args[1], &args[2]);
         let g2 = unrotated(g)?.contiguous()?.reshape((n, out))?;
         let gbs = (g2.matmul(b)? * scale)?; // [n, r]
@@ -143,7 +164,9 @@ pub(crate) fn linear(
         } else {
             None
         };
-        Ok(vec![gx, ga, gbw])
+        let mut grads = vec![gx, ga, gbw];
+        residual_grad(&mut grads, g);
+        Ok(grads)
     })
 }
 

@@ -17,7 +17,7 @@ mod mlp;
 use std::sync::Mutex;
 
 use candle_core::{
-    CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Device, Layout, Shape, Tensor,
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Device, Layout, Shape, Tensor, TensorId,
 };
 use rayon::prelude::*;
 
@@ -145,8 +145,8 @@ impl CustomOp3 for GradOp {
     }
 }
 
-/// Attaches `value` (computed without a graph) to the graph of `args` (1 to 3 tensors) with the
-/// backward `bwd(args, result, grad) -> grads`. Without a tracked argument, returns `value` as is.
+/// Attaches `value` (computed without a graph) to the graph of `args` with the backward
+/// `bwd(args, result, grad) -> grads`. Without a tracked argument, returns `value` as is.
 pub(crate) fn with_grad<F>(
     name: &'static str,
     value: Tensor,
@@ -159,6 +159,11 @@ where
     let value = value.detach();
     if !args.iter().any(|a| a.track_op()) {
         return Ok(value);
+    }
+    if let [a, b, rest @ ..] = args {
+        if rest.len() > 1 {
+            return with_grad_anchored(name, value, (a, b), rest, Box::new(bwd));
+        }
     }
     let op = GradOp {
         name,
@@ -175,6 +180,52 @@ where
                 args.len()
             )))
         }
+    })
+}
+
+/// A node over more than three arguments (candle's custom ops take at most three): the op takes
+/// the first two and, third, an anchor over the `rest` ([`checkpoint::anchor`]); its backward
+/// runs `bwd` on every argument and stashes the gradients of the `rest` for the anchor, whose
+/// backward (it runs after the op's) hands them to their slots.
+fn with_grad_anchored(
+    name: &'static str,
+    value: Tensor,
+    (a, b): (&Tensor, &Tensor),
+    rest: &[&Tensor],
+    bwd: BwdFn,
+) -> Result<Tensor> {
+    let n = 2 + rest.len();
+    let rest_ids: Vec<(TensorId, bool)> = rest.iter().map(|t| (t.id(), t.track_op())).collect();
+    let rest_values = det(rest);
+    let stash: checkpoint::Stash = Default::default();
+    let tracked: Vec<Tensor> = rest.iter().map(|&t| t.clone()).collect();
+    let anchor = checkpoint::anchor(&tracked, &stash)?;
+    let with_rest = move |head: &[Tensor]| -> Vec<Tensor> {
+        head.iter().take(2).chain(&rest_values).cloned().collect()
+    };
+    let Some(anchor) = anchor else {
+        // The rest are constants: a two-argument node is enough.
+        return with_grad(name, value, &[a, b], move |args, res, g| {
+            let mut gs = one(bwd(&with_rest(args), res, g)?, n)?;
+            gs.truncate(2);
+            Ok(gs)
+        });
+    };
+    with_grad(name, value, &[a, b, &anchor], move |args, res, g| {
+        let mut gs = one(bwd(&with_rest(args), res, g)?, n)?;
+        let rest_grads = gs.split_off(2);
+        let mut st = checkpoint::lock(&stash)?;
+        for (&(id, tracked), grad) in rest_ids.iter().zip(rest_grads) {
+            if let (true, Some(grad)) = (tracked, grad) {
+                let grad = match st.remove(&id) {
+                    Some(prev) => (prev + grad)?,
+                    None => grad,
+                };
+                st.insert(id, grad);
+            }
+        }
+        gs.push(Some(args[2].zeros_like()?));
+        Ok(gs)
     })
 }
 

@@ -125,9 +125,13 @@ pub(super) struct Attention {
 }
 
 impl Attention {
+    /// `residual + attention(x)` (the residual connection is part of the output projection's
+    /// node in lean passes).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn forward(
         &self,
         x: &Tensor,
+        residual: &Tensor,
         rope: &Rope,
         mask: &Tensor,
         kv: KvUse<'_>,
@@ -145,14 +149,21 @@ impl Attention {
             let q = self.q.forward_rotary(x, &c.slot(0), Some(&rotary(h)))?;
             let k = self.k.forward_rotary(x, &c.slot(1), Some(&rotary(kvh)))?;
             let v = self.v.forward(x, &c.slot(2))?;
-            // Keys [B, KVH, L, D] (dim 2), values [B, L, KVH*D] (dim 1).
-            let (k, v) = with_shared(kv, k, v, 2, 1)?;
-            let y = lean::attention(&q, &k, &v, mask)?;
-            return self.o.forward(&y, &c.slot(3));
+            // Keys [B, KVH, L, D], values [B, L, KVH*D]; a shared prefix's go in front of each
+            // row inside the attention node.
+            let (k, v, prefix) = match kv {
+                KvUse::After(p) => (k, v, Some((&p.k, &p.v))),
+                other => {
+                    let (k, v) = with_shared(other, k, v, 2, 1)?;
+                    (k, v, None)
+                }
+            };
+            let y = lean::attention(&q, &k, &v, prefix, mask)?;
+            return self.o.forward_residual(&y, &c.slot(3), residual);
         }
         let kv = match kv {
             KvUse::Cache(slot, cap) if t == 1 && is_cpu_f32_inference(x, c) => {
-                return self.decode_one(x, rope, mask, slot, cap, c);
+                return self.decode_one(x, residual, rope, mask, slot, cap, c);
             }
             other => other,
         };
@@ -197,7 +208,7 @@ impl Attention {
             .reshape((b, h, t, d))?
             .transpose(1, 2)?
             .reshape((b, t, h * d))?;
-        self.o.forward(&y, &c.slot(3))
+        self.o.forward_residual(&y, &c.slot(3), residual)
     }
 }
 
@@ -250,9 +261,11 @@ impl Attention {
     /// One new token per sequence (`x` `[B, 1, hidden]`, CPU f32, no gradient): the projections
     /// as usual, then rotary embedding, cache append and attention with the raw-buffer kernels
     /// of [`crate::decode`] instead of a dozen generic tensor ops.
+    #[allow(clippy::too_many_arguments)]
     fn decode_one(
         &self,
         x: &Tensor,
+        residual: &Tensor,
         rope: &Rope,
         bias: &Tensor,
         slot: &mut Option<LayerKv>,
@@ -275,7 +288,7 @@ impl Attention {
         };
         let y = attend_cached(slot, capacity, &q, k, values(&v)?, &bias, dims)?;
         let y = Tensor::from_vec(y, (b, 1, h * d), x.device())?;
-        self.o.forward(&y, &c.slot(3))
+        self.o.forward_residual(&y, &c.slot(3), residual)
     }
 }
 

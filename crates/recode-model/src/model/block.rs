@@ -84,8 +84,7 @@ impl Block {
             }
         };
         let hn = norm(x, &self.ln1)?;
-        let a = self.attn.forward(&hn, rope, bias, kv, &c)?;
-        let x = (x + a)?;
+        let x = self.attn.forward(&hn, x, rope, bias, kv, &c)?;
         if let Some(y) = self.mlp.fused_residual(&x, &c.param(&self.ln2), eps, &c)? {
             return Ok(y);
         }

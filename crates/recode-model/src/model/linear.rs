@@ -104,7 +104,7 @@ impl Linear {
     }
 
     pub(crate) fn forward(&self, x: &Tensor, c: &Ctx) -> Result<Tensor> {
-        self.forward_rotary(x, c, None)
+        self.project(x, c, None, None)
     }
 
     /// [`Self::forward`] followed by the rotary embedding `rotary` (`[B, H, T, D]`, lean passes
@@ -114,6 +114,27 @@ impl Linear {
         x: &Tensor,
         c: &Ctx,
         rotary: Option<&lean::Rotary>,
+    ) -> Result<Tensor> {
+        self.project(x, c, rotary, None)
+    }
+
+    /// `residual + forward(x)`: one graph node with the projection when it runs as a lean
+    /// product, so the projection's output is not kept for the backward.
+    pub(crate) fn forward_residual(
+        &self,
+        x: &Tensor,
+        c: &Ctx,
+        residual: &Tensor,
+    ) -> Result<Tensor> {
+        self.project(x, c, None, Some(residual))
+    }
+
+    fn project(
+        &self,
+        x: &Tensor,
+        c: &Ctx,
+        rotary: Option<&lean::Rotary>,
+        residual: Option<&Tensor>,
     ) -> Result<Tensor> {
         let o = &c.o;
         let merged = self.unmerged.is_some();
@@ -138,7 +159,7 @@ impl Linear {
                 (None, Some(p)) => lean::Frozen::Packed(p.clone()),
                 (None, None) => lean::Frozen::Dense(self.dense()?),
             };
-            return lean::linear(x, base, bias.as_ref(), lora, rotary.cloned());
+            return lean::linear(x, base, bias.as_ref(), lora, rotary.cloned(), residual);
         }
         let dense = || -> Result<Tensor> {
             match &w {
@@ -158,9 +179,13 @@ impl Linear {
         if let Some(b) = &bias {
             y = y.broadcast_add(b)?;
         }
-        match rotary {
-            Some(r) => lean::rope(&y, r),
-            None => Ok(y),
-        }
+        let y = match rotary {
+            Some(r) => lean::rope(&y, r)?,
+            None => y,
+        };
+        Ok(match residual {
+            Some(r) => (r + y)?,
+            None => y,
+        })
     }
 }
