@@ -66,21 +66,43 @@ fn single_candle_pool() {
     }
 }
 
+/// candle asks for its thread count before every matmul (the gemm's parallelism): from
+/// `RAYON_NUM_THREADS`, or else by parsing `/proc/cpuinfo` for the physical cores, anew each
+/// time, thousands of times a GRPO step (~10% of its learning phase went to the kernel formatting
+/// that file). Setting the variable once to the same count (physical cores, at most the CPUs
+/// this process may use) keeps the gemm's threads and skips the file. The rayon pool (our
+/// kernels) then has as many workers. Set before any thread exists; a value set by the user wins.
+fn fixed_thread_count() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let allowed = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let n = num_cpus::get_physical().clamp(1, allowed);
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+}
+
+/// Runs `f` on a worker of rayon's pool (the caller waits): the parallel kernels `f` starts then
+/// split work with the other workers directly, instead of waking the pool and sleeping until it
+/// is done each time (thousands of times a training step).
+fn on_worker<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| f())
+}
+
 fn main() -> std::process::ExitCode {
     single_candle_pool();
+    fixed_thread_count();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Data(c) => cmd::data::run(c),
         Command::Reward(c) => cmd::reward::run(c),
         Command::Serve(c) => cmd::serve::run(c),
-        Command::Generate(a) => cmd::generate::run(a),
-        Command::Train(a) => cmd::train::run_train(a),
-        Command::Sft(a) => cmd::train::run_sft(a),
-        Command::Merge(a) => cmd::train::run_merge(a),
-        Command::Eval(c) => cmd::eval::run(c),
+        Command::Generate(a) => on_worker(|| cmd::generate::run(a)),
+        Command::Train(a) => on_worker(|| cmd::train::run_train(a)),
+        Command::Sft(a) => on_worker(|| cmd::train::run_sft(a)),
+        Command::Merge(a) => on_worker(|| cmd::train::run_merge(a)),
+        Command::Eval(c) => on_worker(|| cmd::eval::run(c)),
         Command::Report(c) => cmd::report::run(c),
-        Command::Bench(c) => cmd::bench_args::run(c),
+        Command::Bench(c) => on_worker(|| cmd::bench_args::run(c)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
