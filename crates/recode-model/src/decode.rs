@@ -46,10 +46,33 @@ pub(crate) struct DecodeShape {
     pub len: usize,
 }
 
+/// Cached positions that several sequences share (a prompt fanned out to n samples), in front
+/// of each sequence's own: its buffers are read once per step for all of them, not once each.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SharedPositions<'a> {
+    /// Keys `[P, KVH, len, D]` (rotated) of the `P` shared rows.
+    pub k: &'a [f32],
+    /// Values `[P, KVH, len, D]`.
+    pub v: &'a [f32],
+    /// Shared positions.
+    pub len: usize,
+    /// The shared row each sequence continues.
+    pub rows: &'a [u32],
+}
+
 /// Attention of one query per sequence: `q` `[B, H*D]` (rotated, unscaled), cache buffers `k`,
-/// `v` `[B, KVH, capacity, D]` holding `len` positions, `bias` `[B, len]` (0 or a large negative
-/// number for padding) → `[B, H*D]`.
-pub(crate) fn attend(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], s: DecodeShape) -> Vec<f32> {
+/// `v` `[B, KVH, capacity, D]` holding `len` positions after the `shared` ones (if any), `bias`
+/// `[B, shared + len]` (0 or a large negative number for padding) → `[B, H*D]`. A sequence's
+/// positions are visited in order, shared ones first, so the result does not depend on whether
+/// they are shared.
+pub(crate) fn attend(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    shared: Option<SharedPositions<'_>>,
+    bias: &[f32],
+    s: DecodeShape,
+) -> Vec<f32> {
     let DecodeShape {
         batch,
         heads,
@@ -58,23 +81,35 @@ pub(crate) fn attend(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], s: DecodeSha
         capacity,
         len,
     } = s;
+    let shared_len = shared.map_or(0, |p| p.len);
+    let total = shared_len + len;
     debug_assert_eq!(q.len(), batch * heads * d);
-    debug_assert_eq!(bias.len(), batch * len);
+    debug_assert_eq!(bias.len(), batch * total);
     debug_assert!(k.len() >= batch * kv_heads * capacity * d && len <= capacity);
+    debug_assert!(shared.is_none_or(|p| p.rows.len() == batch));
     let rep = heads / kv_heads;
     let scale = 1.0 / (d as f32).sqrt();
     let mut out = vec![0f32; batch * heads * d];
     let simd = crate::packed::simd_level();
     out.par_chunks_mut(d).enumerate().for_each_init(
-        || vec![0f32; len],
+        || vec![0f32; total],
         |p, (task, y)| {
             let (r, h) = (task / heads, task % heads);
             let base = (r * kv_heads + h / rep) * capacity * d;
+            let (sk, sv): (&[f32], &[f32]) = match shared {
+                Some(sp) => {
+                    let sbase = (sp.rows[r] as usize * kv_heads + h / rep) * sp.len * d;
+                    (&sp.k[sbase..][..sp.len * d], &sp.v[sbase..][..sp.len * d])
+                }
+                None => (&[], &[]),
+            };
             let head = Head {
                 q: &q[task * d..][..d],
+                shared_k: sk,
+                shared_v: sv,
                 k: &k[base..][..len * d],
                 v: &v[base..][..len * d],
-                bias: &bias[r * len..][..len],
+                bias: &bias[r * total..][..total],
                 scale,
             };
             #[cfg(target_arch = "x86_64")]
@@ -96,6 +131,9 @@ pub(crate) fn attend(q: &[f32], k: &[f32], v: &[f32], bias: &[f32], s: DecodeSha
 /// One query head against its cached keys and values (`len` positions of `d` values each).
 struct Head<'a> {
     q: &'a [f32],
+    /// Shared positions (visited first; empty when none).
+    shared_k: &'a [f32],
+    shared_v: &'a [f32],
     k: &'a [f32],
     v: &'a [f32],
     bias: &'a [f32],
@@ -109,8 +147,9 @@ impl Head<'_> {
     #[inline(always)]
     fn attend(&self, p: &mut [f32], y: &mut [f32]) {
         let d = self.q.len();
+        let keys = self.shared_k.chunks_exact(d).chain(self.k.chunks_exact(d));
         let mut mx = f32::NEG_INFINITY;
-        for ((pj, kj), &b) in p.iter_mut().zip(self.k.chunks_exact(d)).zip(self.bias) {
+        for ((pj, kj), &b) in p.iter_mut().zip(keys).zip(self.bias) {
             *pj = dot(self.q, kj) * self.scale + b;
             mx = mx.max(*pj);
         }
@@ -120,7 +159,8 @@ impl Head<'_> {
             sum += *pj;
         }
         let inv = 1.0 / sum;
-        for (&pj, vj) in p.iter().zip(self.v.chunks_exact(d)) {
+        let values = self.shared_v.chunks_exact(d).chain(self.v.chunks_exact(d));
+        for (&pj, vj) in p.iter().zip(values) {
             let w = pj * inv;
             for (o, &x) in y.iter_mut().zip(vj) {
                 *o += w * x;
@@ -247,6 +287,8 @@ mod tests {
         bias[0] = MASK_BIAS;
         let head = Head {
             q: &q,
+            shared_k: &[],
+            shared_v: &[],
             k: &k,
             v: &v,
             bias: &bias,
@@ -269,6 +311,74 @@ mod tests {
         }
     }
 
+    /// Rows that share cached positions attend as if each held its own copy of them in front of
+    /// its own positions: the same bits, for rows continuing different shared rows.
+    #[test]
+    fn shared_positions_give_the_bits_of_copies() {
+        let (batch, heads, kvh, d, cap, own, shared) = (5, 6, 2, 8, 9, 4, 7);
+        let rows: Vec<u32> = vec![0, 0, 1, 1, 1];
+        let sk = random(2 * kvh * shared * d, 11);
+        let sv = random(2 * kvh * shared * d, 12);
+        let k = random(batch * kvh * cap * d, 13);
+        let v = random(batch * kvh * cap * d, 14);
+        let q = random(batch * heads * d, 15);
+        let mut bias = vec![0f32; batch * (shared + own)];
+        bias[shared + own] = MASK_BIAS; // row 1's first shared position is padding
+        let shape = |capacity, len| DecodeShape {
+            batch,
+            heads,
+            kv_heads: kvh,
+            head_dim: d,
+            capacity,
+            len,
+        };
+        let sp = SharedPositions {
+            k: &sk,
+            v: &sv,
+            len: shared,
+            rows: &rows,
+        };
+        let with_shared = attend(&q, &k, &v, Some(sp), &bias, shape(cap, own));
+        // Copies: each row's cache holds its shared row's positions, then its own.
+        let full = shared + cap;
+        let (mut ck, mut cv) = (
+            vec![0f32; batch * kvh * full * d],
+            vec![0f32; batch * kvh * full * d],
+        );
+        for r in 0..batch {
+            for g in 0..kvh {
+                let dst = (r * kvh + g) * full * d;
+                let src = (rows[r] as usize * kvh + g) * shared * d;
+                ck[dst..][..shared * d].copy_from_slice(&sk[src..][..shared * d]);
+                cv[dst..][..shared * d].copy_from_slice(&sv[src..][..shared * d]);
+                let own_src = (r * kvh + g) * cap * d;
+                ck[dst + shared * d..][..own * d].copy_from_slice(&k[own_src..][..own * d]);
+                cv[dst + shared * d..][..own * d].copy_from_slice(&v[own_src..][..own * d]);
+            }
+        }
+        let copied = attend(&q, &ck, &cv, None, &bias, shape(full, shared + own));
+        let bits = |y: &[f32]| y.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&with_shared), bits(&copied));
+        // Shared rows matter: pointing row 4 at shared row 0 changes its output.
+        let other: Vec<u32> = vec![0, 0, 1, 1, 0];
+        let moved = attend(
+            &q,
+            &k,
+            &v,
+            Some(SharedPositions { rows: &other, ..sp }),
+            &bias,
+            shape(cap, own),
+        );
+        assert_ne!(
+            bits(&moved[4 * heads * d..]),
+            bits(&with_shared[4 * heads * d..])
+        );
+        assert_eq!(
+            bits(&moved[..4 * heads * d]),
+            bits(&with_shared[..4 * heads * d])
+        );
+    }
+
     /// Straightforward f64 attention with explicit masking, as an independent reference.
     #[test]
     fn attend_matches_a_direct_f64_reference() {
@@ -288,7 +398,7 @@ mod tests {
         let mut bias = vec![0f32; s.batch * s.len];
         bias[s.len] = -1e9;
         bias[s.len + 1] = -1e9;
-        let y = attend(&q, &k, &v, &bias, s);
+        let y = attend(&q, &k, &v, None, &bias, s);
         for r in 0..s.batch {
             for h in 0..s.heads {
                 let g = h / (s.heads / s.kv_heads);

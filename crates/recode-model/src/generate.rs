@@ -315,9 +315,11 @@ pub fn generate(
     let mut logits_rows: Vec<Vec<f32>> =
         logits.squeeze(1)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
     if n > 1 {
-        let sel: Vec<usize> = (0..rows.len()).map(|r| r / n).collect();
-        cache.select_rows(&sel)?;
-        logits_rows = sel.iter().map(|&p| logits_rows[p].clone()).collect();
+        // The n samples of a prompt share its cached positions.
+        cache.share_rows(n)?;
+        logits_rows = (0..rows.len())
+            .map(|r| logits_rows[r / n].clone())
+            .collect();
     }
     let need_text = !params.stop_strings.is_empty() || callback.is_some();
     let lp_t = if params.temperature > 0.0 {

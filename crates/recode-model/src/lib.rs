@@ -26,7 +26,7 @@ pub mod loader;
 pub mod tokenizer;
 
 pub use generate::{
-    generate, Completion, FinishReason, GenerationStats, SamplingParams, StreamEvent,
+    generate, left_pad, Completion, FinishReason, GenerationStats, SamplingParams, StreamEvent,
 };
 pub use loader::{load_model, LoadedModel};
 pub use tokenizer::Tokenizer;

@@ -198,3 +198,78 @@ fn raw_decode_steps_equal_the_tensor_path() {
         }
     }
 }
+
+/// Samples fanned out from one prefill decode the same whether they share the prompt's cached
+/// positions ([`KvCache::share_rows`], what `generate` does for n > 1) or each hold a copy
+/// ([`KvCache::select_rows`]): the logits of every step have the same bits, on the raw decode
+/// path (f32) and on the tensor path (f64) alike.
+#[test]
+fn shared_prompt_positions_decode_like_copies() {
+    let m = load_model(&common::gguf_path(), DType::F32, &Device::Cpu).unwrap();
+    let prompts = [
+        chat("Write a haiku about rust."),
+        chat("What is 2 + 2? Answer briefly, please."),
+    ];
+    let rows: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| m.tokenizer.encode(p).unwrap())
+        .collect();
+    let (ids, mask) = recode_model::left_pad(&rows, m.tokenizer.pad_id(), &Device::Cpu).unwrap();
+    let n = 3;
+    let run = |model: &recode_model::CausalLM| {
+        let mut cache = model.new_cache(ids.dim(1).unwrap() + 8);
+        model
+            .forward(
+                &ids,
+                Some(&mask),
+                Some(&mut cache),
+                LogitsMode::Last,
+                ForwardOpts::INFERENCE,
+            )
+            .unwrap();
+        let mut shared = cache.clone();
+        shared.share_rows(n).unwrap();
+        let fanned: Vec<usize> = (0..rows.len() * n).map(|r| r / n).collect();
+        cache.select_rows(&fanned).unwrap();
+        // Different tokens per row, then a row dropped (as when a sample finishes).
+        for step in 0..6u32 {
+            if step == 3 {
+                let keep = [0, 2, 3, 5];
+                shared.select_rows(&keep).unwrap();
+                cache.select_rows(&keep).unwrap();
+            }
+            let b = cache.batch_size();
+            let tok: Vec<u32> = (0..b as u32).map(|r| 100 + 37 * r + 11 * step).collect();
+            let tok = Tensor::from_vec(tok, (b, 1), &Device::Cpu).unwrap();
+            let step_logits = |c: &mut recode_model::KvCache| {
+                model
+                    .forward(
+                        &tok,
+                        None,
+                        Some(c),
+                        LogitsMode::Last,
+                        ForwardOpts::INFERENCE,
+                    )
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_dtype(DType::F64)
+                    .unwrap()
+                    .to_vec1::<f64>()
+                    .unwrap()
+                    .into_iter()
+                    .map(f64::to_bits)
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                step_logits(&mut shared),
+                step_logits(&mut cache),
+                "step {step}"
+            );
+        }
+    };
+    run(&m.model);
+    // In f64 decoding takes the tensor path (the raw kernels are f32).
+    let m64 = load_model(&common::gguf_path(), DType::F64, &Device::Cpu).unwrap();
+    run(&m64.model);
+}

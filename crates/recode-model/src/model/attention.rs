@@ -321,8 +321,7 @@ pub(super) fn attend_cached(
     let b = k.len() / (kvh * d).max(1);
     let k = Tensor::from_vec(k, (b, kvh, 1, d), &Device::Cpu)?;
     let v = Tensor::from_vec(v, (b, kvh, 1, d), &Device::Cpu)?;
-    LayerKv::append(slot, &k, &v, capacity)?;
-    let kv = slot.as_ref().expect("LayerKv::append fills the slot");
+    let kv = LayerKv::push(slot, &k, &v, capacity)?;
     let shape = decode::DecodeShape {
         batch: b,
         heads: dims.heads,
@@ -331,7 +330,25 @@ pub(super) fn attend_cached(
         capacity: kv.k.dim(2)?,
         len: kv.len,
     };
-    Ok(lean::read::<f32, _>(&kv.k, |ks| {
-        lean::read::<f32, _>(&kv.v, |vs| decode::attend(q, ks, vs, bias, shape))
-    })??)
+    let attend = |shared: Option<decode::SharedPositions<'_>>| {
+        lean::read::<f32, _>(&kv.k, |ks| {
+            lean::read::<f32, _>(&kv.v, |vs| decode::attend(q, ks, vs, shared, bias, shape))
+        })
+    };
+    Ok(match &kv.shared {
+        None => attend(None)??,
+        Some(sh) => {
+            let len = sh.len()?;
+            lean::read::<f32, _>(&sh.k, |sk| {
+                lean::read::<f32, _>(&sh.v, |sv| {
+                    attend(Some(decode::SharedPositions {
+                        k: sk,
+                        v: sv,
+                        len,
+                        rows: &sh.rows,
+                    }))
+                })
+            })????
+        }
+    })
 }

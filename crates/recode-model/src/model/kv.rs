@@ -8,21 +8,66 @@ use candle_core::{DType, Tensor};
 use crate::error::{ModelError, Result};
 use crate::fused::DecodePlan;
 
-/// Keys and values of one layer, stored in a pre-allocated buffer that grows by doubling.
+/// Keys and values of one layer, stored in a pre-allocated buffer that grows by doubling, after
+/// the positions the rows share (if any).
 #[derive(Debug, Clone)]
 pub(super) struct LayerKv {
     pub(super) k: Tensor,
     pub(super) v: Tensor,
     pub(super) len: usize,
+    pub(super) shared: Option<SharedRows>,
+}
+
+/// Positions cached once for several rows (a prompt's, fanned out to its samples): keys and values
+/// `[P, KVH, len, D]` and the shared row each cache row continues.
+#[derive(Debug, Clone)]
+pub(super) struct SharedRows {
+    pub(super) k: Tensor,
+    pub(super) v: Tensor,
+    pub(super) rows: Arc<[u32]>,
+}
+
+impl SharedRows {
+    /// Shared positions.
+    pub(super) fn len(&self) -> Result<usize> {
+        Ok(self.k.dim(2)?)
+    }
+
+    /// The shared keys and values as every row sees them (`[B, KVH, len, D]` copies).
+    fn per_row(&self) -> Result<(Tensor, Tensor)> {
+        let idx = Tensor::new(&self.rows[..], self.k.device())?;
+        Ok((self.k.index_select(&idx, 0)?, self.v.index_select(&idx, 0)?))
+    }
 }
 
 impl LayerKv {
+    /// [`LayerKv::push`], then every cached position's keys and values `[B, KVH, L, D]` (the
+    /// shared ones copied in front of each row's own).
     pub(super) fn append(
         slot: &mut Option<LayerKv>,
         k: &Tensor,
         v: &Tensor,
         capacity: usize,
     ) -> Result<(Tensor, Tensor)> {
+        let kv = Self::push(slot, k, v, capacity)?;
+        let (k, v) = (kv.k.narrow(2, 0, kv.len)?, kv.v.narrow(2, 0, kv.len)?);
+        match &kv.shared {
+            None => Ok((k, v)),
+            Some(sh) => {
+                let (sk, sv) = sh.per_row()?;
+                Ok((Tensor::cat(&[&sk, &k], 2)?, Tensor::cat(&[&sv, &v], 2)?))
+            }
+        }
+    }
+
+    /// Appends keys `k` and values `v` `[B, KVH, T, D]` to the layer's cache (allocating
+    /// `capacity` positions on first use); returns the layer's cache.
+    pub(super) fn push<'a>(
+        slot: &'a mut Option<LayerKv>,
+        k: &Tensor,
+        v: &Tensor,
+        capacity: usize,
+    ) -> Result<&'a LayerKv> {
         let t = k.dim(2)?;
         let k = k.contiguous()?;
         let v = v.contiguous()?;
@@ -37,6 +82,7 @@ impl LayerKv {
                     k: k0,
                     v: v0,
                     len: 0,
+                    shared: None,
                 })
             }
         };
@@ -52,7 +98,7 @@ impl LayerKv {
         kv.k.slice_set(&k, 2, kv.len)?;
         kv.v.slice_set(&v, 2, kv.len)?;
         kv.len += t;
-        Ok((kv.k.narrow(2, 0, kv.len)?, kv.v.narrow(2, 0, kv.len)?))
+        Ok(kv)
     }
 }
 
@@ -121,11 +167,54 @@ impl KvCache {
             for kv in self.layers.iter_mut().flatten() {
                 kv.k = kv.k.index_select(&idx, 0)?;
                 kv.v = kv.v.index_select(&idx, 0)?;
+                if let Some(sh) = kv.shared.as_mut() {
+                    sh.rows = rows.iter().map(|&r| sh.rows[r]).collect();
+                }
             }
         }
+        self.select_row_state(rows);
+        Ok(())
+    }
+
+    /// Fans every row out to `n` consecutive rows (row `r` becomes `r*n .. r*n+n`) that share its
+    /// cached positions: they are kept once, and each new row caches only its own positions
+    /// from here on (attention reads the shared ones first, so decoding gives the bits of
+    /// [`KvCache::select_rows`] with each row repeated `n` times, without the `n` copies).
+    pub fn share_rows(&mut self, n: usize) -> Result<()> {
+        if n == 0 {
+            return Err(ModelError::Input("share_rows: n must be >= 1".into()));
+        }
+        let b = self.batch_size();
+        let fanned: Vec<usize> = (0..b * n).map(|r| r / n).collect();
+        for kv in self.layers.iter_mut().flatten() {
+            if let Some(sh) = kv.shared.as_mut() {
+                // Already sharing: the own positions are fanned out as copies.
+                let idx: Vec<u32> = fanned.iter().map(|&r| r as u32).collect();
+                let idx = Tensor::new(idx.as_slice(), kv.k.device())?;
+                kv.k = kv.k.index_select(&idx, 0)?;
+                kv.v = kv.v.index_select(&idx, 0)?;
+                sh.rows = fanned.iter().map(|&r| sh.rows[r]).collect();
+                continue;
+            }
+            let (_, h, cap, d) = kv.k.dims4()?;
+            let own_cap = cap.saturating_sub(kv.len).max(1);
+            kv.shared = Some(SharedRows {
+                k: kv.k.narrow(2, 0, kv.len)?.contiguous()?,
+                v: kv.v.narrow(2, 0, kv.len)?.contiguous()?,
+                rows: fanned.iter().map(|&r| r as u32).collect(),
+            });
+            kv.k = Tensor::zeros((b * n, h, own_cap, d), kv.k.dtype(), kv.k.device())?;
+            kv.v = Tensor::zeros((b * n, h, own_cap, d), kv.v.dtype(), kv.v.device())?;
+            kv.len = 0;
+        }
+        self.select_row_state(&fanned);
+        Ok(())
+    }
+
+    /// The mask and next position of the given rows, in that order.
+    fn select_row_state(&mut self, rows: &[usize]) {
         self.mask = rows.iter().map(|&r| self.mask[r].clone()).collect();
         self.next_pos = rows.iter().map(|&r| self.next_pos[r]).collect();
-        Ok(())
     }
 }
 
