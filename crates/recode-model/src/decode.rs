@@ -345,10 +345,10 @@ mod tests {
             vec![0f32; batch * kvh * full * d],
             vec![0f32; batch * kvh * full * d],
         );
-        for r in 0..batch {
+        for (r, &row) in rows.iter().enumerate() {
             for g in 0..kvh {
                 let dst = (r * kvh + g) * full * d;
-                let src = (rows[r] as usize * kvh + g) * shared * d;
+                let src = (row as usize * kvh + g) * shared * d;
                 ck[dst..][..shared * d].copy_from_slice(&sk[src..][..shared * d]);
                 cv[dst..][..shared * d].copy_from_slice(&sv[src..][..shared * d]);
                 let own_src = (r * kvh + g) * cap * d;
