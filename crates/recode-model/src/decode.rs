@@ -147,10 +147,12 @@ impl Head<'_> {
     #[inline(always)]
     fn attend(&self, p: &mut [f32], y: &mut [f32]) {
         let d = self.q.len();
-        let keys = self.shared_k.chunks_exact(d).chain(self.k.chunks_exact(d));
+        let shared = self.shared_k.len() / d.max(1);
+        dots(self.q, self.shared_k, &mut p[..shared]);
+        dots(self.q, self.k, &mut p[shared..]);
         let mut mx = f32::NEG_INFINITY;
-        for ((pj, kj), &b) in p.iter_mut().zip(keys).zip(self.bias) {
-            *pj = dot(self.q, kj) * self.scale + b;
+        for (pj, &b) in p.iter_mut().zip(self.bias) {
+            *pj = *pj * self.scale + b;
             mx = mx.max(*pj);
         }
         let mut sum = 0f32;
@@ -159,6 +161,19 @@ impl Head<'_> {
             sum += *pj;
         }
         let inv = 1.0 / sum;
+        let (ps, po) = p.split_at(shared);
+        match d {
+            64 => self.weighted_values::<64>(ps, po, inv, y),
+            128 => self.weighted_values::<128>(ps, po, inv, y),
+            32 => self.weighted_values::<32>(ps, po, inv, y),
+            _ => self.weighted_values_any(p, inv, y),
+        }
+    }
+
+    /// `y += Σ_j (p_j · inv) v_j` over the shared then the own positions, any head size.
+    #[inline(always)]
+    fn weighted_values_any(&self, p: &[f32], inv: f32, y: &mut [f32]) {
+        let d = y.len();
         let values = self.shared_v.chunks_exact(d).chain(self.v.chunks_exact(d));
         for (&pj, vj) in p.iter().zip(values) {
             let w = pj * inv;
@@ -166,6 +181,24 @@ impl Head<'_> {
                 *o += w * x;
             }
         }
+    }
+
+    /// `y += Σ_j (p_j · inv) v_j` over the shared then the own positions, for a head size known
+    /// at compile time: the sums stay in registers instead of going through `y` in memory at
+    /// every position (same operations in the same order as the general loop).
+    #[inline(always)]
+    fn weighted_values<const D: usize>(&self, ps: &[f32], po: &[f32], inv: f32, y: &mut [f32]) {
+        let mut acc = [0f32; D];
+        acc.copy_from_slice(y);
+        for (p, vals) in [(ps, self.shared_v), (po, self.v)] {
+            for (&pj, vj) in p.iter().zip(vals.chunks_exact(D)) {
+                let w = pj * inv;
+                for (o, &x) in acc.iter_mut().zip(vj) {
+                    *o += w * x;
+                }
+            }
+        }
+        y.copy_from_slice(&acc);
     }
 
     /// [`Self::attend`] compiled for AVX-512.
@@ -256,19 +289,61 @@ pub(crate) fn lora_rows(x: &[f32], a: &[f32], b: &[f32], rank: usize, scale: f32
 #[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
         for i in 0..8 {
             acc[i] += x[i] * y[i];
         }
     }
+    dot_total(&acc, a, b)
+}
+
+/// The end of [`dot`]: its partial sums, then the elements past the last multiple of 8.
+#[inline(always)]
+fn dot_total(acc: &[f32; 8], a: &[f32], b: &[f32]) -> f32 {
+    let tail: f32 = a
+        .chunks_exact(8)
+        .remainder()
+        .iter()
+        .zip(b.chunks_exact(8).remainder())
+        .map(|(x, y)| x * y)
+        .sum();
     acc.iter().sum::<f32>() + tail
+}
+
+/// `out[j] = dot(q, keys[j])` for consecutive keys of `q.len()` values. Four keys at a time
+/// with their own partial sums (independent chains the CPU overlaps); each key's sums see the
+/// same products in the same order as [`dot`], so the bits are its bits.
+#[inline(always)]
+fn dots(q: &[f32], keys: &[f32], out: &mut [f32]) {
+    let d = q.len();
+    if d == 0 {
+        out.fill(0.0);
+        return;
+    }
+    let mut groups = keys.chunks_exact(4 * d);
+    let mut outs = out.chunks_exact_mut(4);
+    for (k4, o4) in (&mut groups).zip(&mut outs) {
+        let ks: [&[f32]; 4] = std::array::from_fn(|p| &k4[p * d..][..d]);
+        let mut acc = [[0f32; 8]; 4];
+        for (c, x) in q.chunks_exact(8).enumerate() {
+            for (a, k) in acc.iter_mut().zip(&ks) {
+                let y = &k[c * 8..][..8];
+                for i in 0..8 {
+                    a[i] += x[i] * y[i];
+                }
+            }
+        }
+        for ((o, a), k) in o4.iter_mut().zip(&acc).zip(&ks) {
+            *o = dot_total(a, q, k);
+        }
+    }
+    for (o, k) in outs
+        .into_remainder()
+        .iter_mut()
+        .zip(groups.remainder().chunks_exact(d))
+    {
+        *o = dot(q, k);
+    }
 }
 
 #[cfg(test)]
@@ -308,6 +383,51 @@ mod tests {
         if level != crate::packed::Simd::Scalar {
             // SAFETY: every non-scalar level includes AVX2.
             assert_eq!(run(&|p, y| unsafe { head.attend_avx2(p, y) }), portable);
+        }
+    }
+
+    /// The head sizes with sums kept in registers give the general loop's bits.
+    #[test]
+    fn fixed_size_value_sums_give_the_general_bits() {
+        fn check<const D: usize>() {
+            let (shared, own) = (5, 6);
+            let (sv, v) = (random(shared * D, 31), random(own * D, 32));
+            let p = random(shared + own, 33);
+            let head = Head {
+                q: &[],
+                shared_k: &[],
+                shared_v: &sv,
+                k: &[],
+                v: &v,
+                bias: &[],
+                scale: 1.0,
+            };
+            let y0 = random(D, 34);
+            let (mut fixed, mut any) = (y0.clone(), y0);
+            let (ps, po) = p.split_at(shared);
+            head.weighted_values::<D>(ps, po, 0.37, &mut fixed);
+            head.weighted_values_any(&p, 0.37, &mut any);
+            let bits = |y: &[f32]| y.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&fixed), bits(&any), "head size {D}");
+        }
+        check::<32>();
+        check::<64>();
+        check::<128>();
+    }
+
+    /// Four keys at a time give each key the bits of its own dot product, for head sizes with
+    /// and without a ragged tail and key counts that leave a remainder.
+    #[test]
+    fn grouped_dots_give_each_keys_bits() {
+        for (d, n) in [(64, 7), (64, 8), (12, 5), (8, 3), (3, 6)] {
+            let q = random(d, 21);
+            let keys = random(n * d, 22);
+            let mut out = vec![f32::NAN; n];
+            dots(&q, &keys, &mut out);
+            for (j, o) in out.iter().enumerate() {
+                let one = dot(&q, &keys[j * d..][..d]);
+                assert_eq!(o.to_bits(), one.to_bits(), "d {d}, key {j} of {n}");
+            }
         }
     }
 

@@ -111,15 +111,34 @@ pub struct GenerationStats {
     pub decode_secs: f64,
 }
 
+/// The largest logit of a row, as the softmax statistics use it.
+fn row_max(logits: &[f32]) -> f64 {
+    logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64
+}
+
+/// Unnormalised softmax weights `exp((l - max) / t)` of a row (the top token's is 1).
+fn row_weights(logits: &[f32], max: f64, t: f64) -> Vec<f64> {
+    logits
+        .iter()
+        .map(|&l| ((l as f64 - max) / t).exp())
+        .collect()
+}
+
 /// Log-softmax statistics of one row: (max, log-sum-exp) of logits/t.
 fn lse(logits: &[f32], t: f64) -> (f64, f64) {
-    let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+    let max = row_max(logits);
     let s: f64 = logits.iter().map(|&l| ((l as f64 - max) / t).exp()).sum();
     (max, s.ln())
 }
 
-/// Picks the next token of one row.
-fn sample_row(logits: &[f32], p: &SamplingParams, rng: &mut rand::rngs::StdRng) -> u32 {
+/// Picks the next token of one row; `weights` are its [`row_weights`] at the sampling
+/// temperature (unused when greedy).
+fn sample_row(
+    logits: &[f32],
+    weights: &[f64],
+    p: &SamplingParams,
+    rng: &mut rand::rngs::StdRng,
+) -> u32 {
     let argmax = || {
         logits
             .iter()
@@ -136,12 +155,10 @@ fn sample_row(logits: &[f32], p: &SamplingParams, rng: &mut rand::rngs::StdRng) 
     if p.temperature <= 0.0 {
         return argmax();
     }
-    let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
-    // Unnormalised weights; the top token has weight 1.
-    let mut cand: Vec<(u32, f64)> = logits
+    let mut cand: Vec<(u32, f64)> = weights
         .iter()
         .enumerate()
-        .map(|(i, &l)| (i as u32, ((l as f64 - max) / p.temperature).exp()))
+        .map(|(i, &w)| (i as u32, w))
         .collect();
     let desc = |a: &(u32, f64), b: &(u32, f64)| b.1.total_cmp(&a.1);
     if p.top_k > 0 && p.top_k < cand.len() {
@@ -196,8 +213,20 @@ struct Pick {
 /// Samples one row's next token and scores it (and the `top_logprobs` best) under the
 /// distribution of temperature `lp_t`.
 fn pick(lg: &[f32], p: &SamplingParams, rng: &mut rand::rngs::StdRng, lp_t: f64) -> Pick {
-    let token = sample_row(lg, p, rng);
-    let (max, l) = lse(lg, lp_t);
+    // Sampling at the scoring temperature: the sampler's weights are the terms of the
+    // log-sum-exp, so they are computed once (the same values, summed in the same order).
+    let max = row_max(lg);
+    let weights = if p.temperature > 0.0 {
+        row_weights(lg, max, p.temperature)
+    } else {
+        Vec::new()
+    };
+    let token = sample_row(lg, &weights, p, rng);
+    let l = if p.temperature > 0.0 && p.temperature == lp_t {
+        weights.iter().copied().sum::<f64>().ln()
+    } else {
+        lse(lg, lp_t).1
+    };
     let lp = |i: u32| ((lg[i as usize] as f64 - max) / lp_t - l) as f32;
     let mut top = Vec::new();
     if p.top_logprobs > 0 {
