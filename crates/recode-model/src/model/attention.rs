@@ -162,31 +162,37 @@ impl Attention {
             return self.o.forward_residual(&y, &c.slot(3), residual);
         }
         let kv = match kv {
-            KvUse::Cache(slot, cap) if t == 1 && is_cpu_f32_inference(x, c) => {
+            KvUse::Cache(slot, cap, None) if t == 1 && is_cpu_f32_inference(x, c) => {
                 return self.decode_one(x, residual, rope, mask, slot, cap, c);
             }
             other => other,
         };
+        // `x` may hold a padded call's real tokens only ([1, N, hidden]): the projections run on
+        // them, attention on the padded layout.
+        let real = match &kv {
+            KvUse::Cache(_, _, real) => *real,
+            _ => None,
+        };
+        let (b, t) = real.map_or((b, t), |r| (r.batch, r.len));
+        let project = |lin: &Linear, slot: u64| -> Result<Tensor> {
+            let y = lin.forward(x, &c.slot(slot))?;
+            match real {
+                Some(r) => r.scatter(&y),
+                None => Ok(y),
+            }
+        };
         let o = &c.o;
-        let q = self
-            .q
-            .forward(x, &c.slot(0))?
-            .reshape((b, t, h, d))?
-            .transpose(1, 2)?;
-        let k = self
-            .k
-            .forward(x, &c.slot(1))?
+        let q = project(&self.q, 0)?.reshape((b, t, h, d))?.transpose(1, 2)?;
+        let k = project(&self.k, 1)?
             .reshape((b, t, kvh, d))?
             .transpose(1, 2)?;
-        let v = self
-            .v
-            .forward(x, &c.slot(2))?
+        let v = project(&self.v, 2)?
             .reshape((b, t, kvh, d))?
             .transpose(1, 2)?;
         let q = rope.apply(&q, o.grad)?;
         let k = rope.apply(&k, o.grad)?;
         let (k, v) = match kv {
-            KvUse::Cache(slot, cap) => LayerKv::append(slot, &k, &v, cap)?,
+            KvUse::Cache(slot, cap, _) => LayerKv::append(slot, &k, &v, cap)?,
             // Keys and values both [B, KVH, L, D].
             other => with_shared(other, k, v.contiguous()?, 2, 2)?,
         };
@@ -208,6 +214,10 @@ impl Attention {
             .reshape((b, h, t, d))?
             .transpose(1, 2)?
             .reshape((b, t, h * d))?;
+        let y = match real {
+            Some(r) => r.gather(&y)?,
+            None => y,
+        };
         self.o.forward_residual(&y, &c.slot(3), residual)
     }
 }

@@ -29,7 +29,7 @@ use crate::weights::NamedTensors;
 
 use attention::{rms_norm, Attention, Rope};
 use block::{Block, Mlp};
-use kv::{mask_rows, KvUse};
+use kv::{mask_rows, KvUse, RealRows};
 
 pub use crate::adapter::{projection_path, PROJECTIONS};
 pub use crate::forward::{ForwardOpts, LogitsMode};
@@ -304,6 +304,15 @@ impl CausalLM {
             }
         }
         let mut x = self.embed_ids(input_ids, c)?;
+        // A padded prefill: the row-wise parts of every layer run on the real tokens only.
+        let real = if cache.is_some() && t > 1 && !c.o.grad {
+            RealRows::of(&new_mask, &self.device)?
+        } else {
+            None
+        };
+        if let Some(r) = &real {
+            x = r.gather(&x)?;
+        }
         let eps = self.config.rms_norm_eps;
         for (i, blk) in self.blocks.iter().enumerate() {
             if checkpoint {
@@ -315,10 +324,13 @@ impl CausalLM {
                 continue;
             }
             let kv = match cache.as_deref_mut() {
-                Some(cache) => KvUse::Cache(&mut cache.layers[i], cache.capacity),
+                Some(cache) => KvUse::Cache(&mut cache.layers[i], cache.capacity, real.as_ref()),
                 None => KvUse::Own,
             };
             x = blk.forward(i, &x, &rope, &bias, kv, c, eps)?;
+        }
+        if let Some(r) = &real {
+            x = r.scatter(&x)?;
         }
         if let Some(c) = cache {
             c.mask = full_mask;
