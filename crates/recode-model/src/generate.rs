@@ -155,6 +155,23 @@ fn sample_row(
     if p.temperature <= 0.0 {
         return argmax();
     }
+    let filtered = (p.top_k > 0 && p.top_k < weights.len()) || p.min_p > 0.0 || p.top_p < 1.0;
+    if !filtered {
+        // Every token is a candidate, in index order: draw from the weights as they are (the
+        // candidate list below would hold the same values in the same order).
+        let total: f64 = weights.iter().copied().sum();
+        let mut u = rng.random::<f64>() * total;
+        for (i, &w) in weights.iter().enumerate() {
+            u -= w;
+            if u <= 0.0 {
+                return i as u32;
+            }
+        }
+        return weights
+            .len()
+            .checked_sub(1)
+            .map_or_else(argmax, |i| i as u32);
+    }
     let mut cand: Vec<(u32, f64)> = weights
         .iter()
         .enumerate()
@@ -469,4 +486,39 @@ pub fn generate(
         });
     }
     Ok((out, stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    /// Without filters the sampler draws from the weights directly; it picks the token the
+    /// candidate list picks (a `min_p` that keeps every token takes the list's path).
+    #[test]
+    fn unfiltered_draw_picks_the_candidate_lists_token() {
+        let logits: Vec<f32> = (0..500).map(|i| ((i * 37 % 101) as f32) * 0.05).collect();
+        let plain = SamplingParams {
+            temperature: 0.8,
+            ..Default::default()
+        };
+        let keep_all = SamplingParams {
+            min_p: 1e-300,
+            ..plain.clone()
+        };
+        let w = row_weights(&logits, row_max(&logits), plain.temperature);
+        let mut picks = std::collections::HashSet::new();
+        for seed in 0..200 {
+            let mut r1 = rand::rngs::StdRng::seed_from_u64(seed);
+            let mut r2 = rand::rngs::StdRng::seed_from_u64(seed);
+            let a = sample_row(&logits, &w, &plain, &mut r1);
+            assert_eq!(
+                a,
+                sample_row(&logits, &w, &keep_all, &mut r2),
+                "seed {seed}"
+            );
+            picks.insert(a);
+        }
+        assert!(picks.len() > 20, "only {} distinct tokens", picks.len());
+    }
 }

@@ -182,7 +182,9 @@ impl Attention {
             }
         };
         let o = &c.o;
-        let q = project(&self.q, 0)?.reshape((b, t, h, d))?.transpose(1, 2)?;
+        let q = project(&self.q, 0)?
+            .reshape((b, t, h, d))?
+            .transpose(1, 2)?;
         let k = project(&self.k, 1)?
             .reshape((b, t, kvh, d))?
             .transpose(1, 2)?;
