@@ -200,9 +200,18 @@ impl Attention {
         };
         let l = k.dim(2)?;
         let rep = h / kvh;
+        let scale = 1.0 / (d as f64).sqrt();
+        if is_cpu_f32_inference(x, c) && t >= CAUSAL_BLOCKS * 16 {
+            let y = causal_blocks(&q, &k, &v, mask, scale as f32, kvh)?;
+            let y = y.transpose(1, 2)?.reshape((b, t, h * d))?;
+            let y = match real {
+                Some(r) => r.gather(&y)?,
+                None => y,
+            };
+            return self.o.forward_residual(&y, &c.slot(3), residual);
+        }
         // Group the query heads that share a KV head: [B, KVH, rep*T, D] (no K/V copies).
         let q = q.contiguous()?.reshape((b, kvh, rep * t, d))?;
-        let scale = 1.0 / (d as f64).sqrt();
         let p = if is_cpu_f32_inference(x, c) {
             biased_probs(&q.matmul(&k.t()?)?, mask, scale as f32, h, t)?
         } else {
@@ -222,6 +231,44 @@ impl Attention {
         };
         self.o.forward_residual(&y, &c.slot(3), residual)
     }
+}
+
+/// Query blocks of a long inference pass ([`causal_blocks`]).
+const CAUSAL_BLOCKS: usize = 4;
+
+/// Causal attention of `q` `[B, H, T, D]` (rotated) over `k`, `v` `[B, KVH, L, D]` with `bias`
+/// `[B, 1, T, L]`, a block of queries at a time: a block's scores and weighted values stop at its
+/// last query's key, so the keys masked for the whole block (a third of all scores with four
+/// blocks) are never computed. Masked keys weigh exactly 0 in [`biased_probs`], so a row sums the
+/// same terms as over every key. → `[B, H, T, D]`.
+fn causal_blocks(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    bias: &Tensor,
+    scale: f32,
+    kvh: usize,
+) -> Result<Tensor> {
+    let (b, h, t, d) = q.dims4()?;
+    let l = k.dim(2)?;
+    let rep = h / kvh;
+    // [B, KVH, rep, T, D]: the heads of a KV group, each over every query.
+    let q = q.contiguous()?.reshape((b, kvh, rep, t, d))?;
+    let size = t.div_ceil(CAUSAL_BLOCKS);
+    let mut ys = Vec::with_capacity(CAUSAL_BLOCKS);
+    for t0 in (0..t).step_by(size) {
+        let n = size.min(t - t0);
+        let keys = l - t + t0 + n;
+        let qb = q
+            .narrow(3, t0, n)?
+            .contiguous()?
+            .reshape((b, kvh, rep * n, d))?;
+        let kb = k.narrow(2, 0, keys)?;
+        let bb = bias.narrow(2, t0, n)?.narrow(3, 0, keys)?;
+        let p = biased_probs(&qb.matmul(&kb.t()?)?, &bb, scale, h, n)?;
+        ys.push(p.matmul(&v.narrow(2, 0, keys)?)?.reshape((b, h, n, d))?);
+    }
+    Ok(Tensor::cat(&ys, 2)?)
 }
 
 /// Attention probabilities from raw scores `s` `[B, KVH, rep*T, L]` and the bias `[B, 1, T, L]`
@@ -363,4 +410,49 @@ pub(super) fn attend_cached(
             })????
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packed::tests::random;
+
+    /// Query blocks that stop at their last query's key give every real query the bits of the
+    /// pass over all keys (left padding, a cached past, grouped heads, ragged last block).
+    #[test]
+    fn causal_blocks_give_the_full_pass_bits() {
+        let (b, kvh, rep, t, past, d) = (2, 2, 3, 70, 5, 8);
+        let (h, l) = (kvh * rep, past + t);
+        let dev = Device::Cpu;
+        let q = Tensor::from_vec(random(b * h * t * d, 41), (b, h, t, d), &dev).unwrap();
+        let k = Tensor::from_vec(random(b * kvh * l * d, 42), (b, kvh, l, d), &dev).unwrap();
+        let v = Tensor::from_vec(random(b * kvh * l * d, 43), (b, kvh, l, d), &dev).unwrap();
+        // Row 1 starts with 9 padding positions.
+        let pad = [0usize, 9];
+        let mut bias = Vec::with_capacity(b * t * l);
+        for &p in &pad {
+            for i in 0..t {
+                for j in 0..l {
+                    let ok = j <= past + i && j >= p;
+                    bias.push(if ok { 0.0f32 } else { decode::MASK_BIAS });
+                }
+            }
+        }
+        let bias = Tensor::from_vec(bias, (b, 1, t, l), &dev).unwrap();
+        let scale = 1.0 / (d as f32).sqrt();
+        let blocked = causal_blocks(&q, &k, &v, &bias, scale, kvh).unwrap();
+        let qg = q.reshape((b, kvh, rep * t, d)).unwrap();
+        let p = biased_probs(&qg.matmul(&k.t().unwrap()).unwrap(), &bias, scale, h, t).unwrap();
+        let full = p.matmul(&v).unwrap().reshape((b, h, t, d)).unwrap();
+        for (r, &p) in pad.iter().enumerate() {
+            // Queries at padded places attend to nothing real; their rows are dropped.
+            let first = p.saturating_sub(past);
+            let rows = |y: &Tensor| -> Vec<u32> {
+                let y = y.get(r).unwrap().narrow(1, first, t - first).unwrap();
+                let y = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                y.into_iter().map(f32::to_bits).collect()
+            };
+            assert_eq!(rows(&blocked), rows(&full), "row {r}");
+        }
+    }
 }
