@@ -238,7 +238,7 @@ const CAUSAL_BLOCKS: usize = 4;
 
 /// Causal attention of `q` `[B, H, T, D]` (rotated) over `k`, `v` `[B, KVH, L, D]` with `bias`
 /// `[B, 1, T, L]`, a block of queries at a time: a block's scores and weighted values stop at its
-/// last query's key, so the keys masked for the whole block (a third of all scores with four
+/// last query's key, so the keys masked for the whole block (3/8 of all scores with four
 /// blocks) are never computed. Masked keys weigh exactly 0 in [`biased_probs`], so a row sums the
 /// same terms as over every key. → `[B, H, T, D]`.
 fn causal_blocks(
