@@ -116,18 +116,20 @@ fn row_max(logits: &[f32]) -> f64 {
     logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64
 }
 
-/// Unnormalised softmax weights `exp((l - max) / t)` of a row (the top token's is 1).
+/// The unnormalised softmax weight `exp((l - max) / t)` of logit `l` (the top token's is 1).
+fn weight(l: f32, max: f64, t: f64) -> f64 {
+    ((l as f64 - max) / t).exp()
+}
+
+/// The [`weight`]s of a row.
 fn row_weights(logits: &[f32], max: f64, t: f64) -> Vec<f64> {
-    logits
-        .iter()
-        .map(|&l| ((l as f64 - max) / t).exp())
-        .collect()
+    logits.iter().map(|&l| weight(l, max, t)).collect()
 }
 
 /// Log-softmax statistics of one row: (max, log-sum-exp) of logits/t.
 fn lse(logits: &[f32], t: f64) -> (f64, f64) {
     let max = row_max(logits);
-    let s: f64 = logits.iter().map(|&l| ((l as f64 - max) / t).exp()).sum();
+    let s: f64 = logits.iter().map(|&l| weight(l, max, t)).sum();
     (max, s.ln())
 }
 
