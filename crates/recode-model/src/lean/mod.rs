@@ -198,8 +198,8 @@ fn with_grad_anchored(
     let rest_ids: Vec<(TensorId, bool)> = rest.iter().map(|t| (t.id(), t.track_op())).collect();
     let rest_values = det(rest);
     let stash: checkpoint::Stash = Default::default();
-    let tracked: Vec<Tensor> = rest.iter().map(|&t| t.clone()).collect();
-    let anchor = checkpoint::anchor(&tracked, &stash)?;
+    let rest_owned: Vec<Tensor> = rest.iter().map(|&t| t.clone()).collect();
+    let anchor = checkpoint::anchor(&rest_owned, &stash)?;
     let with_rest = move |head: &[Tensor]| -> Vec<Tensor> {
         head.iter().take(2).chain(&rest_values).cloned().collect()
     };

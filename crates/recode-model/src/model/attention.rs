@@ -201,30 +201,23 @@ impl Attention {
         let l = k.dim(2)?;
         let rep = h / kvh;
         let scale = 1.0 / (d as f64).sqrt();
-        if is_cpu_f32_inference(x, c) && t >= CAUSAL_BLOCKS * 16 {
-            let y = causal_blocks(&q, &k, &v, mask, scale as f32, kvh)?;
-            let y = y.transpose(1, 2)?.reshape((b, t, h * d))?;
-            let y = match real {
-                Some(r) => r.gather(&y)?,
-                None => y,
-            };
-            return self.o.forward_residual(&y, &c.slot(3), residual);
-        }
-        // Group the query heads that share a KV head: [B, KVH, rep*T, D] (no K/V copies).
-        let q = q.contiguous()?.reshape((b, kvh, rep * t, d))?;
-        let p = if is_cpu_f32_inference(x, c) {
-            biased_probs(&q.matmul(&k.t()?)?, mask, scale as f32, h, t)?
+        // [B, H, T, D]
+        let y = if is_cpu_f32_inference(x, c) && t >= CAUSAL_BLOCKS * 16 {
+            causal_blocks(&q, &k, &v, mask, scale as f32, kvh)?
         } else {
-            let scores = (q.matmul(&k.t()?)? * scale)?
-                .reshape((b, h, t, l))?
-                .broadcast_add(mask)?;
-            softmax_last(&scores, o.grad)?.reshape((b, kvh, rep * t, l))?
+            // Group the query heads that share a KV head: [B, KVH, rep*T, D] (no K/V copies).
+            let q = q.contiguous()?.reshape((b, kvh, rep * t, d))?;
+            let p = if is_cpu_f32_inference(x, c) {
+                biased_probs(&q.matmul(&k.t()?)?, mask, scale as f32, h, t)?
+            } else {
+                let scores = (q.matmul(&k.t()?)? * scale)?
+                    .reshape((b, h, t, l))?
+                    .broadcast_add(mask)?;
+                softmax_last(&scores, o.grad)?.reshape((b, kvh, rep * t, l))?
+            };
+            p.matmul(&v)?.reshape((b, h, t, d))?
         };
-        let y = p
-            .matmul(&v)?
-            .reshape((b, h, t, d))?
-            .transpose(1, 2)?
-            .reshape((b, t, h * d))?;
+        let y = y.transpose(1, 2)?.reshape((b, t, h * d))?;
         let y = match real {
             Some(r) => r.gather(&y)?,
             None => y,
